@@ -47,10 +47,7 @@ class TrackingId:
     name: str
 
     def __str__(self) -> str:
-        return (
-            f"{self.app_namespace}/{self.app_name}:{self.group}/{self.kind}:"
-            f"{self.namespace}/{self.name}"
-        )
+        return f"{self.app_namespace}/{self.app_name}:{self.group}/{self.kind}:{self.namespace}/{self.name}"
 
     @property
     def app(self) -> str:

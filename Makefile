@@ -1,0 +1,49 @@
+# driftwarden developer entry points. `make test` is the one command CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest control-plane venv constraints clean help
+
+help:
+	@echo "make test           venv + control plane (built from source if not cached) + ruff + mypy + pytest"
+	@echo "make control-plane  build etcd, kube-apiserver and kubectl into ~/.cache/driftwarden"
+	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
+	@echo "make typecheck      mypy --strict on the packages"
+	@echo "make pytest         the test suite only"
+	@echo "make constraints    re-pin requirements/constraints.txt from the current venv"
+
+venv: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "driftwarden needs Python 3.11 or newer; set PYTHON=python3.11")'
+	@command -v git >/dev/null || { echo "error: git is needed (tests make real repositories)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	@touch $@
+
+control-plane:
+	@tools/build-control-plane.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv control-plane
+	$(BIN)/pytest -q
+
+test: venv control-plane lint typecheck pytest
+
+constraints: venv
+	@{ echo "# Pinned versions of every Python package driftwarden and its dev tools install (pip constraints)."; \
+	   echo "# Regenerate with: make constraints"; \
+	   $(BIN)/pip freeze --exclude-editable; } > requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Subcommands of the ``driftwarden`` CLI, one module each."""

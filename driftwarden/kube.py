@@ -1,0 +1,50 @@
+"""Kubernetes client setup shared by both processes: kubeconfig, in-cluster, or explicit credentials.
+
+Thin adapter over kubernetes-asyncio: it builds ``ApiClient`` objects and nothing else. TLS is always
+verified against the cluster's CA; there is no switch to turn verification off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from driftwarden.controlplane.plane import UserCredentials
+from driftwarden.errors import ConfigError
+
+
+def configuration_for(creds: UserCredentials) -> client.Configuration:
+    """A client configuration that authenticates as ``creds.user`` (client certificate or token)."""
+    configuration = client.Configuration()
+    configuration.host = creds.server
+    configuration.ssl_ca_cert = str(creds.ca_file)
+    configuration.verify_ssl = True
+    if creds.cert_file is not None and creds.key_file is not None:
+        configuration.cert_file = str(creds.cert_file)
+        configuration.key_file = str(creds.key_file)
+    if creds.token is not None:
+        configuration.api_key = {"authorization": f"Bearer {creds.token}"}
+    return configuration
+
+
+def api_client_for(creds: UserCredentials) -> client.ApiClient:
+    """An API client acting as ``creds.user``; close it with ``await api.close()`` or ``async with``."""
+    return client.ApiClient(configuration_for(creds))
+
+
+async def api_client(*, kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
+    """An API client from a kubeconfig file, or from the in-cluster service account when none is given."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            await config.load_kube_config(
+                config_file=str(kubeconfig), context=context, client_configuration=configuration
+            )
+    except (ConfigException, OSError) as exc:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster service account"
+        raise ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+    return client.ApiClient(configuration)

@@ -1,0 +1,32 @@
+"""Settings read from the environment, once, at an entry point (the CLI or a test fixture).
+
+This is the only module that looks at ``os.environ``; everything else gets values passed in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from driftwarden.controlplane.binaries import cache_dir
+
+
+def environment() -> Mapping[str, str]:
+    """A snapshot of the process environment, for the entry point to pass on."""
+    return dict(os.environ)
+
+
+def cache_root(env: Mapping[str, str]) -> Path:
+    """``$DRIFTWARDEN_CACHE``, else ``$XDG_CACHE_HOME/driftwarden``, else ``~/.cache/driftwarden``."""
+    if env.get("DRIFTWARDEN_CACHE"):
+        return Path(env["DRIFTWARDEN_CACHE"])
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "driftwarden"
+
+
+def control_plane_bin_dir(env: Mapping[str, str]) -> Path:
+    """``$DRIFTWARDEN_K8S_BIN_DIR``, else the cache directory of the pinned versions."""
+    if env.get("DRIFTWARDEN_K8S_BIN_DIR"):
+        return Path(env["DRIFTWARDEN_K8S_BIN_DIR"])
+    return cache_dir(cache_root(env))

@@ -1,0 +1,46 @@
+"""Fixtures for every test: one real control plane per session, real users, real Git repositories."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from driftwarden.controlplane import ControlPlane, ControlPlaneSettings
+from driftwarden.settings import control_plane_bin_dir, environment
+from tests.support.clients import Clients
+from tests.support.gitrepo import GitRepo, make_repo
+
+
+@pytest.fixture(scope="session")
+def control_plane_settings(tmp_path_factory: pytest.TempPathFactory) -> ControlPlaneSettings:
+    return ControlPlaneSettings(
+        bin_dir=control_plane_bin_dir(environment()), work_dir=tmp_path_factory.mktemp("control-plane")
+    )
+
+
+@pytest.fixture(scope="session")
+async def control_plane(control_plane_settings: ControlPlaneSettings) -> AsyncIterator[ControlPlane]:
+    """The session's etcd + kube-apiserver; started on first use, stopped at the end of the run."""
+    async with ControlPlane(control_plane_settings) as plane:
+        yield plane
+
+
+@pytest.fixture
+async def clients(control_plane: ControlPlane) -> AsyncIterator[Clients]:
+    """``await clients.user("alice")``, ``await clients.service_account(ns, name)``, ``clients.admin``."""
+    made = Clients(control_plane)
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Callable[..., GitRepo]:
+    """``git_repo({"apps/web/cm.yaml": "..."})`` makes a real repository on disk with that first commit."""
+    counter = iter(range(1000))
+
+    def make(files: Mapping[str, str], *, name: str | None = None) -> GitRepo:
+        return make_repo(tmp_path / (name or f"repo-{next(counter)}"), files)
+
+    return make

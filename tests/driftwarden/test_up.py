@@ -1,0 +1,77 @@
+"""`driftwarden up` runs a real control plane until Ctrl-C, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from driftwarden.controlplane import ControlPlane
+
+pytestmark = pytest.mark.cluster
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (the work dir is in every flag list we pass)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and "driftwarden.cli" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def _read_until(stream: asyncio.StreamReader, marker: str) -> list[str]:
+    lines: list[str] = []
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            raise AssertionError(f"driftwarden up ended before printing {marker!r}: {lines}")
+        lines.append(raw.decode().rstrip())
+        if marker in lines[-1]:
+            return lines
+
+
+async def test_up_serves_until_interrupted_and_stops_everything(
+    tmp_path: Path, control_plane: ControlPlane
+) -> None:
+    work = tmp_path / "up"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "driftwarden.cli", "up", "--work-dir", str(work),
+        "--bin-dir", str(control_plane.settings.bin_dir),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            lines = await _read_until(proc.stdout, "press Ctrl-C")
+        kubeconfig = next(line.split(": ", 1)[1] for line in lines if line.startswith("kubeconfig"))
+        assert Path(kubeconfig).is_file()
+        assert len(_processes_mentioning(str(work))) == 2  # etcd and kube-apiserver
+
+        kubectl = await asyncio.create_subprocess_exec(
+            str(control_plane.binaries.kubectl), "--kubeconfig", kubeconfig, "get", "ns", "default",
+            "-o", "jsonpath={.status.phase}", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await kubectl.communicate()
+        assert kubectl.returncode == 0
+        assert out.decode() == "Active"
+
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, rest.decode()
+    assert "stopped" in rest.decode()
+    assert _processes_mentioning(str(work)) == []
