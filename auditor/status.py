@@ -1,0 +1,189 @@
+"""Build the Application ``status``: sync, health, resources, history, operationState, conditions.
+
+Shapes follow docs/design.md (and Argo CD's field names). Every function returns new lists and dicts
+and takes the current time from its caller (``at``), so the same inputs give the same status. No I/O,
+no logging, no clock reads here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from auditor.application import Source
+from auditor.changeset import Action, ChangeSet
+from auditor.diff import ObjectDiff, SyncStatus
+from auditor.health import Health
+from auditor.objects import ObjectRef, ResourceKey
+
+HISTORY_LIMIT = 10
+SYNC_FAILED = "SyncFailed"
+COMPARISON_ERROR = "ComparisonError"
+GIT_UNREACHABLE = "GitUnreachable"
+PRUNE_REFUSED = "PruneRefused"
+SHARED_RESOURCE = "SharedResource"
+CONDITION_TYPES = (SYNC_FAILED, COMPARISON_ERROR, GIT_UNREACHABLE, PRUNE_REFUSED, SHARED_RESOURCE)
+
+OperationPhase = Literal["Running", "Succeeded", "Failed"]
+ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped"]
+
+
+def timestamp(at: datetime) -> str:
+    """``at`` as a Kubernetes (RFC 3339, UTC, whole seconds) timestamp; naive datetimes are rejected."""
+    if at.tzinfo is None:
+        raise ValueError("timestamps need a timezone-aware datetime")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ref_fields(ref: ObjectRef) -> dict[str, str]:
+    return {
+        "group": ref.group,
+        "version": ref.version,
+        "kind": ref.kind,
+        "namespace": ref.namespace,
+        "name": ref.name,
+    }
+
+
+def _sort_key(entry: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return (entry["group"], entry["kind"], entry["namespace"], entry["name"])
+
+
+def resource_entries(
+    diffs: Iterable[ObjectDiff], healths: Mapping[ResourceKey, Health]
+) -> list[dict[str, Any]]:
+    """``status.resources``: one entry per compared object, sorted by group, kind, namespace and name."""
+    entries = []
+    for diff in diffs:
+        entry: dict[str, Any] = {**ref_fields(diff.ref), "status": "Synced" if diff.in_sync else "OutOfSync"}
+        health = healths.get(diff.ref.key)
+        if health is not None:
+            entry["health"] = {"status": health.status, "message": health.message}
+        entries.append(entry)
+    return sorted(entries, key=_sort_key)
+
+
+def append_history(
+    history: Sequence[Mapping[str, Any]],
+    *,
+    revision: str,
+    source: Source,
+    at: datetime,
+    limit: int = HISTORY_LIMIT,
+) -> list[dict[str, Any]]:
+    """``history`` plus a new deployment entry, keeping the last ``limit`` (ids keep counting up)."""
+    next_id = max((int(h.get("id", -1)) for h in history), default=-1) + 1
+    entry = {
+        "id": next_id,
+        "revision": revision,
+        "deployedAt": timestamp(at),
+        "source": {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path},
+    }
+    if limit < 1:
+        raise ValueError("the history limit must be at least 1")
+    return [*(dict(h) for h in history), entry][-limit:]
+
+
+@dataclass(frozen=True)
+class ResourceResult:
+    """What happened to one object during a sync."""
+
+    ref: ObjectRef
+    status: ResultCode
+    message: str = ""
+
+
+def result_for(action: Action, *, error: str = "") -> ResourceResult | None:
+    """The sync result of ``action`` (``error`` when applying or pruning it failed); None if unchanged."""
+    if action.type == "unchanged":
+        return None
+    if error:
+        return ResourceResult(action.ref, "SyncFailed", error)
+    if action.type == "skip":
+        return ResourceResult(action.ref, "PruneSkipped" if action.pruning else "SyncFailed", action.reason)
+    if action.type == "prune":
+        return ResourceResult(action.ref, "Pruned", "pruned")
+    return ResourceResult(action.ref, "Synced", f"{action.ref.kind} {action.type}d")
+
+
+def operation_state(
+    *,
+    phase: OperationPhase,
+    message: str,
+    revision: str,
+    results: Iterable[ResourceResult],
+    started_at: datetime,
+    finished_at: datetime | None = None,
+) -> dict[str, Any]:
+    """``status.operationState``; ``finishedAt`` only once the operation is no longer Running."""
+    resources = [{**ref_fields(r.ref), "status": r.status, "message": r.message} for r in results]
+    state: dict[str, Any] = {
+        "phase": phase,
+        "message": message,
+        "syncResult": {"revision": revision, "resources": resources},
+        "startedAt": timestamp(started_at),
+    }
+    if phase != "Running" and finished_at is not None:
+        state["finishedAt"] = timestamp(finished_at)
+    return state
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]], *, type: str, message: str, at: datetime
+) -> list[dict[str, Any]]:
+    """``conditions`` with one ``type`` condition; lastTransitionTime stays if the message is unchanged."""
+    previous = next((c for c in conditions if c.get("type") == type), None)
+    if previous is not None and previous.get("message") == message:
+        return [dict(c) for c in conditions]
+    entry = {"type": type, "message": message, "lastTransitionTime": timestamp(at)}
+    others = [dict(c) for c in conditions if c.get("type") != type]
+    return sorted([*others, entry], key=lambda c: str(c.get("type")))
+
+
+def clear_condition(conditions: Sequence[Mapping[str, Any]], type: str) -> list[dict[str, Any]]:
+    """``conditions`` without any condition of ``type``."""
+    return [dict(c) for c in conditions if c.get("type") != type]
+
+
+def changeset_conditions(
+    conditions: Sequence[Mapping[str, Any]], changeset: ChangeSet, *, at: datetime
+) -> list[dict[str, Any]]:
+    """Set or clear PruneRefused and SharedResource from what ``changeset`` found."""
+    out = [dict(c) for c in conditions]
+    if changeset.prune_refused:
+        out = set_condition(out, type=PRUNE_REFUSED, message=changeset.prune_refused, at=at)
+    else:
+        out = clear_condition(out, PRUNE_REFUSED)
+    if changeset.shared:
+        names = ", ".join(f"{s.ref} (owned by {s.owner})" for s in changeset.shared)
+        out = set_condition(
+            out, type=SHARED_RESOURCE, message=f"shared with other Applications: {names}", at=at
+        )
+    else:
+        out = clear_condition(out, SHARED_RESOURCE)
+    return out
+
+
+def build_status(
+    *,
+    sync_status: SyncStatus,
+    revision: str,
+    health: Health,
+    resources: Sequence[Mapping[str, Any]],
+    history: Sequence[Mapping[str, Any]] = (),
+    conditions: Sequence[Mapping[str, Any]] = (),
+    operation: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The whole ``status`` object of an Application."""
+    status: dict[str, Any] = {
+        "sync": {"status": sync_status, "revision": revision},
+        "health": {"status": health.status},
+        "resources": [dict(r) for r in resources],
+        "history": [dict(h) for h in history],
+        "conditions": [dict(c) for c in conditions],
+    }
+    if operation is not None:
+        status["operationState"] = dict(operation)
+    return status
