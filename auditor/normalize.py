@@ -42,7 +42,7 @@ def _secret_data(obj: dict[str, Any]) -> None:
     string_data = obj.pop("stringData", None)
     if not isinstance(string_data, Mapping) or not string_data:
         return
-    data = dict(obj.get("data") or {})
+    data = dict(obj["data"]) if isinstance(obj.get("data"), Mapping) else {}
     for key, value in string_data.items():
         data[key] = base64.b64encode(str(value).encode()).decode()
     obj["data"] = data
@@ -156,11 +156,16 @@ def remove_pointers(obj: Mapping[str, Any], pointers: Iterable[str]) -> dict[str
 # -- Secret masking --------------------------------------------------------------------------------------
 
 
-def _masks_for(key: str, objects: list[dict[str, Any] | None]) -> dict[str, str]:
+def _data(obj: dict[str, Any] | None) -> dict[str, Any]:
+    data = (obj or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _masks_for(key: Any, objects: list[dict[str, Any] | None]) -> dict[str, str]:
     """One mask per distinct value of ``data[key]``: ``++++++++``, then four ``+`` longer each time."""
     masks: dict[str, str] = {}
     for obj in objects:
-        value = ((obj or {}).get("data") or {}).get(key)
+        value = _data(obj).get(key)
         if value is not None and str(value) not in masks:
             masks[str(value)] = FIRST_MASK + MASK_UNIT * len(masks)
     return masks
@@ -180,14 +185,16 @@ def mask_secrets(
     for obj in secrets:
         if obj is not None:
             _secret_data(obj)
+            if not isinstance(obj.get("data") or {}, Mapping):
+                obj["data"] = FIRST_MASK
             annotations = (obj.get("metadata") or {}).get("annotations") or {}
             if LAST_APPLIED in annotations:
                 annotations[LAST_APPLIED] = FIRST_MASK
-    keys = sorted({k for obj in secrets for k in ((obj or {}).get("data") or {})})
+    keys = sorted({k for obj in secrets for k in _data(obj)}, key=str)
     for key in keys:
         masks = _masks_for(key, secrets)
         for obj in secrets:
-            data = (obj or {}).get("data") or {}
+            data = _data(obj)
             if data.get(key) is not None:
                 data[key] = masks[str(data[key])]
     return pair[0], pair[1]
