@@ -1,0 +1,189 @@
+"""What an UPDATE of a managed object changed, measured against what the GitOps field managers own.
+
+Role: read ``metadata.managedFields`` into entries, strip what the API server and controllers own from
+both objects (status, resourceVersion, the drift stamp...), diff them with webhook.fieldsets and return
+a Finding: marker tampering, Git-owned fields changed, managedFields entries removed or forged, or
+(strict) any change at all.
+
+This module must not do I/O, log, await or write text for people (webhook.messages does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from driftwarden import contract
+from webhook.fieldsets import Path, changed_paths, owned_changes, parse_fields_v1, value_at
+from webhook.messages import Finding, Reason
+from webhook.profiles import Profile, protected_paths
+
+GITOPS_OPERATIONS = frozenset({"Apply", "Update"})
+
+# Written by the API server or by the object's controllers, never by Git: a change here is no drift.
+_SERVER_METADATA = frozenset(
+    {"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"}
+)
+# While an object is being deleted, controllers remove their finalizers; blocking that would wedge it.
+_TERMINATING_METADATA = frozenset({"finalizers", "deletionTimestamp", "deletionGracePeriodSeconds"})
+
+
+@dataclass(frozen=True)
+class ManagerEntry:
+    """One tolerant-parsed ``metadata.managedFields`` entry."""
+
+    manager: str
+    operation: str
+    subresource: str
+    api_version: str
+    fields: frozenset[Path]
+
+
+def manager_entries(managed_fields: object) -> tuple[ManagerEntry, ...]:
+    """Parse ``metadata.managedFields``; entries that are not mappings or lack a manager are skipped."""
+    if not isinstance(managed_fields, list):
+        return ()
+    entries: list[ManagerEntry] = []
+    for raw in managed_fields:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("manager"), str):
+            continue
+        entries.append(
+            ManagerEntry(
+                manager=raw["manager"],
+                operation=_text(raw.get("operation")),
+                subresource=_text(raw.get("subresource")),
+                api_version=_text(raw.get("apiVersion")),
+                fields=parse_fields_v1(raw.get("fieldsV1")),
+            )
+        )
+    return tuple(entries)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def owned_paths(
+    entries: Iterable[ManagerEntry],
+    *,
+    managers: frozenset[str],
+    operations: frozenset[str] = GITOPS_OPERATIONS,
+    subresource: str = "",
+) -> frozenset[Path]:
+    """The union of the paths ``managers`` own through ``operations`` on ``subresource``."""
+    owned: set[Path] = set()
+    for entry in entries:
+        if entry.manager in managers and entry.operation in operations and entry.subresource == subresource:
+            owned |= entry.fields
+    return frozenset(owned)
+
+
+def metadata_of(obj: object) -> Mapping[str, Any]:
+    """``obj.metadata`` if both are mappings, else an empty mapping (objects may be garbage)."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def gitops_entries(entries: Iterable[ManagerEntry], profile: Profile) -> tuple[ManagerEntry, ...]:
+    """The entries through which the profile's managers own fields of the main resource."""
+    return tuple(
+        e
+        for e in entries
+        if e.manager in profile.managers and e.operation in GITOPS_OPERATIONS and e.subresource == ""
+    )
+
+
+def evaluate_update(old: object, new: object, *, profile: Profile, strict: bool) -> Finding:
+    """The finding for an UPDATE of a managed object from ``old`` to ``new``.
+
+    In order: the tracking marker or guard mode changed; Git-owned fields changed; the GitOps
+    managers' managedFields entries were removed, shrunk or forged; (strict) anything changed.
+    """
+    terminating = "deletionTimestamp" in metadata_of(old)
+    old_view, new_view = comparable(old, terminating=terminating), comparable(new, terminating=terminating)
+    old_entries, new_entries = manager_entries(metadata_of(old).get("managedFields")), _new_entries(new)
+    hints = frozenset(path for entry in (*old_entries, *(new_entries or ())) for path in entry.fields)
+    changed = changed_paths(old_view, new_view, hints=hints)
+    markers = {p for p in protected_paths(profile) if value_at(old_view, p) != value_at(new_view, p)}
+    touched = _touched(changed, old_entries, profile, old_view=old_view, hints=hints)
+    if markers:
+        return Finding("marker-removed", violation=True, paths=tuple(markers | touched))
+    if touched:
+        unknown = not gitops_entries(old_entries, profile)
+        reason: Reason = "ownership-unknown" if unknown else "owned-fields-changed"
+        return Finding(reason, violation=True, paths=tuple(touched))
+    if entry_reason := _entry_change(old_entries, new_entries, profile):
+        managers = sorted(profile.managers)
+        paths = tuple(("f:metadata", "f:managedFields", f'k:{{"manager":"{m}"}}') for m in managers)
+        return Finding(entry_reason, violation=True, paths=paths)
+    if strict and changed:
+        return Finding("strict", violation=True, paths=tuple(changed))
+    return Finding("no-owned-fields", violation=False)
+
+
+def comparable(obj: object, *, terminating: bool) -> object:
+    """``obj`` without what the API server and controllers own: status and server-set metadata."""
+    if not isinstance(obj, Mapping):
+        return obj
+    view = {key: value for key, value in obj.items() if key != "status"}
+    if isinstance(obj.get("metadata"), Mapping):
+        skip = _SERVER_METADATA | (_TERMINATING_METADATA if terminating else frozenset())
+        meta = {key: value for key, value in obj["metadata"].items() if key not in skip}
+        annotations = meta.get("annotations")
+        # The drift stamp is the mutating webhook's own write; it must not count as drift itself.
+        if isinstance(annotations, Mapping) and contract.ANNOTATION_DRIFT in annotations:
+            rest = {k: v for k, v in annotations.items() if k != contract.ANNOTATION_DRIFT}
+            if rest:
+                meta["annotations"] = rest
+            else:
+                del meta["annotations"]
+        view["metadata"] = meta
+    return view
+
+
+def _new_entries(new: object) -> tuple[ManagerEntry, ...] | None:
+    """The new object's managedFields; None when it has none at all, so nothing can be said of them."""
+    raw = metadata_of(new).get("managedFields")
+    return manager_entries(raw) if isinstance(raw, list) else None
+
+
+def _touched(
+    changed: frozenset[Path],
+    entries: tuple[ManagerEntry, ...],
+    profile: Profile,
+    *,
+    old_view: object,
+    hints: frozenset[Path],
+) -> set[Path]:
+    if not gitops_entries(entries, profile):
+        # Managed, yet no entry says what Git owns (stripped or never recorded): assume Git owns the
+        # whole object except metadata, rather than letting every edit through.
+        return {path for path in changed if path[:1] != ("f:metadata",)}
+    owned = owned_paths(entries, managers=profile.managers, operations=GITOPS_OPERATIONS)
+    return set(owned_changes(changed, owned, old=old_view, all_fields=hints))
+
+
+def _entry_change(
+    old: tuple[ManagerEntry, ...], new: tuple[ManagerEntry, ...] | None, profile: Profile
+) -> Reason | None:
+    """Whether the GitOps managers' entries were removed or shrunk, or grown by someone else."""
+    if new is None:
+        return None
+    before, after = _entry_sets(old, profile), _entry_sets(new, profile)
+    if any(key not in after or not fields <= after[key] for key, fields in before.items()):
+        return "manager-entry-removed"
+    if any(key not in before or not fields <= before[key] for key, fields in after.items()):
+        return "manager-entry-spoofed"
+    return None
+
+
+def _entry_sets(
+    entries: tuple[ManagerEntry, ...], profile: Profile
+) -> dict[tuple[str, str, str], frozenset[Path]]:
+    sets: dict[tuple[str, str, str], frozenset[Path]] = {}
+    for entry in entries:
+        if entry.manager in profile.managers:
+            key = (entry.manager, entry.operation, entry.subresource)
+            sets[key] = sets.get(key, frozenset()) | entry.fields
+    return sets

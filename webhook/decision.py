@@ -1,0 +1,280 @@
+"""The admission decision of docs/design.md ("Webhook decision"): an AdmissionRequest in, a Decision out.
+
+Role: apply the rules in order: unmanaged objects pass fast; the GitOps identity, break-glass users and
+the built-in exemptions pass; then an UPDATE's changed field paths are checked against what the GitOps
+field managers own, a DELETE or a spoofed CREATE of a managed object is a violation, and the guard mode
+turns a violation into a denial, a warning or nothing. The field analysis of an UPDATE lives in
+webhook.changes and the text for people in webhook.messages.
+
+This module must not do I/O, log, await or read the clock, and ``decide`` must never raise: a bug here
+must not turn into an API server error, so an unexpected exception becomes an allowing decision whose
+reason ("internal-error") and audit annotation make it visible. Secret values never enter a Decision:
+only field paths and names do, and paths of Secrets are cut to the data key (webhook.messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from driftwarden import contract
+from webhook import messages
+from webhook.changes import evaluate_update, gitops_entries, manager_entries, metadata_of
+from webhook.fieldsets import Path, value_at
+from webhook.messages import Finding, Reason, Subject
+from webhook.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths, string_map
+from webhook.review import AdmissionRequest
+from webhook.settings import DecisionSettings, GuardMode, parse_mode
+
+EXEMPT_ON_DELETE = frozenset(
+    {
+        "system:serviceaccount:kube-system:namespace-controller",
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+    }
+)
+REPLICAS: Path = ("f:spec", "f:replicas")
+
+_STRICTNESS: Mapping[GuardMode, int] = {"off": 0, "warn": 1, "enforce": 2}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one admission request, with everything the server needs to answer and record it.
+
+    ``violation`` says the request breaks a rule even when ``allowed`` (warn/off mode, break-glass);
+    ``fields`` are rendered paths; ``app`` is the owning Application (``ns/name``) or tracking value.
+    """
+
+    allowed: bool
+    mode: GuardMode
+    reason: Reason
+    violation: bool = False
+    fields: tuple[str, ...] = ()
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    audit_annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    app: str = ""
+
+
+def decide(
+    request: AdmissionRequest, settings: DecisionSettings, *, parent: Mapping[str, Any] | None = None
+) -> Decision:
+    """Decide ``request`` under ``settings``; never raises.
+
+    ``parent`` is the stored object of a ``scale`` request (the server fetches it: a Scale carries no
+    labels, annotations or, for validating webhooks, managedFields); ignored for other requests.
+    """
+    try:
+        return _decide(request, settings, parent)
+    except Exception:  # the last line of defence; the rules below are written not to get here
+        mode = parse_mode(getattr(settings, "default_mode", None)) or "enforce"
+        return Decision(
+            allowed=True,
+            mode=mode,
+            reason="internal-error",
+            warnings=("driftwarden could not evaluate this request and allowed it",),
+            audit_annotations=MappingProxyType({"decision": "error", "reason": "internal-error"}),
+        )
+
+
+def _decide(request: AdmissionRequest, settings: DecisionSettings, parent: object) -> Decision:
+    if request.operation == "CONNECT" or request.sub_resource == "status":
+        # CONNECT (exec, port-forward) edits nothing; status is the controllers' side of the object.
+        reason: Reason = "connect" if request.operation == "CONNECT" else "status-subresource"
+        return _pass(reason, settings.default_mode)
+    if request.sub_resource == "scale":
+        return _decide_scale(request, settings, parent)
+    subject = _subject(request, settings.profile, new=request.operation == "CREATE")
+    if subject is None:
+        return _decide_unmanaged(request, settings)
+    if request.user_name in settings.gitops_identities:
+        return _pass("gitops-identity", settings.default_mode, app=subject.app)
+    trusted = request.operation != "CREATE"
+    mode = _mode(request.old_object if trusted else request.object, settings, trusted=trusted)
+    exempt = request.operation == "DELETE" and request.user_name in EXEMPT_ON_DELETE
+    finding = Finding("exempt", violation=False) if exempt else _evaluate(request, settings)
+    return _finish(
+        finding, mode, subject, breakglass=not exempt and _breakglass(request, settings), audit=exempt
+    )
+
+
+def _decide_unmanaged(request: AdmissionRequest, settings: DecisionSettings) -> Decision:
+    """An UPDATE that adds a tracking marker to an unmanaged object claims it, like a spoofed CREATE."""
+    if request.operation != "UPDATE" or request.user_name in settings.gitops_identities:
+        return _pass("unmanaged", settings.default_mode)
+    claimed = _subject(request, settings.profile, new=True)
+    if claimed is None:
+        return _pass("unmanaged", settings.default_mode)
+    mode = _mode(request.object, settings, trusted=False)
+    finding = Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
+    return _finish(finding, mode, claimed, breakglass=_breakglass(request, settings))
+
+
+def _pass(reason: Reason, mode: GuardMode, *, app: str = "") -> Decision:
+    return Decision(allowed=True, mode=mode, reason=reason, app=app)
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _subject(request: AdmissionRequest, profile: Profile, *, new: bool) -> Subject | None:
+    source = request.object if new else request.old_object
+    if not isinstance(source, Mapping):
+        return None
+    ref = _object_ref(source, request)
+    owner = ownership(profile, metadata_of(source), ref=ref)
+    return _make_subject(ref, owner) if owner else None
+
+
+def _object_ref(source: Mapping[str, Any], request: AdmissionRequest) -> ObjectRef:
+    """Who ``source`` is; its own apiVersion/kind first, as the tracking marker names those."""
+    meta = metadata_of(source)
+    api_version, kind = _str(source.get("apiVersion")), _str(source.get("kind"))
+    return ObjectRef(
+        group=api_version.rpartition("/")[0] if api_version else request.kind.group,
+        kind=kind or request.kind.kind,
+        namespace=_str(meta.get("namespace")) or request.namespace,
+        name=_str(meta.get("name")) or request.name,
+    )
+
+
+def _make_subject(ref: ObjectRef, owner: Ownership, *, suffix: str = "") -> Subject:
+    where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+    secret = ref.kind == "Secret" and ref.group == ""
+    return Subject(display=f"{ref.kind}{suffix} {where}", app=owner.app, secret=secret)
+
+
+def _mode(source: object, settings: DecisionSettings, *, trusted: bool) -> GuardMode:
+    """The guard mode from ``source``'s annotation, else the default.
+
+    Only a stored object is trusted. A new object's annotation is written by the requester, so it may
+    make the guard stricter than the default but never weaker: a spoofer cannot say ``off``.
+    """
+    annotated = parse_mode(string_map(metadata_of(source).get("annotations")).get(contract.ANNOTATION_GUARD))
+    if annotated is None:
+        return settings.default_mode
+    if trusted or _STRICTNESS[annotated] > _STRICTNESS[settings.default_mode]:
+        return annotated
+    return settings.default_mode
+
+
+def _breakglass(request: AdmissionRequest, settings: DecisionSettings) -> bool:
+    return request.user_name in settings.breakglass_users or not settings.breakglass_groups.isdisjoint(
+        request.user_groups
+    )
+
+
+def _evaluate(request: AdmissionRequest, settings: DecisionSettings) -> Finding:
+    if request.operation == "DELETE":
+        return Finding("delete-managed", violation=True)
+    if request.operation == "CREATE":
+        return Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
+    return evaluate_update(
+        request.old_object, request.object, profile=settings.profile, strict=settings.strict
+    )
+
+
+def _markers_present(obj: object, settings: DecisionSettings) -> tuple[Path, ...]:
+    return tuple(path for path in protected_paths(settings.profile) if value_at(obj, path)[0])
+
+
+@dataclass(frozen=True)
+class _ScaleView:
+    """A scale request's managed parent: who it is, whether Git owns replicas, where the mode is."""
+
+    subject: Subject
+    git_owns_replicas: bool
+    mode_source: object
+
+
+def _decide_scale(request: AdmissionRequest, settings: DecisionSettings, parent: object) -> Decision:
+    """``<resource>/scale``: checked like an edit of the parent's spec.replicas."""
+    view = _scale_view(request, settings.profile, parent) if request.operation == "UPDATE" else None
+    if view is None:
+        return _pass("unmanaged", settings.default_mode)
+    if request.user_name in settings.gitops_identities:
+        return _pass("gitops-identity", settings.default_mode, app=view.subject.app)
+    changed = value_at(request.old_object, REPLICAS) != value_at(request.object, REPLICAS)
+    if changed and (view.git_owns_replicas or settings.strict):
+        reason: Reason = "owned-fields-changed" if view.git_owns_replicas else "strict"
+        finding = Finding(reason, violation=True, paths=(REPLICAS,))
+    else:
+        finding = Finding("no-owned-fields", violation=False)
+    mode = _mode(view.mode_source, settings, trusted=True)
+    return _finish(finding, mode, view.subject, breakglass=_breakglass(request, settings))
+
+
+def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> _ScaleView | None:
+    """The evidence for a scale request: the fetched parent if given, else the Scale itself.
+
+    The API server builds the Scale from the parent's name, namespace, uid, resourceVersion and
+    creationTimestamp only (scaleFromDeployment), so it has no labels or annotations; for mutating
+    webhooks it adds the parent's managedFields entries that own replicas, re-pathed to spec.replicas.
+    """
+    if isinstance(parent, Mapping):
+        ref = _object_ref(parent, request)
+        owner = ownership(profile, metadata_of(parent), ref=ref)
+        if owner is None:
+            return None
+        gitops = gitops_entries(manager_entries(metadata_of(parent).get("managedFields")), profile)
+        # No GitOps entry at all: ownership unknown, so assume Git owns replicas (as for UPDATE).
+        owns = not gitops or any(REPLICAS in entry.fields for entry in gitops)
+        return _ScaleView(_make_subject(ref, owner, suffix="/scale"), owns, parent)
+    meta = metadata_of(request.old_object)
+    entries = manager_entries(meta.get("managedFields"))
+    owns = any(e.manager in profile.managers and REPLICAS in e.fields for e in entries)
+    ref = ObjectRef("", "", _str(meta.get("namespace")) or request.namespace, request.name)
+    marker = ownership(profile, meta, ref=ref, match_kind=False)
+    if not (owns or marker):
+        return None
+    where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+    subject = Subject(f"{request.resource.resource}/scale {where}", marker.app if marker else "", False)
+    # With only a marker (no managedFields), replicas count as Git-owned: the conservative reading.
+    return _ScaleView(subject, owns or marker is not None, request.old_object)
+
+
+def _finish(
+    finding: Finding, mode: GuardMode, subject: Subject, *, breakglass: bool = False, audit: bool = False
+) -> Decision:
+    """Turn a finding into a Decision under ``mode``; break-glass and exemptions always allow."""
+    fields = messages.render_fields(finding.paths, secret=subject.secret)
+    if breakglass:
+        return Decision(
+            allowed=True,
+            mode=mode,
+            reason="breakglass",
+            violation=finding.violation,
+            fields=fields,
+            warnings=messages.breakglass_warnings(finding, subject, fields),
+            audit_annotations=messages.audit("breakglass", finding, mode, subject, fields),
+            app=subject.app,
+        )
+    if not finding.violation:
+        annotations = messages.audit(finding.reason, finding, mode, subject, fields) if audit else None
+        return Decision(
+            allowed=True,
+            mode=mode,
+            reason=finding.reason,
+            fields=fields,
+            audit_annotations=annotations or MappingProxyType({}),
+            app=subject.app,
+        )
+    return _violation(finding, mode, subject, fields)
+
+
+def _violation(finding: Finding, mode: GuardMode, subject: Subject, fields: tuple[str, ...]) -> Decision:
+    verdict = {"enforce": "denied", "warn": "warned", "off": "off"}[mode]
+    return Decision(
+        allowed=mode != "enforce",
+        mode=mode,
+        reason=finding.reason,
+        violation=True,
+        fields=fields,
+        message=messages.denial(finding, subject, fields) if mode == "enforce" else "",
+        warnings=messages.drift_warnings(finding, subject, fields) if mode == "warn" else (),
+        audit_annotations=messages.audit(verdict, finding, mode, subject, fields),
+        app=subject.app,
+    )

@@ -1,0 +1,365 @@
+"""Field paths of server-side apply, for the admission decision.
+
+Role: parse managedFields ``fieldsV1`` tries into sets of paths, compute which paths changed between an old
+and a new object, and intersect changed paths with the paths a set of field managers owns.
+
+A path is a tuple of fieldsV1 elements, each keeping its prefix so that no map key can be mistaken for a
+list element: ``("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"web"}', "f:image")``.
+``k:`` and ``v:`` elements hold canonical JSON (sorted keys, compact) so that paths parsed from the API
+server and paths computed from objects compare equal.
+
+This module must not do I/O, log, await, or know policy (which managers are GitOps, which fields matter):
+that is webhook.decision's job. Nothing here raises on malformed input; garbage is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Path = tuple[str, ...]
+"""A field path: fieldsV1 elements (``f:name``, ``k:{json}``, ``v:json``, ``i:n``) from the root."""
+
+Trie = dict[str, "Trie"]
+"""A fieldsV1-shaped trie; the key ``.`` marks that the path to this node is itself in the set."""
+
+MEMBER = "."
+_MISSING: Any = object()
+_SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def canonical_json(value: object) -> str:
+    """Compact JSON with sorted keys: the one spelling used for ``k:`` and ``v:`` elements."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def normalize_element(key: object) -> str | None:
+    """The canonical form of one fieldsV1 key; None for ``.`` and for keys of no known kind."""
+    if not isinstance(key, str):
+        return None
+    prefix, sep, raw = key.partition(":")
+    if not sep:
+        return None
+    if prefix == "f":
+        return key
+    if prefix == "i":
+        # str.isdigit alone accepts non-ASCII digits that int() then rejects.
+        return f"i:{int(raw)}" if raw.isascii() and raw.isdigit() else None
+    return _canonical_value_element(prefix, raw, key) if prefix in ("k", "v") else None
+
+
+def _canonical_value_element(prefix: str, raw: str, key: str) -> str:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return key  # keep it: ownership of something we cannot name is still ownership
+    if prefix == "k" and not isinstance(value, dict):
+        return key
+    return f"{prefix}:{canonical_json(value)}"
+
+
+def parse_fields_v1(fields: object) -> frozenset[Path]:
+    """The set of paths a fieldsV1 trie describes; empty for anything that is not a mapping."""
+    out: set[Path] = set()
+    # An explicit stack, not recursion: a hostile trie must not hit the interpreter's recursion limit.
+    stack: list[tuple[object, Path]] = [(fields, ())]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        for key, child in node.items():
+            if key == MEMBER:
+                if path:
+                    out.add(path)
+                continue
+            element = normalize_element(key)
+            if element is None:
+                continue
+            child_path = (*path, element)
+            if isinstance(child, Mapping) and child:
+                stack.append((child, child_path))
+            else:
+                # ``{}`` is a leaf member; a non-mapping value is garbage, kept as a leaf (conservative).
+                out.add(child_path)
+    return frozenset(out)
+
+
+def build_trie(paths: Iterable[Path]) -> Trie:
+    """A trie of ``paths`` in which every member node carries the ``.`` marker."""
+    root: Trie = {}
+    for path in paths:
+        node = root
+        for element in path:
+            node = node.setdefault(element, {})
+        if path:
+            node.setdefault(MEMBER, {})
+    return root
+
+
+def fields_v1_from_paths(paths: Iterable[Path]) -> dict[str, Any]:
+    """The fieldsV1 trie the API server would write for ``paths`` (inverse of parse_fields_v1)."""
+    trie = build_trie(paths)
+    _collapse_leaves(trie)
+    return trie
+
+
+def _collapse_leaves(node: Trie) -> None:
+    for key, child in node.items():
+        if key == MEMBER:
+            continue
+        if set(child) == {MEMBER}:
+            node[key] = {}  # the API server writes a member without children as ``{}``
+        else:
+            _collapse_leaves(child)
+
+
+def changed_paths(old: object, new: object, *, hints: Iterable[Path] = ()) -> frozenset[Path]:
+    """The paths at which ``new`` differs from ``old``.
+
+    Lists are matched element by element the way fieldsV1 names them: by key fields when ``hints``
+    describe the list with ``k:`` elements, by value for ``v:`` sets, by position for ``i:``; a list
+    nobody describes is compared whole. A key present on one side only yields the path of that key.
+    """
+    out: set[Path] = set()
+    _diff(old, new, (), build_trie(hints), out)
+    return frozenset(out)
+
+
+def _same(old: object, new: object) -> bool:
+    """Equality as JSON sees it: Python's == says ``True == 1`` and ``{"a": 1} == {"a": 1.0}``."""
+    if type(old) is not type(new):
+        return False
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return old.keys() == new.keys() and all(_same(old[key], new[key]) for key in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(map(_same, old, new))
+    return old is new or old == new
+
+
+def _diff(old: object, new: object, path: Path, hint: Trie | None, out: set[Path]) -> None:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        _diff_maps(old, new, path, hint, out)
+    elif isinstance(old, list) and isinstance(new, list):
+        _diff_lists(old, new, path, hint, out)
+    elif not _same(old, new):
+        out.add(path)
+
+
+def _diff_maps(
+    old: Mapping[Any, Any], new: Mapping[Any, Any], path: Path, hint: Trie | None, out: set[Path]
+) -> None:
+    for key in old.keys() | new.keys():
+        if not isinstance(key, str):
+            continue
+        element = f"f:{key}"
+        child = (*path, element)
+        if key not in old or key not in new:
+            out.add(child)
+        else:
+            _diff(old[key], new[key], child, _child(hint, element), out)
+
+
+def _child(hint: Trie | None, element: str) -> Trie | None:
+    return hint.get(element) if hint is not None else None
+
+
+def _diff_lists(old: list[Any], new: list[Any], path: Path, hint: Trie | None, out: set[Path]) -> None:
+    kinds = {key[:2] for key in hint or {} if key != MEMBER}
+    if "k:" in kinds:
+        _diff_keyed(old, new, path, hint or {}, out)
+    elif "v:" in kinds:
+        before, after = _value_ids(old), _value_ids(new)
+        out.update((*path, ident) for ident in before ^ after)
+    elif "i:" in kinds:
+        for index in range(max(len(old), len(new))):
+            child = (*path, f"i:{index}")
+            if index >= len(old) or index >= len(new):
+                out.add(child)
+            else:
+                _diff(old[index], new[index], child, _child(hint, f"i:{index}"), out)
+    elif not _same(old, new):
+        out.add(path)  # atomic or undescribed: the list changed as a whole
+
+
+def _diff_keyed(old: list[Any], new: list[Any], path: Path, hint: Trie, out: set[Path]) -> None:
+    names = _key_names(hint)
+    before = _index_by_key(old, names) if names else None
+    after = _index_by_key(new, names) if names else None
+    if before is None or after is None:
+        if not _same(old, new):
+            out.add(path)  # elements we cannot name: treat the list as replaced
+        return
+    for ident in before.keys() | after.keys():
+        child = (*path, ident)
+        if ident not in before or ident not in after:
+            out.add(child)
+        else:
+            _diff(before[ident], after[ident], child, hint.get(ident), out)
+
+
+def _key_names(hint: Trie) -> tuple[str, ...]:
+    """The key field names of a list-map, from the first parseable ``k:`` element of its trie."""
+    for key in sorted(hint):
+        if key.startswith("k:"):
+            try:
+                value = json.loads(key[2:])
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(value, dict) and value:
+                return tuple(sorted(value))
+    return ()
+
+
+def _index_by_key(items: list[Any], names: tuple[str, ...]) -> dict[str, Any] | None:
+    """Elements by their ``k:`` element; None when one lacks a key field or two share a key."""
+    indexed: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, Mapping) or any(name not in item for name in names):
+            return None
+        ident = "k:" + canonical_json({name: item[name] for name in names})
+        if ident in indexed:
+            return None
+        indexed[ident] = item
+    return indexed
+
+
+def _value_ids(items: list[Any]) -> set[str]:
+    return {"v:" + canonical_json(item) for item in items}
+
+
+def owned_changes(
+    changed: Iterable[Path],
+    owned: Iterable[Path],
+    *,
+    old: object = _MISSING,
+    all_fields: Iterable[Path] = (),
+) -> frozenset[Path]:
+    """The changed paths that touch owned fields.
+
+    A changed path touches when it equals an owned path, is a prefix of one (a parent removed or
+    replaced), or lies under an owned leaf that is atomic. An owned leaf counts as atomic unless its
+    old value is an empty map or list (a manager that applied ``resources: {}`` owns the field's
+    existence, not what others add inside it) or another manager owns paths beneath it (which the API
+    server only records for granular fields). Without ``old``, every owned leaf is atomic.
+    """
+    owned_trie = build_trie(owned)
+    all_trie = build_trie(all_fields)
+    return frozenset(path for path in changed if _touches(path, owned_trie, all_trie=all_trie, old=old))
+
+
+def _touches(path: Path, owned: Trie, *, all_trie: Trie, old: object) -> bool:
+    node: Trie = owned
+    for depth, element in enumerate(path):
+        child = node.get(element)
+        if child is None:
+            return False
+        node = child
+        prefix = path[: depth + 1]
+        is_leaf = set(node) == {MEMBER}
+        if is_leaf and depth < len(path) - 1 and _atomic(prefix, old=old, all_trie=all_trie):
+            return True
+    # The walk consumed the whole path, so it is an owned path or a prefix of one (or the root).
+    return bool(node)
+
+
+def _atomic(path: Path, *, old: object, all_trie: Trie) -> bool:
+    node: Trie | None = all_trie
+    for element in path:
+        node = _child(node, element)
+    if node is not None and set(node) - {MEMBER}:
+        return False
+    if old is _MISSING:
+        return True
+    found, value = value_at(old, path)
+    return not (found and isinstance(value, Mapping | list) and not value)
+
+
+def value_at(obj: object, path: Path) -> tuple[bool, Any]:
+    """``(True, value)`` at ``path`` in ``obj``, or ``(False, None)`` when nothing is there."""
+    current: Any = obj
+    for element in path:
+        found, current = _step(current, element)
+        if not found:
+            return False, None
+    return True, current
+
+
+def _step(current: object, element: str) -> tuple[bool, Any]:
+    prefix, _, raw = element.partition(":")
+    if prefix == "f":
+        if isinstance(current, Mapping) and raw in current:
+            return True, current[raw]
+        return False, None
+    if not isinstance(current, list):
+        return False, None
+    if prefix == "i":
+        index = int(raw) if raw.isascii() and raw.isdigit() else -1
+        return (True, current[index]) if 0 <= index < len(current) else (False, None)
+    for item in current:
+        if _element_of(item, prefix, raw) == element:
+            return True, item
+    return False, None
+
+
+def _element_of(item: object, prefix: str, raw: str) -> str | None:
+    if prefix == "v":
+        return "v:" + canonical_json(item)
+    if prefix == "k" and isinstance(item, Mapping):
+        try:
+            names = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
+        if isinstance(names, dict) and all(name in item for name in names):
+            return "k:" + canonical_json({name: item[name] for name in names})
+    return None
+
+
+def render_path(path: Path, *, redact_values: bool = False) -> str:
+    """A readable path: ``spec.template.spec.containers[name=web].image``, ``metadata.labels.app``.
+
+    With ``redact_values`` the values inside ``k:``/``v:`` elements are replaced by ``…`` (for Secrets).
+    """
+    text = "".join(_render_element(element, redact_values=redact_values) for element in path)
+    return text.removeprefix(".") or "(object)"
+
+
+def _render_element(element: str, *, redact_values: bool) -> str:
+    prefix, _, raw = element.partition(":")
+    if prefix == "f":
+        return f".{raw}" if _SIMPLE_NAME.fullmatch(raw) else f"[{json.dumps(raw, ensure_ascii=False)}]"
+    if prefix == "i":
+        return f"[{raw}]"
+    if prefix == "v":
+        return "[=…]" if redact_values else f"[={_render_value(raw)}]"
+    if prefix == "k":
+        return f"[{_render_key(raw, redact_values=redact_values)}]"
+    return "[?]"
+
+
+def _render_key(raw: str, *, redact_values: bool) -> str:
+    try:
+        fields = json.loads(raw)
+    except (ValueError, RecursionError):
+        fields = None
+    if not isinstance(fields, dict):
+        return "…" if redact_values else raw
+    parts = []
+    for name in sorted(fields):
+        value = "…" if redact_values else _render_scalar(fields[name])
+        parts.append(f"{name}={value}")
+    return ",".join(parts)
+
+
+def _render_value(raw: str) -> str:
+    try:
+        return _render_scalar(json.loads(raw))
+    except (ValueError, RecursionError):
+        return raw
+
+
+def _render_scalar(value: object) -> str:
+    if isinstance(value, str) and _SIMPLE_NAME.fullmatch(value):
+        return value
+    return canonical_json(value)
