@@ -25,7 +25,8 @@ def configuration_for(creds: UserCredentials) -> client.Configuration:
         configuration.cert_file = str(creds.cert_file)
         configuration.key_file = str(creds.key_file)
     if creds.token is not None:
-        configuration.api_key = {"authorization": f"Bearer {creds.token}"}
+        configuration.api_key = {"BearerToken": creds.token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
     return configuration
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -79,7 +80,7 @@ async def test_user_without_rbac_is_forbidden_until_granted(clients: Clients) ->
     with pytest.raises(ApiException) as denied:
         await alice.list_namespaced_config_map(ns)
     assert denied.value.status == 403
-    assert 'User "alice" cannot list resource "configmaps"' in denied.value.body
+    assert 'User "alice" cannot list resource "configmaps"' in json.loads(denied.value.body)["message"]
 
     rbac = client.RbacAuthorizationV1Api(clients.admin)
     await rbac.create_namespaced_role(
