@@ -1,0 +1,154 @@
+"""The webhook's aiohttp application: parse, decide, serialise — and a span per review.
+
+Orchestration over the pure core: handlers read the body within the API server's limits, turn bad
+input into a clear 4xx (never a 500), call ``webhook.decision.decide`` and answer with
+``webhook.review.build_response``. No Kubernetes API call happens here: every fact is in the review.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from driftwarden.errors import AdmissionRequestError
+from webhook.decision import Decision, decide
+from webhook.patches import drift_patch
+from webhook.review import AdmissionRequest, build_response, parse_admission_review
+from webhook.settings import DecisionSettings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""The API server's own request body limit: no genuine AdmissionReview is larger."""
+
+SETTINGS: web.AppKey[DecisionSettings] = web.AppKey("settings")
+TRACER: web.AppKey[trace.Tracer] = web.AppKey("tracer")
+CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")
+SERVING: web.AppKey[list[bool]] = web.AppKey("serving")
+"""One mutable flag: False once shutdown begins, so /readyz takes the pod out of the Service first."""
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message, "status": status}, status=status)
+
+
+async def _read_review(request: web.Request) -> AdmissionRequest:
+    """Body → AdmissionRequest; AdmissionRequestError carries the HTTP status to answer with."""
+    if request.content_type != "application/json":
+        raise AdmissionRequestError(
+            f"Content-Type must be application/json, not {request.content_type!r}", status=415
+        )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise AdmissionRequestError(f"body of {request.content_length} bytes is over 3 MiB", status=413)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise AdmissionRequestError("body is over 3 MiB", status=413) from exc
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AdmissionRequestError(f"body is not JSON: {exc}") from exc
+    return parse_admission_review(document)
+
+
+def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
+    # Field paths and names only: values never go into a span.
+    span.set_attribute("driftwarden.decision", "allowed" if decision.allowed else "denied")
+    span.set_attribute("driftwarden.reason", decision.reason)
+    span.set_attribute("driftwarden.mode", decision.mode)
+    span.set_attribute("driftwarden.violation", decision.violation)
+    span.set_attribute("driftwarden.fields", list(decision.fields))
+    if decision.app:
+        span.set_attribute("driftwarden.app", decision.app)
+    span.set_attribute("k8s.admission.operation", review.operation)
+    span.set_attribute("k8s.resource.name", review.name)
+    if review.namespace:
+        span.set_attribute("k8s.namespace.name", review.namespace)
+    resource = review.resource.resource + (f"/{review.sub_resource}" if review.sub_resource else "")
+    span.set_attribute("k8s.resource.type", resource)
+    span.set_attribute("enduser.id", review.user_name)
+    span.set_attribute("driftwarden.dry_run", review.dry_run)
+    if not decision.allowed:
+        span.set_status(Status(StatusCode.ERROR, decision.message[:256]))
+
+
+def traceparent(span: Span) -> str:
+    """The W3C traceparent of ``span``, for the drift annotation the auditor links its heal to."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return ""
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
+    tracer = request.app[TRACER]
+    with tracer.start_as_current_span("admission.review", kind=trace.SpanKind.SERVER) as span:
+        span.set_attribute("driftwarden.endpoint", "mutate" if mutate else "validate")
+        try:
+            review = await _read_review(request)
+        except AdmissionRequestError as exc:
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            return _error(exc.status, str(exc))
+        decision = decide(review, request.app[SETTINGS])
+        _annotate(span, review, decision)
+        patch: list[dict[str, Any]] | None = None
+        if mutate:
+            patch = drift_patch(
+                review.object, decision, user=review.user_name,
+                at=request.app[CLOCK](), traceparent=traceparent(span),
+            )  # fmt: skip
+        body = build_response(review.uid, decision, patch=patch)
+    return web.json_response(body)
+
+
+async def validate(request: web.Request) -> web.Response:
+    return await _handle(request, mutate=False)
+
+
+async def mutate(request: web.Request) -> web.Response:
+    return await _handle(request, mutate=True)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if not request.app[SERVING][0]:
+        return web.Response(status=503, text="shutting down")
+    return web.Response(text="ok")
+
+
+async def _stop_serving(app: web.Application) -> None:
+    app[SERVING][0] = False
+
+
+def make_app(
+    settings: DecisionSettings,
+    *,
+    tracer: trace.Tracer,
+    clock: Callable[[], dt.datetime] = _utcnow,
+) -> web.Application:
+    """The application with its routes; the server (webhook.server) adds TLS and the listener."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[TRACER] = tracer
+    app[CLOCK] = clock
+    app[SERVING] = [True]
+    app.on_shutdown.append(_stop_serving)
+    app.router.add_post("/validate", validate)
+    app.router.add_post("/mutate", mutate)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
