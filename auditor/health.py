@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 HealthStatus = Literal["Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown"]
-HEALTH_ORDER: tuple[HealthStatus, ...] = (
-    "Healthy",
-    "Suspended",
-    "Progressing",
-    "Missing",
-    "Degraded",
-    "Unknown",
-)
-"""Healthiest first, as gitops-engine's healthOrder."""
+HEALTH_ORDER: tuple[HealthStatus, ...] = get_args(HealthStatus)
+"""Healthiest first, as gitops-engine's healthOrder (the order of the Literal above)."""
 
 Obj = Mapping[str, Any]
 
