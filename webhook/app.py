@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -83,6 +84,17 @@ def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
         span.set_status(Status(StatusCode.ERROR, decision.message[:256]))
 
 
+def _for_mutation(review: AdmissionRequest, decision: Decision) -> Decision:
+    """What /mutate answers: it stamps, and denies only scale requests.
+
+    Whole objects are denied by /validate, which sees the object after every mutating webhook ran.
+    Scale requests carry the parent's managedFields only in the mutating phase, so /mutate decides them.
+    """
+    if decision.allowed or review.sub_resource == "scale":
+        return decision
+    return replace(decision, allowed=True, message="")
+
+
 def traceparent(span: Span) -> str:
     """The W3C traceparent of ``span``, for the drift annotation the auditor links its heal to."""
     ctx = span.get_span_context()
@@ -101,6 +113,8 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
             span.set_status(Status(StatusCode.ERROR, str(exc)))
             return _error(exc.status, str(exc))
         decision = decide(review, request.app[SETTINGS])
+        if mutate:
+            decision = _for_mutation(review, decision)
         _annotate(span, review, decision)
         patch: list[dict[str, Any]] | None = None
         if mutate:

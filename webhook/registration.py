@@ -162,13 +162,13 @@ def _webhook(
     return hook
 
 
-def _hooks(prefix: str, path: str, *, endpoint: Endpoint, selection: Selection) -> list[dict[str, Any]]:
-    return [
-        _webhook(f"objects.{prefix}.driftwarden.io", path, endpoint=endpoint, selection=selection,
-                 resources=["*"], selective=True),
-        _webhook(f"scale.{prefix}.driftwarden.io", path, endpoint=endpoint, selection=selection,
-                 resources=["*/scale"], selective=False),
-    ]  # fmt: skip
+def _objects_hook(name: str, path: str, *, endpoint: Endpoint, selection: Selection) -> dict[str, Any]:
+    return _webhook(name, path, endpoint=endpoint, selection=selection, resources=["*"], selective=True)
+
+
+def _scale_hook(*, endpoint: Endpoint, selection: Selection) -> dict[str, Any]:
+    return _webhook("scale.guard.driftwarden.io", "/mutate", endpoint=endpoint, selection=selection,
+                    resources=["*/scale"], selective=False)  # fmt: skip
 
 
 def validating_configuration(*, endpoint: Endpoint, selection: Selection) -> dict[str, Any]:
@@ -177,18 +177,24 @@ def validating_configuration(*, endpoint: Endpoint, selection: Selection) -> dic
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": VALIDATING_NAME, "labels": {"app.kubernetes.io/name": "driftwarden"}},
-        # Scales reach the validating phase without managedFields; the mutating hook judges them.
-        "webhooks": _hooks("guard", "/validate", endpoint=endpoint, selection=selection)[:1],
+        # Scales reach the validating phase without managedFields; the mutating configuration's
+        # scale hook judges them.
+        "webhooks": [
+            _objects_hook("objects.guard.driftwarden.io", "/validate", endpoint=endpoint, selection=selection)
+        ],
     }
 
 
 def mutating_configuration(*, endpoint: Endpoint, selection: Selection) -> dict[str, Any]:
-    """The MutatingWebhookConfiguration that stamps ``driftwarden.io/drift`` in warn mode."""
+    """The MutatingWebhookConfiguration: stamps ``driftwarden.io/drift`` in warn mode, and guards scale."""
     config: dict[str, Any] = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": MUTATING_NAME, "labels": {"app.kubernetes.io/name": "driftwarden"}},
-        "webhooks": _hooks("flag", "/mutate", endpoint=endpoint, selection=selection),
+        "webhooks": [
+            _objects_hook("objects.flag.driftwarden.io", "/mutate", endpoint=endpoint, selection=selection),
+            _scale_hook(endpoint=endpoint, selection=selection),
+        ],
     }
     for hook in config["webhooks"]:
         # Another mutating webhook may change the object after us; ask to be called again so the
