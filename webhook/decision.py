@@ -43,8 +43,10 @@ _STRICTNESS: Mapping[GuardMode, int] = {"off": 0, "warn": 1, "enforce": 2}
 class Decision:
     """The verdict on one admission request, with everything the server needs to answer and record it.
 
-    ``violation`` says the request breaks a rule even when ``allowed`` (warn/off mode, break-glass);
-    ``fields`` are rendered paths; ``app`` is the owning Application (``ns/name``) or tracking value.
+    ``mode`` is the guard mode that applied (the default mode when the rules stopped before reading
+    one); ``violation`` says the request breaks a rule even when ``allowed`` (warn/off mode,
+    break-glass); ``fields`` are rendered paths; ``app`` is the owning Application (``ns/name``) or
+    tracking value, empty when unknown.
     """
 
     allowed: bool
@@ -96,7 +98,11 @@ def _decide(request: AdmissionRequest, settings: DecisionSettings, parent: objec
     exempt = request.operation == "DELETE" and request.user_name in EXEMPT_ON_DELETE
     finding = Finding("exempt", violation=False) if exempt else _evaluate(request, settings)
     return _finish(
-        finding, mode, subject, breakglass=not exempt and _breakglass(request, settings), audit=exempt
+        finding,
+        mode=mode,
+        subject=subject,
+        breakglass=not exempt and _breakglass(request, settings),
+        audit=exempt,
     )
 
 
@@ -109,7 +115,7 @@ def _decide_unmanaged(request: AdmissionRequest, settings: DecisionSettings) -> 
         return _pass("unmanaged", settings.default_mode)
     mode = _mode(request.object, settings, trusted=False)
     finding = Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
-    return _finish(finding, mode, claimed, breakglass=_breakglass(request, settings))
+    return _finish(finding, mode=mode, subject=claimed, breakglass=_breakglass(request, settings))
 
 
 def _pass(reason: Reason, mode: GuardMode, *, app: str = "") -> Decision:
@@ -204,7 +210,7 @@ def _decide_scale(request: AdmissionRequest, settings: DecisionSettings, parent:
     else:
         finding = Finding("no-owned-fields", violation=False)
     mode = _mode(view.mode_source, settings, trusted=True)
-    return _finish(finding, mode, view.subject, breakglass=_breakglass(request, settings))
+    return _finish(finding, mode=mode, subject=view.subject, breakglass=_breakglass(request, settings))
 
 
 def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> _ScaleView | None:
@@ -237,7 +243,7 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
 
 
 def _finish(
-    finding: Finding, mode: GuardMode, subject: Subject, *, breakglass: bool = False, audit: bool = False
+    finding: Finding, *, mode: GuardMode, subject: Subject, breakglass: bool = False, audit: bool = False
 ) -> Decision:
     """Turn a finding into a Decision under ``mode``; break-glass and exemptions always allow."""
     fields = messages.render_fields(finding.paths, secret=subject.secret)
@@ -248,12 +254,18 @@ def _finish(
             reason="breakglass",
             violation=finding.violation,
             fields=fields,
-            warnings=messages.breakglass_warnings(finding, subject, fields),
-            audit_annotations=messages.audit("breakglass", finding, mode, subject, fields),
+            warnings=messages.breakglass_warnings(finding, subject=subject, fields=fields),
+            audit_annotations=messages.audit(
+                finding, verdict="breakglass", mode=mode, subject=subject, fields=fields
+            ),
             app=subject.app,
         )
     if not finding.violation:
-        annotations = messages.audit(finding.reason, finding, mode, subject, fields) if audit else None
+        annotations = (
+            messages.audit(finding, verdict=finding.reason, mode=mode, subject=subject, fields=fields)
+            if audit
+            else None
+        )
         return Decision(
             allowed=True,
             mode=mode,
@@ -262,10 +274,10 @@ def _finish(
             audit_annotations=annotations or MappingProxyType({}),
             app=subject.app,
         )
-    return _violation(finding, mode, subject, fields)
+    return _violation(finding, mode=mode, subject=subject, fields=fields)
 
 
-def _violation(finding: Finding, mode: GuardMode, subject: Subject, fields: tuple[str, ...]) -> Decision:
+def _violation(finding: Finding, *, mode: GuardMode, subject: Subject, fields: tuple[str, ...]) -> Decision:
     verdict = {"enforce": "denied", "warn": "warned", "off": "off"}[mode]
     return Decision(
         allowed=mode != "enforce",
@@ -273,8 +285,8 @@ def _violation(finding: Finding, mode: GuardMode, subject: Subject, fields: tupl
         reason=finding.reason,
         violation=True,
         fields=fields,
-        message=messages.denial(finding, subject, fields) if mode == "enforce" else "",
-        warnings=messages.drift_warnings(finding, subject, fields) if mode == "warn" else (),
-        audit_annotations=messages.audit(verdict, finding, mode, subject, fields),
+        message=messages.denial(finding, subject=subject, fields=fields) if mode == "enforce" else "",
+        warnings=messages.drift_warnings(finding, subject=subject, fields=fields) if mode == "warn" else (),
+        audit_annotations=messages.audit(finding, verdict=verdict, mode=mode, subject=subject, fields=fields),
         app=subject.app,
     )

@@ -99,7 +99,7 @@ def _where_in_git(subject: Subject) -> str:
     return "Make this change in Git, in the source of the Application that manages it."
 
 
-def denial(finding: Finding, subject: Subject, fields: tuple[str, ...]) -> str:
+def denial(finding: Finding, *, subject: Subject, fields: tuple[str, ...]) -> str:
     """The 403 message: the object, the fields, and the Application to change in Git instead."""
     claim = "claims to be" if finding.reason == "spoofed-marker" else "is"
     head = f"driftwarden: {subject.display} {claim} {_managed_by(subject)}; "
@@ -114,7 +114,7 @@ def denial(finding: Finding, subject: Subject, fields: tuple[str, ...]) -> str:
         budget //= 2
 
 
-def drift_warnings(finding: Finding, subject: Subject, fields: tuple[str, ...]) -> tuple[str, ...]:
+def drift_warnings(finding: Finding, *, subject: Subject, fields: tuple[str, ...]) -> tuple[str, ...]:
     """Warn-mode warnings: what is drifting, one line per field (capped), and where to fix it."""
     lines = [f"driftwarden: {subject.display} is {_managed_by(subject)}"]
     lines.append(f"drift ({finding.reason}); the auditor will revert it unless Git changes")
@@ -122,7 +122,7 @@ def drift_warnings(finding: Finding, subject: Subject, fields: tuple[str, ...]) 
     return tuple(clip(line, max_chars=MAX_WARNING_CHARS) for line in lines)
 
 
-def breakglass_warnings(finding: Finding, subject: Subject, fields: tuple[str, ...]) -> tuple[str, ...]:
+def breakglass_warnings(finding: Finding, *, subject: Subject, fields: tuple[str, ...]) -> tuple[str, ...]:
     """Break-glass warnings: the bypass is allowed and recorded, and Git still wins later."""
     lines = [f"driftwarden: break-glass change to Git-managed {subject.display} allowed and audited"]
     if finding.violation:
@@ -139,7 +139,7 @@ def _field_lines(label: str, fields: tuple[str, ...]) -> list[str]:
 
 
 def audit(
-    verdict: str, finding: Finding, mode: str, subject: Subject, fields: tuple[str, ...]
+    finding: Finding, *, verdict: str, mode: str, subject: Subject, fields: tuple[str, ...]
 ) -> Mapping[str, str]:
     """Audit annotations; the API server prefixes each key with the webhook's name."""
     notes = {"decision": verdict, "reason": finding.reason, "mode": mode, "object": subject.display}
