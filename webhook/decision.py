@@ -35,6 +35,15 @@ EXEMPT_ON_DELETE = frozenset(
     }
 )
 REPLICAS: Path = ("f:spec", "f:replicas")
+# Kubernetes' own components keep bookkeeping on objects (the Deployment controller's revision
+# annotation, for one). Strict mode must not wedge them, so for these only Git-owned fields count.
+_CONTROL_PLANE_PREFIXES = (
+    "system:serviceaccount:kube-system:",
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+    "system:node:",
+    "system:apiserver",
+)
 
 _STRICTNESS: Mapping[GuardMode, int] = {"off": 0, "warn": 1, "enforce": 2}
 
@@ -179,8 +188,12 @@ def _evaluate(request: AdmissionRequest, settings: DecisionSettings) -> Finding:
     if request.operation == "CREATE":
         return Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
     return evaluate_update(
-        request.old_object, request.object, profile=settings.profile, strict=settings.strict
+        request.old_object, request.object, profile=settings.profile, strict=_strict(request, settings)
     )
+
+
+def _strict(request: AdmissionRequest, settings: DecisionSettings) -> bool:
+    return settings.strict and not request.user_name.startswith(_CONTROL_PLANE_PREFIXES)
 
 
 def _markers_present(obj: object, settings: DecisionSettings) -> tuple[Path, ...]:
@@ -204,7 +217,7 @@ def _decide_scale(request: AdmissionRequest, settings: DecisionSettings, parent:
     if request.user_name in settings.gitops_identities:
         return _pass("gitops-identity", settings.default_mode, app=view.subject.app)
     changed = value_at(request.old_object, REPLICAS) != value_at(request.object, REPLICAS)
-    if changed and (view.git_owns_replicas or settings.strict):
+    if changed and (view.git_owns_replicas or _strict(request, settings)):
         reason: Reason = "owned-fields-changed" if view.git_owns_replicas else "strict"
         finding = Finding(reason, violation=True, paths=(REPLICAS,))
     else:

@@ -182,6 +182,34 @@ CASES = [
         strict=True,
     ),
     Case(
+        "controller-bookkeeping-allowed-when-strict",
+        lambda: edit(
+            lambda o: o["metadata"]["annotations"].update({"deployment.kubernetes.io/revision": "2"}),
+            user="system:serviceaccount:kube-system:deployment-controller",
+        ),
+        True,
+        "no-owned-fields",
+        strict=True,
+    ),
+    Case(
+        "same-edit-by-a-person-when-strict",
+        lambda: edit(
+            lambda o: o["metadata"]["annotations"].update({"deployment.kubernetes.io/revision": "2"})
+        ),
+        False,
+        "strict",
+        True,
+        frozenset({'metadata.annotations["deployment.kubernetes.io/revision"]'}),
+        strict=True,
+    ),
+    Case(
+        "controller-changing-git-owned-field",
+        lambda: edit(replicas(1), user="system:serviceaccount:kube-system:deployment-controller"),
+        False,
+        "owned-fields-changed",
+        True,
+    ),
+    Case(
         "unowned-label",
         lambda: edit(lambda o: o["metadata"]["labels"].update(team="x")),
         True,
