@@ -588,6 +588,13 @@ def not_owning_replicas(o: dict[str, Any]) -> None:
         pytest.param(
             changed(deployment(), not_owning_replicas), "jane", True, (False, "strict"), id="strict"
         ),
+        pytest.param(
+            changed(deployment(), not_owning_replicas),
+            "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+            True,
+            (True, "no-owned-fields"),
+            id="strict-lets-the-hpa-scale",
+        ),
         pytest.param(unmanaged(), "jane", False, (True, "unmanaged"), id="unmanaged-parent"),
         pytest.param(
             changed(deployment(), no_managed_fields),
