@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftwarden import contract
-from webhook.fieldsets import Path, changed_paths, owned_changes, parse_fields_v1, value_at
+from webhook.fieldsets import (
+    Path,
+    canonical_json,
+    changed_paths,
+    owned_changes,
+    parse_fields_v1,
+    value_at,
+)
 from webhook.messages import Finding, Reason
 from webhook.profiles import Profile, protected_paths
 
@@ -115,7 +122,9 @@ def evaluate_update(old: object, new: object, *, profile: Profile, strict: bool)
         return Finding(reason, violation=True, paths=tuple(touched))
     if entry_reason := _entry_change(old_entries, new_entries, profile):
         managers = sorted(profile.managers)
-        paths = tuple(("f:metadata", "f:managedFields", f'k:{{"manager":"{m}"}}') for m in managers)
+        paths = tuple(
+            ("f:metadata", "f:managedFields", "k:" + canonical_json({"manager": m})) for m in managers
+        )
         return Finding(entry_reason, violation=True, paths=paths)
     if strict and changed:
         return Finding("strict", violation=True, paths=tuple(changed))

@@ -744,3 +744,15 @@ def test_internal_errors_allow_visibly(settings: DecisionSettings) -> None:
     assert isinstance(decision, Decision)
     assert (decision.allowed, decision.reason) == (True, "internal-error")
     assert decision.audit_annotations["decision"] == "error"
+
+
+def test_hostile_nesting_does_not_open_the_guard(settings: DecisionSettings) -> None:
+    deep: object = "leaf"
+    for _ in range(3000):
+        deep = {"x": [deep]}
+    old, new = deployment(), deployment()
+    old["spec"]["extra"] = new["spec"]["extra"] = deep  # too deep for copy.deepcopy, so built twice
+    new["spec"]["replicas"] = 9
+    decision = decide(update(new, old=old), settings)
+    assert (decision.allowed, decision.reason) == (False, "owned-fields-changed")
+    assert "spec.replicas" in decision.fields
