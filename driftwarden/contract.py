@@ -29,6 +29,16 @@ GUARD_MODES = ("enforce", "warn", "off")
 DEFAULT_INSTALL_NAMESPACE = "driftwarden-system"
 AUDITOR_SERVICE_ACCOUNT = "driftwarden-auditor"
 
+WEBHOOK_SERVICE = "driftwarden-webhook"
+"""The webhook's Service (and ServiceAccount) in the install namespace; its serving certificate names it."""
+WEBHOOK_TLS_SECRET = "driftwarden-webhook-tls"
+"""kubernetes.io/tls Secret the webhook pods mount: tls.crt, tls.key and ca.crt (the trust bundle)."""
+WEBHOOK_CA_SECRET = "driftwarden-webhook-ca"
+"""The CA key and retired CAs; only the certificate rotator reads it, the webhook pods never mount it."""
+VALIDATING_WEBHOOK_CONFIGURATION = "driftwarden-guard"
+MUTATING_WEBHOOK_CONFIGURATION = "driftwarden-flag"
+"""Names of the two webhook configurations whose caBundle the rotator keeps current."""
+
 
 def auditor_identity(namespace: str = DEFAULT_INSTALL_NAMESPACE) -> str:
     """The Kubernetes user name of the auditor's service account in ``namespace``."""
