@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest control-plane venv constraints clean help
+.PHONY: test lint typecheck pytest control-plane helm venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane (built from source if not cached) + ruff + mypy + pytest"
 	@echo "make control-plane  build etcd, kube-apiserver and kubectl into ~/.cache/driftwarden"
+	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
 	@echo "make pytest         the test suite only"
@@ -27,6 +28,9 @@ $(INSTALLED): pyproject.toml requirements/constraints.txt
 control-plane:
 	@tools/build-control-plane.sh
 
+helm:
+	@tools/build-helm.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,7 +39,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv control-plane
+pytest: venv control-plane helm
 	$(BIN)/pytest -q
 
 test: venv control-plane lint typecheck pytest

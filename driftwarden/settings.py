@@ -30,3 +30,14 @@ def control_plane_bin_dir(env: Mapping[str, str]) -> Path:
     if env.get("DRIFTWARDEN_K8S_BIN_DIR"):
         return Path(env["DRIFTWARDEN_K8S_BIN_DIR"])
     return cache_dir(cache_root(env))
+
+
+HELM_VERSION = "v3.19.0"
+"""The Helm CLI tools/build-helm.sh builds (pinned in tools/helm/go.mod); keep the two in step."""
+
+
+def helm_bin_dir(env: Mapping[str, str]) -> Path:
+    """``$DRIFTWARDEN_HELM_BIN_DIR``, else the cache directory of the pinned helm (``helm-<version>``)."""
+    if env.get("DRIFTWARDEN_HELM_BIN_DIR"):
+        return Path(env["DRIFTWARDEN_HELM_BIN_DIR"])
+    return cache_root(env) / f"helm-{HELM_VERSION}"
