@@ -217,3 +217,23 @@ async def test_unlabelled_objects_never_reach_the_webhook(world: dict[str, Any],
     await core.patch_namespaced_pod("plain", ns, {"metadata": {"labels": {"x": "y"}}})
     await core.delete_namespaced_config_map("plain", ns)
     assert len(guard.reviews()) == before
+
+
+async def test_dry_run_edits_are_decided_the_same_way_and_change_nothing(
+    world: dict[str, Any], clients: Clients, control_plane: ControlPlane
+) -> None:
+    alice = await clients.user_credentials("alice")
+    assert alice.kubeconfig is not None
+    patch = json.dumps(IMAGE_PATCH)
+    ns = world["ns"]
+    code, _, err = await _kubectl(
+        control_plane, alice.kubeconfig, "-n", ns, "patch", "deploy/web", "-p", patch, "--dry-run=server"
+    )
+    assert code != 0 and "denied" in err
+    code, _, err = await _kubectl(
+        control_plane, alice.kubeconfig, "-n", ns, "patch", "deploy/relaxed", "-p", patch, "--dry-run=server"
+    )
+    assert code == 0 and "Warning: driftwarden" in err
+    stored = await client.AppsV1Api(clients.admin).read_namespaced_deployment("relaxed", ns)
+    assert stored.spec.template.spec.containers[0].image == "nginx:1.27"
+    assert contract.ANNOTATION_DRIFT not in (stored.metadata.annotations or {})
