@@ -1,0 +1,133 @@
+"""Compare what Git says with the live cluster: desired objects, SSA dry runs, live objects, diffs, plan.
+
+Orchestration over the Kubernetes adapter and the pure core: render output in, a frozen ``Comparison``
+out. It writes nothing to the cluster (dry runs only). An object whose kind or namespace does not exist
+yet (a CRD or Namespace the same sync creates) is compared as "to create" with its manifest as desired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.application import Application
+from auditor.changeset import ChangeSet, build_changeset
+from auditor.cluster import Cluster, NamespaceNotFoundError
+from auditor.diff import ObjectDiff, SyncStatus, diff_object, sync_status
+from auditor.discovery import UnknownKindError
+from auditor.health import Health, aggregate, resource_health
+from auditor.objects import ObjectRef, ResourceKey, fill_namespace, stamp
+
+Manifest = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One Application compared at one revision."""
+
+    app: Application
+    revision: str
+    desired: tuple[dict[str, Any], ...]
+    """The rendered manifests, namespaced and stamped with the contract's label and annotations."""
+    diffs: tuple[ObjectDiff, ...]
+    live: tuple[dict[str, Any], ...]
+    changeset: ChangeSet
+    healths: Mapping[ResourceKey, Health]
+
+    @property
+    def sync_status(self) -> SyncStatus:
+        return sync_status(self.diffs)
+
+    @property
+    def health(self) -> Health:
+        return aggregate(self.healths.values()) if self.healths else Health("Healthy", "")
+
+    def manifest_for(self, ref: ObjectRef) -> dict[str, Any] | None:
+        for manifest in self.desired:
+            if ObjectRef.from_manifest(manifest).key == ref.key:
+                return manifest
+        return None
+
+
+def desired_objects(
+    app: Application, manifests: Iterable[Manifest], *, cluster_scoped: Any
+) -> tuple[dict[str, Any], ...]:
+    """Render output as the auditor applies it: destination namespace filled in, contract stamped."""
+    out = []
+    for manifest in manifests:
+        placed = fill_namespace(manifest, app.destination.namespace, cluster_scoped=cluster_scoped)
+        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode))
+    return tuple(out)
+
+
+async def _dry_run(cluster: Cluster, manifest: Manifest) -> dict[str, Any]:
+    try:
+        return await cluster.dry_run_apply(manifest)
+    except (UnknownKindError, NamespaceNotFoundError):
+        # Its CRD or Namespace is created by this very sync: compare it as a plain "create".
+        return dict(manifest)
+
+
+async def _live_for(cluster: Cluster, manifest: Manifest) -> dict[str, Any] | None:
+    try:
+        return await cluster.get(ObjectRef.from_manifest(manifest))
+    except UnknownKindError:
+        return None
+
+
+def _kinds(desired: Sequence[Manifest], recorded: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    kinds = {(ObjectRef.from_manifest(m).group, ObjectRef.from_manifest(m).kind) for m in desired}
+    # Kinds that left Git still need listing, or their objects could never be pruned.
+    kinds.update((str(r.get("group", "")), str(r.get("kind", ""))) for r in recorded if r.get("kind"))
+    return kinds
+
+
+async def _list_managed(
+    cluster: Cluster, app: Application, kinds: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for group, kind in sorted(kinds):
+        try:
+            found.extend(await cluster.list_managed(app.key, kinds=[(group, kind)]))
+        except UnknownKindError:
+            continue  # a CRD that is gone: nothing of that kind can be live
+    return found
+
+
+async def compare(
+    cluster: Cluster,
+    app: Application,
+    *,
+    revision: str,
+    manifests: Sequence[Manifest],
+    recorded_resources: Sequence[Mapping[str, Any]] = (),
+    prune_requested: bool = False,
+) -> Comparison:
+    """Dry-run every desired object, read the live ones, and plan the sync (nothing is written)."""
+    await cluster.mapper.refresh()
+    desired = desired_objects(app, manifests, cluster_scoped=cluster.mapper.is_cluster_scoped)
+    dry_runs = await asyncio.gather(*(_dry_run(cluster, m) for m in desired))
+    lives = await asyncio.gather(*(_live_for(cluster, m) for m in desired))
+    managed = await _list_managed(cluster, app, _kinds(desired, recorded_resources))
+    wanted = {ObjectRef.from_manifest(m).key for m in desired}
+    leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
+    diffs = [
+        diff_object(dry, live, ignore=app.ignore_differences)
+        for dry, live in zip(dry_runs, lives, strict=True)
+    ]
+    diffs += [diff_object(None, obj, ignore=app.ignore_differences) for obj in leftovers]
+    live_objects = [obj for obj in lives if obj is not None] + leftovers
+    changeset = build_changeset(
+        [ObjectRef.from_manifest(m) for m in desired],
+        live_objects,
+        app=app.key,
+        diffs=diffs,
+        policy=app.sync_policy,
+        prune_requested=prune_requested,
+    )
+    healths = {
+        ObjectRef.from_manifest(m).key: resource_health(live) for m, live in zip(desired, lives, strict=True)
+    }
+    return Comparison(app, revision, desired, tuple(diffs), tuple(live_objects), changeset, healths)

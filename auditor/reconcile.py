@@ -1,0 +1,217 @@
+"""One reconcile pass of one Application: revision → render → compare → sync (per policy) → status, events.
+
+Orchestration. Errors end up where a user looks: a render or revision problem is a ``SyncFailed``
+condition naming the file and line, an unreachable remote a ``GitUnreachable`` condition (the last good
+revision stays in use), and in every failure case nothing is applied and nothing is pruned. Spans:
+``auditor.reconcile`` with children ``git.fetch`` (+render), ``diff``, ``apply``, ``health``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+from opentelemetry import trace
+
+from auditor.application import Application, parse_application
+from auditor.cluster import Cluster
+from auditor.compare import Comparison, compare
+from auditor.kubeapps import ApplicationStore
+from auditor.kubeevents import EventRecorder
+from auditor.objects import AppKey
+from auditor.settings import AuditorSettings
+from auditor.source import Rendered, repository_credentials, resolve_and_render
+from auditor.status import (
+    COMPARISON_ERROR,
+    GIT_UNREACHABLE,
+    SYNC_FAILED,
+    OperationPhase,
+    append_history,
+    build_status,
+    changeset_conditions,
+    clear_condition,
+    operation_state,
+    resource_entries,
+    set_condition,
+)
+from auditor.sync import SyncOutcome, execute
+from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What a pass found and did; ``error`` is set when it stopped before comparing."""
+
+    status: Mapping[str, Any]
+    comparison: Comparison | None = None
+    outcome: SyncOutcome | None = None
+    error: DriftwardenError | None = None
+
+
+def should_sync(comparison: Comparison, previous: Mapping[str, Any]) -> bool:
+    """Automated sync applies a new revision; it heals live drift only with ``selfHeal`` (as Argo CD)."""
+    automated = comparison.app.sync_policy.automated
+    if automated is None or not comparison.changeset.has_changes:
+        return False
+    last = ((previous.get("sync") or {}).get("revision")) or ""
+    return automated.self_heal or last != comparison.revision or not previous.get("history")
+
+
+class Reconciler:
+    """Runs passes for Applications with one set of clients; safe to share between tasks."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        settings: AuditorSettings,
+        tracer: trace.Tracer | None = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.api = api
+        self.cluster = Cluster(api)
+        self.store = ApplicationStore(api)
+        self.events = EventRecorder(api)
+        self.settings = settings
+        self.tracer = tracer or trace.get_tracer("driftwarden.auditor")
+        self.clock = clock
+
+    async def render(self, app: Application, *, revision: str | None = None) -> Rendered:
+        with self.tracer.start_as_current_span("git.fetch") as span:
+            span.set_attribute("driftwarden.app", str(app.key))
+            creds = await repository_credentials(
+                self.api, app.source.repo_url, namespace=self.settings.install_namespace
+            )
+            rendered = await resolve_and_render(
+                app, settings=self.settings, credentials=creds, revision=revision
+            )
+            span.set_attribute("driftwarden.revision", rendered.revision)
+            return rendered
+
+    async def compare(
+        self, app: Application, rendered: Rendered, previous: Mapping[str, Any], *, prune: bool = False
+    ) -> Comparison:
+        with self.tracer.start_as_current_span("diff") as span:
+            result = await compare(
+                self.cluster, app, revision=rendered.revision, manifests=rendered.result.manifests,
+                recorded_resources=previous.get("resources") or [], prune_requested=prune,
+            )  # fmt: skip
+            span.set_attribute("driftwarden.sync", result.sync_status)
+            return result
+
+    async def run(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        manual: bool = False,
+        revision: str | None = None,
+        prune: bool = False,
+    ) -> PassResult:
+        """One pass; ``manual`` syncs whatever differs (as ``driftwarden app sync``), else per the policy."""
+        with self.tracer.start_as_current_span("auditor.reconcile") as span:
+            meta = obj.get("metadata") or {}
+            span.set_attribute("driftwarden.app", f"{meta.get('namespace')}/{meta.get('name')}")
+            previous: Mapping[str, Any] = obj.get("status") or {}
+            try:
+                app = parse_application(obj)
+                rendered = await self.render(app, revision=revision)
+                comparison = await self.compare(app, rendered, previous, prune=prune)
+            except DriftwardenError as exc:
+                span.record_exception(exc)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:256]))
+                status = self._failed_status(previous, exc)
+                await self._write(meta, status)
+                return PassResult(status, error=exc)
+            outcome = None
+            if manual or should_sync(comparison, previous):
+                started = self.clock()
+                with self.tracer.start_as_current_span("apply"):
+                    outcome = await execute(self.cluster, comparison)
+                comparison = await self.compare(app, rendered, previous, prune=prune)
+                await self._announce(obj, outcome)
+                previous = {**previous, "operationState": self._operation(comparison, outcome, started)}
+            status = self._status(comparison, rendered, previous, outcome)
+            span.set_attribute("driftwarden.sync", comparison.sync_status)
+            span.set_attribute("driftwarden.revision", comparison.revision)
+            await self._write(meta, status)
+            return PassResult(status, comparison, outcome)
+
+    def _operation(
+        self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime
+    ) -> dict[str, Any]:
+        failed = outcome.failed
+        phase: OperationPhase = "Failed" if failed else "Succeeded"
+        message = f"{len(failed)} resources failed to sync" if failed else "successfully synced"
+        return operation_state(
+            phase=phase, message=message, revision=comparison.revision, results=outcome.results,
+            started_at=started, finished_at=self.clock(),
+        )  # fmt: skip
+
+    def _status(
+        self,
+        comparison: Comparison,
+        rendered: Rendered,
+        previous: Mapping[str, Any],
+        outcome: SyncOutcome | None,
+    ) -> dict[str, Any]:
+        now = self.clock()
+        conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
+        conditions = clear_condition(clear_condition(conditions, COMPARISON_ERROR), SYNC_FAILED)
+        if rendered.unreachable:
+            conditions = set_condition(conditions, type=GIT_UNREACHABLE, message=rendered.unreachable, at=now)
+        else:
+            conditions = clear_condition(conditions, GIT_UNREACHABLE)
+        conditions = changeset_conditions(conditions, comparison.changeset, at=now)
+        if outcome is not None and outcome.failed:
+            failed = "; ".join(f"{r.ref}: {r.message}" for r in outcome.failed)[:900]
+            conditions = set_condition(conditions, type=SYNC_FAILED, message=failed, at=now)
+        history = list(previous.get("history") or [])
+        if outcome is not None and outcome.changed:
+            history = append_history(
+                history, revision=comparison.revision, source=comparison.app.source, at=now
+            )
+        return build_status(
+            sync_status=comparison.sync_status,
+            revision=comparison.revision,
+            health=comparison.health,
+            resources=resource_entries(comparison.diffs, comparison.healths),
+            history=history,
+            conditions=conditions,
+            operation=previous.get("operationState"),
+        )
+
+    def _failed_status(self, previous: Mapping[str, Any], exc: DriftwardenError) -> dict[str, Any]:
+        """Keep everything the last good pass recorded; add the condition that says what went wrong."""
+        kind = GIT_UNREACHABLE if isinstance(exc, GitUnreachableError) else SYNC_FAILED
+        if not isinstance(exc, PermanentError | TemporaryError):
+            kind = COMPARISON_ERROR
+        conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
+        status = {k: v for k, v in previous.items() if k != "conditions"}
+        status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=self.clock())
+        sync = dict(status.get("sync") or {})
+        sync["status"] = "Unknown"
+        status["sync"] = sync
+        return status
+
+    async def _write(self, meta: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        await self.store.patch_application_status(
+            AppKey(str(meta.get("namespace", "")), str(meta.get("name", ""))), dict(status)
+        )
+
+    async def _announce(self, obj: Mapping[str, Any], outcome: SyncOutcome) -> None:
+        if outcome.failed:
+            message = "; ".join(f"{r.ref}: {r.message}" for r in outcome.failed)
+            await self.events.record_event(obj, reason="SyncFailed", message=message, type="Warning")
+        pruned = [str(r.ref) for r in outcome.results if r.status == "Pruned"]
+        if pruned:
+            await self.events.record_event(obj, reason="Pruned", message=", ".join(pruned))
+        synced = [str(r.ref) for r in outcome.results if r.status == "Synced"]
+        if synced:
+            await self.events.record_event(obj, reason="Synced", message=f"applied {', '.join(synced)}")

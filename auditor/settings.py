@@ -1,0 +1,34 @@
+"""Settings of the auditor, built once by the entry point (CLI or test) and passed explicitly.
+
+Pure: a frozen dataclass and its validation. It must not read the environment, files or flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.renderers import RenderTools
+from driftwarden import contract
+from driftwarden.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AuditorSettings:
+    """What a reconcile pass needs besides the Application and the cluster."""
+
+    git_cache: Path
+    """Directory of the bare Git mirrors (kept across passes: the last good revision lives there)."""
+    tools: RenderTools = field(default_factory=RenderTools)
+    install_namespace: str = contract.DEFAULT_INSTALL_NAMESPACE
+    """Where repository credential Secrets live (label ``driftwarden.io/secret-type=repository``)."""
+    poll_interval: float = 120.0
+    """Seconds between Git polls of an Application; a spec change reconciles at once."""
+    retry_initial: float = 2.0
+    retry_max: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.poll_interval <= 0:
+            raise ConfigError(f"poll interval must be positive, not {self.poll_interval}")
+        if not 0 < self.retry_initial <= self.retry_max:
+            raise ConfigError("retry backoff needs 0 < initial <= max")

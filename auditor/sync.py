@@ -1,0 +1,76 @@
+"""Carry out a ChangeSet: staged server-side apply of what drifted, then prune (orchestration).
+
+Stages run in order (Namespaces and CRDs first; a CRD is waited on until Established before anything of
+its kind is applied). Within a stage each object is applied or pruned on its own, so one failing object
+does not stop the others; its error is reported in its result. Only ``create``/``update`` actions are
+applied — objects already in sync are left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.changeset import Action
+from auditor.cluster import Cluster
+from auditor.compare import Comparison
+from auditor.status import ResourceResult, result_for
+from driftwarden.errors import DriftwardenError
+
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What one sync did, object by object."""
+
+    results: tuple[ResourceResult, ...]
+
+    @property
+    def failed(self) -> tuple[ResourceResult, ...]:
+        return tuple(r for r in self.results if r.status == "SyncFailed")
+
+    @property
+    def changed(self) -> bool:
+        return any(r.status in ("Synced", "Pruned") for r in self.results)
+
+
+def _namespace_manifest(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+async def ensure_namespace(cluster: Cluster, name: str) -> None:
+    """CreateNamespace=true: apply the destination Namespace (not tracked, so it is never pruned)."""
+    await cluster.apply(_namespace_manifest(name))
+
+
+async def _run(cluster: Cluster, comparison: Comparison, action: Action) -> ResourceResult | None:
+    try:
+        if action.type in ("create", "update"):
+            manifest = comparison.manifest_for(action.ref)
+            if manifest is None:
+                return result_for(action, error="no desired manifest for this object")
+            await cluster.apply(manifest)
+            if (action.ref.group, action.ref.kind) == CRD:
+                await cluster.wait_established(action.ref.name)
+        elif action.type == "prune":
+            await cluster.delete(action.ref, propagation="Background")
+    except DriftwardenError as exc:
+        return result_for(action, error=str(exc))
+    return result_for(action)
+
+
+async def execute(cluster: Cluster, comparison: Comparison) -> SyncOutcome:
+    """Apply and prune per the comparison's ChangeSet, stage by stage."""
+    app = comparison.app
+    if app.sync_policy.create_namespace and app.destination.namespace:
+        await ensure_namespace(cluster, app.destination.namespace)
+    results: list[ResourceResult] = []
+    for stage in comparison.changeset.stages():
+        for action in stage:
+            result = await _run(cluster, comparison, action)
+            if result is not None:
+                results.append(result)
+        if any((a.ref.group, a.ref.kind) == CRD for a in stage):
+            await cluster.mapper.refresh()  # kinds the next stages apply may have just appeared
+    return SyncOutcome(tuple(results))

@@ -1,0 +1,90 @@
+"""The auditor against the real control plane: CRD and RBAC installed, Applications created, a Reconciler.
+
+Shared by the auditor's cluster tests and the end-to-end tests. The Reconciler acts as the auditor's real
+service account, bound by manifests/rbac/auditor-clusterrole.yaml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes_asyncio import client
+
+from auditor.cluster import Cluster
+from auditor.objects import AppKey
+from auditor.renderers import RenderTools
+from auditor.settings import AuditorSettings
+from driftwarden import contract
+from driftwarden.controlplane import ControlPlane
+from driftwarden.kuberest import request_json, resource_path
+from driftwarden.settings import environment, helm_bin_dir
+
+ROOT = Path(__file__).parents[2]
+CRD_FILE = ROOT / "manifests/crd/applications.driftwarden.io.yaml"
+RBAC_FILE = ROOT / "manifests/rbac/auditor-clusterrole.yaml"
+AUDITOR_NS = contract.DEFAULT_INSTALL_NAMESPACE
+
+
+async def install_crd_and_rbac(admin: client.ApiClient) -> None:
+    """The Application CRD (waited on until Established) and the auditor's ClusterRole + binding."""
+    cluster = Cluster(admin)
+    for doc in [yaml.safe_load(CRD_FILE.read_text()), *yaml.safe_load_all(RBAC_FILE.read_text())]:
+        await cluster.apply(doc, field_manager="driftwarden-installer")
+    await cluster.wait_established(contract.APPLICATION_CRD_NAME, timeout=30)
+
+
+async def wait_until_allowed(api: client.ApiClient, *, verb: str, group: str, resource: str) -> None:
+    """Until the RBAC authorizer's cache has seen a new binding (it takes a moment)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
+    }
+    for _ in range(100):
+        answer = await request_json(api, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                                    body=review)  # fmt: skip
+        if answer["status"].get("allowed"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{verb} {group}/{resource} never became allowed")
+
+
+def settings_for(plane: ControlPlane, cache: Path) -> AuditorSettings:
+    env = environment()
+    tools = RenderTools(kubectl=plane.binaries.kubectl, helm=helm_bin_dir(env) / "helm")
+    return AuditorSettings(git_cache=cache, tools=tools)
+
+
+def application(name: str, *, repo_url: str, path: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """An Application in the install namespace, deploying ``path`` of ``repo_url`` into ``namespace``."""
+    body: dict[str, Any] = {
+        "apiVersion": contract.API_VERSION,
+        "kind": contract.APPLICATION_KIND,
+        "metadata": {"name": name, "namespace": AUDITOR_NS},
+        "spec": {
+            "source": {"repoURL": repo_url, "targetRevision": "main", "path": path},
+            "destination": {"namespace": namespace},
+            **spec,
+        },
+    }
+    return body
+
+
+def _apps_path(name: str | None = None) -> str:
+    return resource_path(group=contract.GROUP, version=contract.VERSION, plural=contract.APPLICATION_PLURAL,
+                         namespace=AUDITOR_NS, name=name)  # fmt: skip
+
+
+async def create_application(api: client.ApiClient, body: dict[str, Any]) -> dict[str, Any]:
+    return await request_json(api, "POST", _apps_path(), body=body)
+
+
+async def get_application(api: client.ApiClient, name: str) -> dict[str, Any]:
+    return await request_json(api, "GET", _apps_path(name))
+
+
+def key(name: str) -> AppKey:
+    return AppKey(AUDITOR_NS, name)
