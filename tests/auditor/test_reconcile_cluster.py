@@ -32,6 +32,7 @@ from tests.support.auditor import (
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
+from tests.support.seed import SEED
 
 pytestmark = pytest.mark.cluster
 
@@ -243,3 +244,40 @@ async def test_a_secret_diff_shows_that_it_differs_without_its_values(
     ):
         assert leaked not in diff.unified_diff
         assert leaked not in str(result.status)
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "expected"),
+    [
+        ("overlays/production", {}, {("Deployment", "prod-guestbook"), ("Service", "prod-guestbook")}),
+        ("apps/web-app", {},
+         {("Deployment", "web-app"), ("Service", "web-app"), ("ConfigMap", "web-config")}),
+        ("charts/guestbook", {"helm": {"valueFiles": ["values-prod.yaml"], "releaseName": "gb"}},
+         {("Deployment", "gb-guestbook"), ("Service", "gb-svc")}),
+    ],
+    ids=["kustomize-overlay", "plain-directory", "helm-chart"],
+)  # fmt: skip
+async def test_kustomize_directory_and_helm_applications_sync(
+    reconciler: Reconciler,
+    clients: Clients,
+    git_repo: Callable[..., GitRepo],
+    path: str,
+    extra: dict[str, Any],
+    expected: set[tuple[str, str]],
+) -> None:
+    repo = git_repo(SEED)
+    source = {"repoURL": repo.url, "targetRevision": "main", "path": path, **extra}
+    obj, ns = await _app(clients, repo, path=path, syncPolicy=AUTOMATED)
+    await reconciler.store.patch_application_spec(key(obj["metadata"]["name"]), {"source": source})
+    app = await _pass(reconciler, clients, obj)
+
+    assert app["status"]["sync"]["status"] == "Synced", app["status"].get("conditions")
+    assert {(r["kind"], r["name"]) for r in app["status"]["resources"]} == expected
+    apps = client.AppsV1Api(clients.admin)
+    (name,) = [n for k, n in expected if k == "Deployment"]
+    live = await apps.read_namespaced_deployment(name, ns)
+    if path == "overlays/production":
+        assert (live.spec.replicas, live.spec.template.spec.containers[0].image) == (5, "nginx:1.25.3")
+    if path == "charts/guestbook":
+        assert (live.spec.replicas, live.spec.template.spec.containers[0].image) == (3, "nginx:1.0")
+    assert live.metadata.labels[contract.LABEL_APP] == obj["metadata"]["name"]
