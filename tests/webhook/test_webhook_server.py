@@ -95,7 +95,7 @@ async def test_an_unmanaged_review_is_allowed_and_echoes_the_uid(served: Served)
         ("/mutate", b"\xff\xfe", "application/json", 400, "not JSON"),
     ],
 )  # fmt: skip
-async def test_bad_input_gets_a_clear_4xx(  # noqa: PLR0917 - one parameter per table column
+async def test_bad_input_gets_a_clear_4xx(
     served: Served, path: str, body: bytes, content_type: str, status: int, reason: str
 ) -> None:
     got, answer = await _post(served, path, body, content_type)
