@@ -1,0 +1,127 @@
+"""``driftwarden auditor run``: keep every Application reconciled (orchestration).
+
+A watch on Applications starts one worker per Application. A worker runs a pass at once, then whenever
+the Application's spec changes (its ``metadata.generation``; our own status writes do not count) and
+on the Git poll interval. A temporary failure (API server or Git unreachable) is retried with backoff
+(2 s, times 3, up to 5 min, like Argo CD's self-heal); a permanent one waits for the next change or poll.
+Every task is guarded: one Application's failure never stops the others, and all are cancelled on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.objects import AppKey
+from auditor.reconcile import Reconciler
+from driftwarden import contract
+from driftwarden.errors import TemporaryError
+from driftwarden.kuberest import resource_path
+from driftwarden.kubewatch import Informer
+
+log = logging.getLogger(__name__)
+
+
+def applications_path(namespace: str | None) -> str:
+    return resource_path(
+        group=contract.GROUP,
+        version=contract.VERSION,
+        plural=contract.APPLICATION_PLURAL,
+        namespace=namespace,
+    )
+
+
+@dataclass
+class _Worker:
+    key: AppKey
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    generation: int = -1
+    task: asyncio.Task[None] | None = None
+    passes: int = 0
+
+
+class AuditorLoop:
+    """Reconciles the Applications of ``namespace`` (all namespaces when None) until cancelled."""
+
+    def __init__(self, reconciler: Reconciler, *, namespace: str | None = None) -> None:
+        self.reconciler = reconciler
+        self.settings = reconciler.settings
+        self.informer = Informer(reconciler.api, applications_path(namespace))
+        self.workers: dict[AppKey, _Worker] = {}
+
+    async def run(self) -> None:
+        try:
+            await self.informer.run(self._on_application)
+        finally:
+            await self.stop_workers()
+
+    async def stop_workers(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.workers.clear()
+
+    def refresh(self, key: AppKey) -> bool:
+        """Reconcile ``key`` now (a Git push webhook, a CLI request); False when it is not known."""
+        worker = self.workers.get(key)
+        if worker is None:
+            return False
+        worker.wake.set()
+        return True
+
+    async def _on_application(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = AppKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if kind == "DELETED":
+            worker = self.workers.pop(key, None)
+            if worker is not None and worker.task is not None:
+                worker.task.cancel()
+            return
+        worker = self.workers.get(key)
+        if worker is None:
+            worker = self.workers[key] = _Worker(key)
+            worker.task = asyncio.create_task(self._work(worker), name=f"reconcile {key}")
+        generation = int(meta.get("generation") or 0)
+        if generation != worker.generation:
+            worker.generation = generation
+            worker.wake.set()
+
+    async def _wait(self, worker: _Worker, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.wake.wait(), timeout=seconds)
+        worker.wake.clear()
+
+    async def _work(self, worker: _Worker) -> None:
+        delay = self.settings.retry_initial
+        while True:
+            retry = await self._pass(worker)
+            if retry:
+                await self._wait(worker, delay)
+                delay = min(delay * 3, self.settings.retry_max)
+            else:
+                delay = self.settings.retry_initial
+                await self._wait(worker, self.settings.poll_interval)
+
+    async def _pass(self, worker: _Worker) -> bool:
+        """One guarded pass; True when it failed in a way that trying again soon may fix."""
+        try:
+            obj = await self.reconciler.store.get_application(worker.key)
+            if obj is None:
+                return False
+            result = await self.reconciler.run(obj)
+        except asyncio.CancelledError:
+            raise
+        except TemporaryError as exc:
+            log.warning("reconcile of %s failed, will retry: %s", worker.key, exc)
+            return True
+        except Exception:
+            log.exception("reconcile of %s failed", worker.key)
+            return True
+        worker.passes += 1
+        return isinstance(result.error, TemporaryError)

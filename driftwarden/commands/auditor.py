@@ -1,0 +1,117 @@
+"""``driftwarden auditor run``: flags → settings → the auditor loop, until SIGINT/SIGTERM.
+
+Orchestration only: it builds the frozen settings once, sets up logging and telemetry, and runs
+``auditor.loop.AuditorLoop`` with the API client of the given kubeconfig (or in-cluster credentials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+from opentelemetry import trace
+
+from auditor.loop import AuditorLoop
+from auditor.reconcile import Reconciler
+from auditor.renderers import RenderTools
+from auditor.settings import AuditorSettings
+from driftwarden import contract
+from driftwarden.kube import api_client
+from driftwarden.settings import cache_root, control_plane_bin_dir, helm_bin_dir
+from driftwarden.telemetry import tracer_provider
+
+log = logging.getLogger("driftwarden.auditor")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("auditor", help="the drift auditor: keep Applications equal to Git")
+    commands = parser.add_subparsers(title="auditor commands", metavar="COMMAND", required=True)
+    run = commands.add_parser(
+        "run",
+        help="reconcile every Application until interrupted",
+        description="Watch Applications and keep each one reconciled: resolve its Git revision, render it, "
+        "compare it with the cluster by server-side-apply dry runs, and sync per its syncPolicy. Git is "
+        "polled every --poll-interval seconds; a spec change reconciles at once.",
+    )
+    run.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster credentials)")
+    run.add_argument("--context", help="kubeconfig context to use")
+    run.add_argument("--namespace", help="only Applications in this namespace (default: all namespaces)")
+    run.add_argument(
+        "--install-namespace",
+        default=contract.DEFAULT_INSTALL_NAMESPACE,
+        help="namespace of repository credential Secrets (default %(default)s)",
+    )
+    run.add_argument("--git-cache", type=Path, help="directory of Git mirrors (default: <cache>/git)")
+    run.add_argument(
+        "--poll-interval",
+        type=float,
+        default=120.0,
+        help="seconds between Git polls of each Application (default %(default)s)",
+    )
+    run.add_argument(
+        "--kubectl", type=Path, help="kubectl used for Kustomize (default: the build cache, then PATH)"
+    )
+    run.add_argument("--helm", type=Path, help="helm binary (default: the build cache, then PATH)")
+    run.add_argument("--console-traces", action="store_true", help="also print spans to stdout")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(run=run_auditor)  # fmt: skip
+
+
+def _tool(explicit: Path | None, cached: Path, name: str) -> Path | None:
+    if explicit is not None:
+        return explicit
+    if cached.is_file():
+        return cached
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSettings:
+    tools = RenderTools(
+        kubectl=_tool(args.kubectl, control_plane_bin_dir(env) / "kubectl", "kubectl"),
+        helm=_tool(args.helm, helm_bin_dir(env) / "helm", "helm"),
+    )
+    return AuditorSettings(
+        git_cache=args.git_cache or cache_root(env) / "git",
+        tools=tools,
+        install_namespace=args.install_namespace,
+        poll_interval=args.poll_interval,
+    )
+
+
+def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = settings_from(args, env)
+    provider = tracer_provider("driftwarden-auditor", env=env, console=args.console_traces)
+    try:
+        return asyncio.run(_serve(args, settings, provider.get_tracer("driftwarden.auditor")))
+    finally:
+        provider.shutdown()
+
+
+async def _serve(args: argparse.Namespace, settings: AuditorSettings, tracer: trace.Tracer) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
+        reconciler = Reconciler(api, settings=settings, tracer=tracer)
+        auditor = AuditorLoop(reconciler, namespace=args.namespace)
+        task = asyncio.create_task(auditor.run(), name="auditor")
+        log.info(
+            "auditor running (namespace %s, poll every %ss)", args.namespace or "*", settings.poll_interval
+        )
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        stopper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("auditor stopped")
+    return 0

@@ -1,0 +1,93 @@
+"""The auditor loop against the real API server: new Applications, spec changes and new commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from auditor.loop import AuditorLoop
+from auditor.reconcile import Reconciler
+from driftwarden import contract
+from driftwarden.controlplane import ControlPlane
+from driftwarden.kube import api_client_for
+from tests.support.auditor import (
+    AUDITOR_NS,
+    application,
+    create_application,
+    get_application,
+    install_crd_and_rbac,
+    key,
+    settings_for,
+    wait_until_allowed,
+)
+from tests.support.clients import Clients
+from tests.support.gitrepo import GitRepo
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.cluster
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{color: {color}}}\n"
+AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
+
+
+@pytest.fixture
+async def running(
+    control_plane: ControlPlane, clients: Clients, tmp_path: Path
+) -> AsyncIterator[AuditorLoop]:
+    assert control_plane.admin is not None
+    admin = api_client_for(control_plane.admin)
+    await install_crd_and_rbac(admin)
+    await admin.close()
+    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
+    await wait_until_allowed(api, verb="patch", group="", resource="configmaps")
+    settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=1.0)
+    loop = AuditorLoop(Reconciler(api, settings=settings), namespace=AUDITOR_NS)
+    task = asyncio.create_task(loop.run())
+    yield loop
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert loop.workers == {}  # every worker was cancelled with the loop
+
+
+async def _color(core: client.CoreV1Api, ns: str) -> str | None:
+    try:
+        return str((await core.read_namespaced_config_map("settings", ns)).data["color"])
+    except client.exceptions.ApiException:
+        return None
+
+
+async def test_the_loop_syncs_new_apps_spec_changes_and_new_commits(
+    running: AuditorLoop, clients: Clients, git_repo: Callable[..., GitRepo]
+) -> None:
+    repo = git_repo({"app/cm.yaml": CM.format(color="blue"), "other/cm.yaml": CM.format(color="green")})
+    name, ns = f"loop-{uuid.uuid4().hex[:6]}", f"loop-{uuid.uuid4().hex[:6]}"
+    await create_application(clients.admin, application(name, repo_url=repo.url, path="app", namespace=ns,
+                                                        syncPolicy=AUTOMATED))  # fmt: skip
+    core = client.CoreV1Api(clients.admin)
+
+    async def synced_to(color: str) -> bool:
+        app: dict[str, Any] = await get_application(clients.admin, name)
+        return (
+            await _color(core, ns) == color
+            and (app.get("status") or {}).get("sync", {}).get("status") == "Synced"
+        )
+
+    await eventually(lambda: synced_to("blue"))
+
+    # A spec change reconciles at once (the poll interval alone would also get there; both are fast here).
+    await running.reconciler.store.patch_application_spec(key(name), {"source": {"path": "other"}})
+    await eventually(lambda: synced_to("green"))
+
+    # A new commit is picked up by the poll.
+    repo.commit({"other/cm.yaml": CM.format(color="purple")})
+    await eventually(lambda: synced_to("purple"))
+    assert running.workers[key(name)].passes >= 3
