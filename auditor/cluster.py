@@ -20,7 +20,7 @@ from auditor.kubemap import ApiResource
 from auditor.objects import AppKey, GroupKind, Manifest, ObjectRef, is_owned_by
 from driftwarden.contract import FIELD_MANAGER, LABEL_APP
 from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
-from driftwarden.kuberest import APPLY_PATCH, request_json, resource_path
+from driftwarden.kuberest import APPLY_PATCH, JSON_PATCH, request_json, resource_path
 
 Propagation = Literal["Foreground", "Background", "Orphan"]
 CRD_GROUP = "apiextensions.k8s.io"
@@ -151,6 +151,16 @@ class Cluster:
                 if is_owned_by(found, app=app):
                     owned.append(found)
         return owned
+
+    async def collection_path(self, group: str, kind: str) -> str:
+        """The all-namespaces path of a kind, for lists and watches."""
+        return self._path(await self.mapper.resource_for(group, kind))
+
+    async def json_patch(self, ref: ObjectRef, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        """Apply RFC 6902 ``operations`` to ``ref`` (not a server-side apply: no field is taken over)."""
+        resource = await self.mapper.resource_of(ref)
+        path = self._path(resource, namespace=ref.namespace, name=ref.name)
+        return await self._request("PATCH", path, body=operations, content_type=JSON_PATCH)
 
     async def delete(
         self, ref: ObjectRef, *, propagation: Propagation = "Foreground", uid: str | None = None

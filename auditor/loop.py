@@ -1,6 +1,8 @@
 """``driftwarden auditor run``: keep every Application reconciled (orchestration).
 
-A watch on Applications starts one worker per Application. A worker runs a pass at once, then whenever
+A watch on Applications starts one worker per Application; with a ``Healer``, each pass also tells it what
+Git wants, so managed objects are healed one at a time as their watch events arrive (auditor.heal).
+A worker runs a pass at once, then whenever
 the Application's spec changes (its ``metadata.generation``; our own status writes do not count) and
 on the Git poll interval. A temporary failure (API server or Git unreachable) is retried with backoff
 (2 s, times 3, up to 5 min, like Argo CD's self-heal); a permanent one waits for the next change or poll.
@@ -15,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.heal import Healer
 from auditor.objects import AppKey
 from auditor.reconcile import Reconciler
 from driftwarden import contract
@@ -46,8 +49,11 @@ class _Worker:
 class AuditorLoop:
     """Reconciles the Applications of ``namespace`` (all namespaces when None) until cancelled."""
 
-    def __init__(self, reconciler: Reconciler, *, namespace: str | None = None) -> None:
+    def __init__(
+        self, reconciler: Reconciler, *, namespace: str | None = None, healer: Healer | None = None
+    ) -> None:
         self.reconciler = reconciler
+        self.healer = healer
         self.settings = reconciler.settings
         self.informer = Informer(reconciler.api, applications_path(namespace))
         self.workers: dict[AppKey, _Worker] = {}
@@ -57,6 +63,8 @@ class AuditorLoop:
             await self.informer.run(self._on_application)
         finally:
             await self.stop_workers()
+            if self.healer is not None:
+                await self.healer.stop()
 
     async def stop_workers(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]
@@ -124,4 +132,6 @@ class AuditorLoop:
             log.exception("reconcile of %s failed", worker.key)
             return True
         worker.passes += 1
+        if self.healer is not None and result.comparison is not None:
+            self.healer.track(result.comparison)
         return isinstance(result.error, TemporaryError)

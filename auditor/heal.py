@@ -1,0 +1,236 @@
+"""Watch-driven self-heal: one object at a time, between full passes (orchestration).
+
+Every kind the Applications manage is watched (label ``driftwarden.io/app``), resumed after a dropped
+connection and relisted after 410 Gone (driftwarden.kubewatch). An event whose resourceVersion is our own
+write is ignored. Any other change to a managed object is re-diffed against what Git says (SSA dry run)
+and, with ``selfHeal``, healed at once; a deleted one is recreated. A webhook drift stamp
+(``driftwarden.io/drift``) is removed with the heal, and the heal span links to the edit's trace.
+Repeated heals back off; a manager that keeps taking the same fields back gets a ``DriftFight``
+condition naming it, and the object is left alone until Git changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+from auditor.application import Application
+from auditor.compare import Comparison
+from auditor.diff import ObjectDiff, diff_object
+from auditor.healcore import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
+from auditor.objects import ObjectRef, ResourceKey
+from auditor.reconcile import Reconciler
+from auditor.status import set_condition
+from driftwarden import contract
+from driftwarden.errors import DriftwardenError
+from driftwarden.kubewatch import Informer
+
+log = logging.getLogger(__name__)
+
+DRIFT_FIGHT = "DriftFight"
+_ESCAPED_DRIFT = contract.ANNOTATION_DRIFT.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What Git says one object must be, and the Application that says it."""
+
+    app: Application
+    manifest: dict[str, Any]
+    digest: str
+
+
+def _digest(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _link(stamp: DriftStamp | None) -> list[Link]:
+    """A span link to the admission span that flagged the edit (W3C traceparent in the drift stamp)."""
+    parts = stamp.traceparent.split("-") if stamp else []
+    if len(parts) != 4:
+        return []
+    try:
+        context = SpanContext(
+            int(parts[1], 16), int(parts[2], 16), is_remote=True, trace_flags=TraceFlags(int(parts[3], 16))
+        )
+    except ValueError:
+        return []
+    return [Link(context)] if context.is_valid else []
+
+
+class Healer:
+    """Heals managed objects as their watch events arrive; ``track`` feeds it each pass's comparison."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_heal: Callable[[ObjectRef, float], None] | None = None,
+    ) -> None:
+        self.reconciler = reconciler
+        self.cluster = reconciler.cluster
+        self.tracer = reconciler.tracer
+        self.monotonic = monotonic
+        self.on_heal = on_heal
+        self.book = HealBook()
+        self.desired: dict[ResourceKey, Desired] = {}
+        self.own_versions: dict[ResourceKey, str] = {}
+        self._locks: dict[ResourceKey, asyncio.Lock] = {}
+        self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.heals = 0
+
+    def track(self, comparison: Comparison) -> None:
+        """Remember what ``comparison.app`` wants; start watching kinds not watched yet."""
+        app = comparison.app
+        for key in [k for k, d in self.desired.items() if d.app.key == app.key]:
+            del self.desired[key]
+        for manifest in comparison.desired:
+            ref = ObjectRef.from_manifest(manifest)
+            self.desired[ref.key] = Desired(app, manifest, _digest(manifest))
+            if (ref.group, ref.kind) not in self._watches:
+                self._watches[(ref.group, ref.kind)] = asyncio.create_task(
+                    self._watch(ref.group, ref.kind), name=f"watch {ref.group}/{ref.kind}"
+                )
+
+    async def stop(self) -> None:
+        for task in self._watches.values():
+            task.cancel()
+        for task in self._watches.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._watches.clear()
+
+    async def _watch(self, group: str, kind: str) -> None:
+        while True:  # guarded: a failure to resolve the kind (a CRD not served yet) retries
+            try:
+                path = await self.cluster.collection_path(group, kind)
+                await Informer(self.reconciler.api, path, label_selector=contract.LABEL_APP).run(
+                    self.on_event
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch of %s/%s failed; retrying", group, kind)
+                await asyncio.sleep(2)
+
+    async def on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        ref = ObjectRef.from_manifest(obj)
+        desired = self.desired.get(ref.key)
+        if desired is None:
+            return
+        version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        if kind != "DELETED" and version and self.own_versions.get(ref.key) == version:
+            return  # our own write coming back
+        lock = self._locks.setdefault(ref.key, asyncio.Lock())
+        async with lock:
+            try:
+                await self._check(ref, None if kind == "DELETED" else obj, desired)
+            except DriftwardenError as exc:
+                log.warning("heal of %s failed: %s", ref, exc)
+
+    async def _check(self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired) -> None:
+        dry = await self.cluster.dry_run_apply(desired.manifest)
+        diff = diff_object(dry, live, ignore=desired.app.ignore_differences)
+        stamp = drift_stamp(live) if live is not None else None
+        if diff.in_sync and stamp is None:
+            return
+        automated = desired.app.sync_policy.automated
+        manager = last_writer(live) if live is not None else "deleted"
+        if automated is None or not automated.self_heal:
+            await self._report(ref, desired, diff, manager, stamp, action="reported")
+            return
+        verdict = self.book.decide(
+            str(ref.key),
+            manager=manager,
+            fields=diff.changed_paths,
+            desired=desired.digest,
+            now=self.monotonic(),
+        )
+        if verdict.fight is not None:
+            await self._fight(ref, desired, *verdict.fight)
+            return
+        if not verdict.heal:
+            return
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        await self._heal(ref, desired, diff, manager, stamp)
+
+    async def _heal(
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None
+    ) -> None:
+        started = self.monotonic()
+        with self.tracer.start_as_current_span("auditor.heal", links=_link(stamp)) as span:
+            span.set_attribute("driftwarden.app", str(desired.app.key))
+            span.set_attribute("k8s.namespace.name", ref.namespace)
+            span.set_attribute("k8s.resource.name", ref.name)
+            span.set_attribute("driftwarden.kind", ref.kind)
+            span.set_attribute("driftwarden.fields", list(diff.changed_paths))
+            span.set_attribute("driftwarden.manager", manager)
+            stored = await self.cluster.apply(desired.manifest)
+            if stamp is not None:
+                remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
+                stored = await self.cluster.json_patch(ref, remove)
+            self.own_versions[ref.key] = str(stored["metadata"]["resourceVersion"])
+        self.book.healed(str(ref.key), now=self.monotonic())
+        self.heals += 1
+        if self.on_heal is not None:
+            self.on_heal(ref, self.monotonic() - started)
+        await self._report(ref, desired, diff, manager, stamp, action="healed")
+
+    async def _report(
+        self,
+        ref: ObjectRef,
+        desired: Desired,
+        diff: ObjectDiff,
+        manager: str,
+        stamp: DriftStamp | None,
+        *,
+        action: str,
+    ) -> None:
+        fields = list(diff.changed_paths) or list(stamp.fields if stamp else ())
+        what = "recreated" if diff.action == "create" else "reverted"
+        user = stamp.user if stamp else ""
+        message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {user or manager or 'unknown'}"
+        events = self.reconciler.events
+        app_ref = self._app_ref(desired.app)
+        await events.record_event(app_ref, reason="DriftDetected", message=message, type="Warning")
+        if action == "healed":
+            await events.record_event(app_ref, reason="SelfHealed", message=f"{ref} {what} to Git's state")
+            await events.record_event(
+                ref, reason="SelfHealed", message=f"{what} to Git's state ({', '.join(fields)})"
+            )
+        record = drift_record(
+            ref=str(ref), fields=fields, manager=manager, user=user, at=dt.datetime.now(dt.UTC), action=action
+        )
+        current = await self.reconciler.store.get_application(desired.app.key) or {}
+        drift = append_drift(((current.get("status") or {}).get("drift")) or [], record)
+        await self.reconciler.store.patch_application_status(desired.app.key, {"drift": drift})
+
+    async def _fight(self, ref: ObjectRef, desired: Desired, manager: str, fields: tuple[str, ...]) -> None:
+        message = (
+            f"{ref}: field manager {manager!r} keeps changing {', '.join(fields) or 'it'} back; driftwarden "
+            f"stopped healing it until Git changes. Remove the field from Git, or stop {manager} from "
+            "managing it (an HPA on spec.replicas: drop replicas from Git)."
+        )
+        current = await self.reconciler.store.get_application(desired.app.key) or {}
+        conditions = (current.get("status") or {}).get("conditions") or []
+        updated = set_condition(conditions, type=DRIFT_FIGHT, message=message, at=dt.datetime.now(dt.UTC))
+        await self.reconciler.store.patch_application_status(desired.app.key, {"conditions": updated})
+        await self.reconciler.events.record_event(
+            self._app_ref(desired.app), reason="DriftFight", message=message, type="Warning"
+        )
+
+    @staticmethod
+    def _app_ref(app: Application) -> ObjectRef:
+        return ObjectRef(contract.GROUP, contract.VERSION, contract.APPLICATION_KIND, app.namespace, app.name)

@@ -1,0 +1,150 @@
+"""Pure decisions of the watch-driven heal: who drifted an object, backoff, field fights, drift records.
+
+No I/O, no clock reads (``now`` is passed in), no logging. ``HealBook`` is the one stateful piece: a
+plain in-memory record per object that the heal orchestration (auditor.heal) consults and updates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from driftwarden import contract
+
+FIGHT_HEALS = 5
+"""Rapid re-drifts in a row by the same other manager that make a fight."""
+RAPID = 1.0
+"""Seconds after a heal within which drifting again counts as "again and again" (a controller fighting
+back reverts within moments; a person editing does not). Only rapid re-drifts back off or make fights."""
+BACKOFF_INITIAL = 0.25
+BACKOFF_MAX = 30.0
+DRIFT_RECORDS = 20
+
+
+@dataclass(frozen=True)
+class DriftStamp:
+    """The ``driftwarden.io/drift`` annotation the mutating webhook writes in warn mode."""
+
+    user: str
+    at: str
+    fields: tuple[str, ...]
+    traceparent: str
+
+
+def drift_stamp(obj: Mapping[str, Any]) -> DriftStamp | None:
+    """The stamp on ``obj``; None when absent or not the JSON the webhook writes."""
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(contract.ANNOTATION_DRIFT)
+    if not isinstance(raw, str):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping):
+        return None
+    raw_fields = data.get("fields")
+    fields = raw_fields if isinstance(raw_fields, list) else []
+    return DriftStamp(
+        str(data.get("user", "")),
+        str(data.get("at", "")),
+        tuple(str(f) for f in fields),
+        str(data.get("traceparent", "")),
+    )
+
+
+def last_writer(obj: Mapping[str, Any], *, exclude: Iterable[str] = (contract.FIELD_MANAGER,)) -> str:
+    """The field manager (other than ours) with the newest managedFields entry on the main resource."""
+    skip = set(exclude)
+    entries = [
+        e
+        for e in (obj.get("metadata") or {}).get("managedFields") or []
+        if isinstance(e, Mapping) and e.get("manager") not in skip and not e.get("subresource")
+    ]
+    if not entries:
+        return ""
+    newest = max(entries, key=lambda e: str(e.get("time", "")))
+    return str(newest.get("manager", ""))
+
+
+def rfc3339(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def drift_record(
+    *, ref: str, fields: Sequence[str], manager: str, user: str, at: dt.datetime, action: str
+) -> dict[str, Any]:
+    """One entry of ``status.drift``: who, when, which fields (paths, never values), what was done."""
+    return {
+        "object": ref,
+        "fields": list(fields)[:20],
+        "manager": manager,
+        "user": user,
+        "at": rfc3339(at),
+        "action": action,
+    }
+
+
+def append_drift(records: Sequence[Mapping[str, Any]], record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``records`` plus ``record``, newest last, keeping the last ``DRIFT_RECORDS``."""
+    return [*(dict(r) for r in records), dict(record)][-DRIFT_RECORDS:]
+
+
+@dataclass
+class ObjectHeals:
+    """What the heal loop remembers about one object."""
+
+    last_heal: float | None = None
+    streak: int = 0
+    streak_manager: str = ""
+    backoff: float = 0.0
+    fight: tuple[str, tuple[str, ...]] | None = None
+    fight_desired: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a drifted object now."""
+
+    heal: bool
+    delay: float = 0.0
+    fight: tuple[str, tuple[str, ...]] | None = None
+    """Set when a fight was just detected: (manager, fields)."""
+
+
+class HealBook:
+    """Per-object heal history: backoff when an object drifts again and again, fights with one manager."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, ObjectHeals] = {}
+
+    def state(self, key: str) -> ObjectHeals:
+        return self._objects.setdefault(key, ObjectHeals())
+
+    def decide(self, key: str, *, manager: str, fields: Sequence[str], desired: str, now: float) -> Verdict:
+        """Heal now, after a backoff, or not at all (a fight is on and Git has not changed since)."""
+        item = self.state(key)
+        if item.fight is not None:
+            if desired == item.fight_desired:
+                return Verdict(heal=False)
+            item.fight, item.streak = None, 0  # Git changed: try again
+        rapid = item.last_heal is not None and now - item.last_heal <= RAPID
+        if not rapid:
+            item.streak, item.backoff = 0, 0.0
+            return Verdict(heal=True)
+        item.streak = item.streak + 1 if manager == item.streak_manager else 1
+        item.streak_manager = manager
+        if manager and item.streak >= FIGHT_HEALS:
+            item.fight, item.fight_desired = (manager, tuple(fields)), desired
+            return Verdict(heal=False, fight=item.fight)
+        item.backoff = BACKOFF_INITIAL if item.backoff == 0 else min(item.backoff * 2, BACKOFF_MAX)
+        return Verdict(heal=True, delay=item.backoff)
+
+    def healed(self, key: str, *, now: float) -> None:
+        """Record a heal of ``key`` at ``now``."""
+        self.state(key).last_heal = now
+
+    def fights(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {k: v.fight for k, v in self._objects.items() if v.fight is not None}
