@@ -17,6 +17,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 
+from auditor.heal import Healer
 from auditor.loop import AuditorLoop
 from auditor.reconcile import Reconciler
 from auditor.renderers import RenderTools
@@ -102,7 +103,7 @@ async def _serve(args: argparse.Namespace, settings: AuditorSettings, tracer: tr
         loop.add_signal_handler(signum, stop.set)
     async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
         reconciler = Reconciler(api, settings=settings, tracer=tracer)
-        auditor = AuditorLoop(reconciler, namespace=args.namespace)
+        auditor = AuditorLoop(reconciler, namespace=args.namespace, healer=Healer(reconciler))
         task = asyncio.create_task(auditor.run(), name="auditor")
         log.info(
             "auditor running (namespace %s, poll every %ss)", args.namespace or "*", settings.poll_interval
