@@ -8,6 +8,8 @@ yet (a CRD or Namespace the same sync creates) is compared as "to create" with i
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,15 +64,56 @@ def desired_objects(
     return tuple(out)
 
 
-async def _dry_run(cluster: Cluster, manifest: Manifest) -> dict[str, Any]:
+class DryRunCache:
+    """Dry-run results by object, valid while neither what Git says nor the live object changed.
+
+    It keeps a full pass's cost from growing with objects that did not change: those are answered from
+    here, and only changed ones are dry-run again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[ResourceKey, tuple[str, str, dict[str, Any]]] = {}
+        self.hits = 0
+
+    @staticmethod
+    def _versions(manifest: Manifest, live: Mapping[str, Any] | None) -> tuple[str, str]:
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        return digest, str(((live or {}).get("metadata") or {}).get("resourceVersion", ""))
+
+    def get(self, manifest: Manifest, live: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        entry = self._entries.get(ObjectRef.from_manifest(manifest).key)
+        if entry is None or live is None or entry[:2] != self._versions(manifest, live):
+            return None
+        self.hits += 1
+        return entry[2]
+
+    def put(self, manifest: Manifest, live: Mapping[str, Any] | None, result: dict[str, Any]) -> None:
+        if live is not None:
+            self._entries[ObjectRef.from_manifest(manifest).key] = (*self._versions(manifest, live), result)
+
+
+async def _dry_run(
+    cluster: Cluster, manifest: Manifest, live: Mapping[str, Any] | None, cache: DryRunCache | None
+) -> dict[str, Any]:
+    cached = cache.get(manifest, live) if cache is not None else None
+    if cached is not None:
+        return cached
     try:
-        return await cluster.dry_run_apply(manifest)
+        result = await cluster.dry_run_apply(manifest)
     except (UnknownKindError, NamespaceNotFoundError):
         # Its CRD or Namespace is created by this very sync: compare it as a plain "create".
         return dict(manifest)
+    if cache is not None:
+        cache.put(manifest, live, result)
+    return result
 
 
-async def _live_for(cluster: Cluster, manifest: Manifest) -> dict[str, Any] | None:
+async def _live_for(
+    cluster: Cluster, manifest: Manifest, listed: Mapping[ResourceKey, dict[str, Any]]
+) -> dict[str, Any] | None:
+    found = listed.get(ObjectRef.from_manifest(manifest).key)
+    if found is not None:
+        return found  # from the per-kind list: no request per object
     try:
         return await cluster.get(ObjectRef.from_manifest(manifest))
     except UnknownKindError:
@@ -104,13 +147,21 @@ async def compare(
     manifests: Sequence[Manifest],
     recorded_resources: Sequence[Mapping[str, Any]] = (),
     prune_requested: bool = False,
+    cache: DryRunCache | None = None,
 ) -> Comparison:
-    """Dry-run every desired object, read the live ones, and plan the sync (nothing is written)."""
+    """Dry-run every desired object that changed, read the live ones, and plan the sync (nothing is written).
+
+    Live objects come from one list per kind (label-selected); only objects that are not listed (not ours
+    yet) are read one by one, and only objects whose desired or live state changed are dry-run again.
+    """
     await cluster.mapper.refresh()
     desired = desired_objects(app, manifests, cluster_scoped=cluster.mapper.is_cluster_scoped)
-    dry_runs = await asyncio.gather(*(_dry_run(cluster, m) for m in desired))
-    lives = await asyncio.gather(*(_live_for(cluster, m) for m in desired))
     managed = await _list_managed(cluster, app, _kinds(desired, recorded_resources))
+    listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
+    lives = await asyncio.gather(*(_live_for(cluster, m, listed) for m in desired))
+    dry_runs = await asyncio.gather(
+        *(_dry_run(cluster, m, live, cache) for m, live in zip(desired, lives, strict=True))
+    )
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
     diffs = [

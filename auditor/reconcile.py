@@ -9,6 +9,7 @@ revision stays in use), and in every failure case nothing is applied and nothing
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from opentelemetry import trace
 
 from auditor.application import Application, parse_application
 from auditor.cluster import Cluster
-from auditor.compare import Comparison, compare
+from auditor.compare import Comparison, DryRunCache, compare
 from auditor.kubeapps import ApplicationStore
 from auditor.kubeevents import EventRecorder
 from auditor.objects import AppKey
@@ -39,6 +40,7 @@ from auditor.status import (
 )
 from auditor.sync import SyncOutcome, execute
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
+from driftwarden.metrics import Instruments
 
 
 def _utcnow() -> dt.datetime:
@@ -74,14 +76,17 @@ class Reconciler:
         settings: AuditorSettings,
         tracer: trace.Tracer | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
+        instruments: Instruments | None = None,
     ) -> None:
         self.api = api
         self.cluster = Cluster(api)
         self.store = ApplicationStore(api)
         self.events = EventRecorder(api)
         self.settings = settings
+        self.dry_runs = DryRunCache()
         self.tracer = tracer or trace.get_tracer("driftwarden.auditor")
         self.clock = clock
+        self.instruments = instruments or Instruments.noop()
 
     async def render(self, app: Application, *, revision: str | None = None) -> Rendered:
         with self.tracer.start_as_current_span("git.fetch") as span:
@@ -102,6 +107,7 @@ class Reconciler:
             result = await compare(
                 self.cluster, app, revision=rendered.revision, manifests=rendered.result.manifests,
                 recorded_resources=previous.get("resources") or [], prune_requested=prune,
+                cache=self.dry_runs,
             )  # fmt: skip
             span.set_attribute("driftwarden.sync", result.sync_status)
             return result
@@ -115,6 +121,7 @@ class Reconciler:
         prune: bool = False,
     ) -> PassResult:
         """One pass; ``manual`` syncs whatever differs (as ``driftwarden app sync``), else per the policy."""
+        started_pass = time.perf_counter()
         with self.tracer.start_as_current_span("auditor.reconcile") as span:
             meta = obj.get("metadata") or {}
             span.set_attribute("driftwarden.app", f"{meta.get('namespace')}/{meta.get('name')}")
@@ -128,6 +135,7 @@ class Reconciler:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:256]))
                 status = self._failed_status(previous, exc)
                 await self._write(meta, status)
+                self._measure(meta, status, started_pass)
                 return PassResult(status, error=exc)
             outcome = None
             if manual or should_sync(comparison, previous):
@@ -141,7 +149,15 @@ class Reconciler:
             span.set_attribute("driftwarden.sync", comparison.sync_status)
             span.set_attribute("driftwarden.revision", comparison.revision)
             await self._write(meta, status)
+            self._measure(meta, status, started_pass)
             return PassResult(status, comparison, outcome)
+
+    def _measure(self, meta: Mapping[str, Any], status: Mapping[str, Any], started: float) -> None:
+        self.instruments.record_reconcile(
+            f"{meta.get('namespace')}/{meta.get('name')}", seconds=time.perf_counter() - started,
+            sync=str((status.get("sync") or {}).get("status") or "Unknown"),
+            health=str((status.get("health") or {}).get("status") or "Unknown"),
+        )  # fmt: skip
 
     def _operation(
         self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime

@@ -281,3 +281,23 @@ async def test_kustomize_directory_and_helm_applications_sync(
     if path == "charts/guestbook":
         assert (live.spec.replicas, live.spec.template.spec.containers[0].image) == (3, "nginx:1.0")
     assert live.metadata.labels[contract.LABEL_APP] == obj["metadata"]["name"]
+
+
+async def test_a_full_pass_dry_runs_only_what_changed(
+    reconciler: Reconciler, clients: Clients, web_repo: GitRepo
+) -> None:
+    obj, ns = await _app(clients, web_repo, syncPolicy=AUTOMATED)
+    await _pass(reconciler, clients, obj)
+    hits = reconciler.dry_runs.hits
+    await _pass(reconciler, clients, obj)
+    assert reconciler.dry_runs.hits - hits == 3  # nothing changed: no object was dry-run again
+
+    await client.CoreV1Api(clients.admin).patch_namespaced_config_map(
+        "web-config", ns, {"data": {"color": "red"}}
+    )
+    hits = reconciler.dry_runs.hits
+    app = await _pass(reconciler, clients, obj)
+    assert reconciler.dry_runs.hits - hits >= 2  # the Deployment and Service were answered from the cache
+    assert app["status"]["sync"]["status"] == "Synced"
+    live = await client.CoreV1Api(clients.admin).read_namespaced_config_map("web-config", ns)
+    assert live.data == {"color": "blue"}  # the changed one was dry-run, found drifted and healed
