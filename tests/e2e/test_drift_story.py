@@ -1,0 +1,172 @@
+"""The whole drift story on the real control plane: a warn-mode edit is flagged, healed and linked.
+
+The webhook (real configurations, real caBundle) lets alice's edit through with a warning and stamps
+``driftwarden.io/drift``; the auditor's watch heals it, removes the stamp, records who did what, emits
+Events on the Application and the object, and its ``auditor.heal`` span links to the admission span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from auditor.heal import Healer
+from auditor.loop import AuditorLoop
+from auditor.reconcile import Reconciler
+from driftwarden import contract
+from driftwarden.controlplane import ControlPlane
+from driftwarden.kube import api_client_for
+from driftwarden.kuberest import request_json
+from tests.support.auditor import (
+    AUDITOR_NS,
+    application,
+    create_application,
+    get_application,
+    install_crd_and_rbac,
+    settings_for,
+    wait_until_allowed,
+)
+from tests.support.clients import Clients
+from tests.support.gitrepo import GitRepo
+from tests.support.guard import ensure_namespace, grant_cluster_admin, running_guard
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.cluster
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.27"}]
+"""
+POLICY = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
+
+
+async def _kubectl(plane: ControlPlane, kubeconfig: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(plane.binaries.kubectl), "--kubeconfig", str(kubeconfig), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    return proc.returncode or 0, err.decode()
+
+
+async def _events(admin: client.ApiClient, ns: str) -> list[dict[str, Any]]:
+    listed = await request_json(admin, "GET", f"/apis/events.k8s.io/v1/namespaces/{ns}/events")
+    return list(listed.get("items") or [])
+
+
+@dataclasses.dataclass
+class Auditor:
+    admin: client.ApiClient
+    healer: Healer
+    spans: InMemorySpanExporter
+
+
+@pytest.fixture
+async def auditor(control_plane: ControlPlane, clients: Clients, tmp_path: Path) -> AsyncIterator[Auditor]:
+    """The auditor loop with its healer, tracing into memory, acting as its real service account."""
+    assert control_plane.admin is not None
+    admin = api_client_for(control_plane.admin)
+    await install_crd_and_rbac(admin)
+    await ensure_namespace(admin, AUDITOR_NS)
+    await grant_cluster_admin(admin, users=["alice"])
+    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
+    await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=600.0)
+    reconciler = Reconciler(api, settings=settings, tracer=provider.get_tracer("auditor"))
+    healer = Healer(reconciler)
+    loop = asyncio.create_task(AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer).run())
+    yield Auditor(admin, healer, spans)
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+    await admin.close()
+
+
+async def test_a_warn_mode_edit_is_flagged_healed_recorded_and_linked(
+    auditor: Auditor, control_plane: ControlPlane, clients: Clients, tmp_path: Path,
+    git_repo: Callable[..., GitRepo],
+) -> None:  # fmt: skip
+    admin, healer, spans = auditor.admin, auditor.healer, auditor.spans
+    repo = git_repo({"web/deployment.yaml": DEPLOYMENT})
+    name, ns = f"story-{uuid.uuid4().hex[:6]}", f"story-{uuid.uuid4().hex[:6]}"
+    body = application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=POLICY,
+                       guard={"mode": "warn"})  # fmt: skip
+    apps = client.AppsV1Api(admin)
+
+    async def image() -> str:
+        return str((await apps.read_namespaced_deployment("web", ns)).spec.template.spec.containers[0].image)
+
+    async with running_guard(admin, tmp_path / "guard") as guard:
+        await create_application(clients.admin, body)
+
+        async def synced() -> bool:
+            status = (await get_application(clients.admin, name)).get("status") or {}
+            return (
+                status.get("sync", {}).get("status") == "Synced" and ("apps", "Deployment") in healer._watches
+            )
+
+        await eventually(synced)
+        await asyncio.sleep(0.5)  # the Deployment watch has listed
+        alice = await clients.user_credentials("alice")
+        assert alice.kubeconfig is not None
+        patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:9.9"}]}}}}
+        code, err = await _kubectl(control_plane, alice.kubeconfig, "-n", ns, "patch", "deploy/web",
+                                   "-p", json.dumps(patch))  # fmt: skip
+        assert code == 0, err
+        assert "Warning: driftwarden" in err
+
+        async def healed() -> bool:
+            live = await apps.read_namespaced_deployment("web", ns)
+            annotations = live.metadata.annotations or {}
+            return await image() == "nginx:1.27" and contract.ANNOTATION_DRIFT not in annotations
+
+        await eventually(healed, seconds=10)
+        flagged = [s for s in guard.reviews() if (s.attributes or {}).get("driftwarden.violation")]
+
+    async def recorded() -> bool:  # the record is written just after the heal itself
+        return bool(((await get_application(clients.admin, name)).get("status") or {}).get("drift"))
+
+    await eventually(recorded, seconds=10)
+    record = (await get_application(clients.admin, name))["status"]["drift"][-1]
+    assert (record["user"], record["action"]) == ("alice", "healed")
+    assert any("image" in f for f in record["fields"])
+
+    events = await _events(admin, AUDITOR_NS) + await _events(admin, ns)
+    reasons = {
+        (e["reason"], e["regarding"]["kind"]) for e in events if e["regarding"].get("name") in (name, "web")
+    }
+    assert {
+        ("DriftDetected", "Application"),
+        ("SelfHealed", "Application"),
+        ("SelfHealed", "Deployment"),
+    } <= reasons
+
+    (admission,) = [s for s in flagged if s.attributes and s.attributes.get("k8s.resource.name") == "web"
+                    and s.attributes.get("driftwarden.endpoint") == "mutate"]  # fmt: skip
+    heals = [s for s in spans.get_finished_spans() if s.name == "auditor.heal"]
+    linked = [h for h in heals for link in h.links
+              if link.context.trace_id == admission.context.trace_id
+              and link.context.span_id == admission.context.span_id]  # fmt: skip
+    assert linked, "the heal span does not link to the admission span that flagged the edit"
