@@ -41,3 +41,12 @@ def helm_bin_dir(env: Mapping[str, str]) -> Path:
     if env.get("DRIFTWARDEN_HELM_BIN_DIR"):
         return Path(env["DRIFTWARDEN_HELM_BIN_DIR"])
     return cache_root(env) / f"helm-{HELM_VERSION}"
+
+
+def kubeconfig_path(env: Mapping[str, str]) -> Path:
+    """``$KUBECONFIG``, else ``~/.kube/config``; of a ``KUBECONFIG`` list (kubectl merges them) the first."""
+    entries = [entry for entry in env.get("KUBECONFIG", "").split(os.pathsep) if entry]
+    if entries:
+        return Path(entries[0]).expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".kube" / "config"
