@@ -90,6 +90,16 @@ class Healer:
         self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.heals = 0
 
+    def paused(self, ref: ObjectRef) -> str:
+        """Why a sync must not apply ``ref`` now: a field fight it gave up until Git changes, else ""."""
+        fight = self.book.fights().get(str(ref.key))
+        if fight is None:
+            return ""
+        desired = self.desired.get(ref.key)
+        if desired is not None and desired.digest != self.book.state(str(ref.key)).fight_desired:
+            return ""  # Git changed since: the next heal tries again
+        return f"not applied: field manager {fight[0]!r} keeps changing {', '.join(fight[1])} (DriftFight)"
+
     def track(self, comparison: Comparison) -> None:
         """Remember what ``comparison.app`` wants; start watching kinds not watched yet."""
         app = comparison.app

@@ -54,6 +54,8 @@ class AuditorLoop:
     ) -> None:
         self.reconciler = reconciler
         self.healer = healer
+        if healer is not None:
+            reconciler.paused = healer.paused
         self.settings = reconciler.settings
         self.informer = Informer(reconciler.api, applications_path(namespace))
         self.workers: dict[AppKey, _Worker] = {}

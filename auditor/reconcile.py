@@ -22,7 +22,7 @@ from auditor.cluster import Cluster
 from auditor.compare import Comparison, DryRunCache, compare
 from auditor.kubeapps import ApplicationStore
 from auditor.kubeevents import EventRecorder
-from auditor.objects import AppKey
+from auditor.objects import AppKey, ObjectRef
 from auditor.settings import AuditorSettings
 from auditor.source import Rendered, repository_credentials, resolve_and_render
 from auditor.status import (
@@ -84,6 +84,8 @@ class Reconciler:
         self.events = EventRecorder(api)
         self.settings = settings
         self.dry_runs = DryRunCache()
+        self.paused: Callable[[ObjectRef], str] = lambda _ref: ""
+        """Objects a sync must leave alone, and why (the heal loop sets it for field fights)."""
         self.tracer = tracer or trace.get_tracer("driftwarden.auditor")
         self.clock = clock
         self.instruments = instruments or Instruments.noop()
@@ -141,7 +143,7 @@ class Reconciler:
             if manual or should_sync(comparison, previous):
                 started = self.clock()
                 with self.tracer.start_as_current_span("apply"):
-                    outcome = await execute(self.cluster, comparison)
+                    outcome = await execute(self.cluster, comparison, paused=self.paused)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
                 previous = {**previous, "operationState": self._operation(comparison, outcome, started)}

@@ -8,16 +8,19 @@ applied — objects already in sync are left alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from auditor.changeset import Action
 from auditor.cluster import Cluster
 from auditor.compare import Comparison
+from auditor.objects import ObjectRef
 from auditor.status import ResourceResult, result_for
 from driftwarden.errors import DriftwardenError
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+Paused = Callable[[ObjectRef], str]
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,11 @@ async def ensure_namespace(cluster: Cluster, name: str) -> None:
     await cluster.apply(_namespace_manifest(name))
 
 
-async def _run(cluster: Cluster, comparison: Comparison, action: Action) -> ResourceResult | None:
+async def _run(
+    cluster: Cluster, comparison: Comparison, action: Action, *, paused: Paused
+) -> ResourceResult | None:
+    if action.type in ("create", "update") and (why := paused(action.ref)):
+        return ResourceResult(action.ref, "SyncFailed", why)
     try:
         if action.type in ("create", "update"):
             manifest = comparison.manifest_for(action.ref)
@@ -60,15 +67,22 @@ async def _run(cluster: Cluster, comparison: Comparison, action: Action) -> Reso
     return result_for(action)
 
 
-async def execute(cluster: Cluster, comparison: Comparison) -> SyncOutcome:
-    """Apply and prune per the comparison's ChangeSet, stage by stage."""
+def _never(_ref: ObjectRef) -> str:
+    return ""
+
+
+async def execute(cluster: Cluster, comparison: Comparison, *, paused: Paused = _never) -> SyncOutcome:
+    """Apply and prune per the comparison's ChangeSet, stage by stage.
+
+    ``paused`` names objects not to apply now (a field fight the heal loop gave up on) and why.
+    """
     app = comparison.app
     if app.sync_policy.create_namespace and app.destination.namespace:
         await ensure_namespace(cluster, app.destination.namespace)
     results: list[ResourceResult] = []
     for stage in comparison.changeset.stages():
         for action in stage:
-            result = await _run(cluster, comparison, action)
+            result = await _run(cluster, comparison, action, paused=paused)
             if result is not None:
                 results.append(result)
         if any((a.ref.group, a.ref.kind) == CRD for a in stage):

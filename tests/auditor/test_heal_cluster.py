@@ -189,3 +189,8 @@ async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
     (condition,) = [c for c in app["status"]["conditions"] if c["type"] == DRIFT_FIGHT]
     assert "/spec/replicas" in condition["message"]
     assert (await apps.read_namespaced_deployment("web", running.ns)).spec.replicas == 5
+    # A full pass leaves the fought-over object alone too, and says why.
+    result = await running.loop.reconciler.run(await get_application(clients.admin, running.name))
+    assert result.outcome is not None
+    assert any("DriftFight" in r.message for r in result.outcome.failed)
+    assert (await apps.read_namespaced_deployment("web", running.ns)).spec.replicas == 5
