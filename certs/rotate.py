@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from certs.pki import issue, new_ca
 from certs.plan import (
@@ -65,8 +65,8 @@ class Report:
 
 
 async def _step(store: CertStore, snap: Snapshot, action: NewCA | Publish | IssueServing, *,
-                settings: RotateSettings, now: dt.datetime) -> str:  # fmt: skip
-    stored, policy = snap.stored, settings.policy
+                settings: RotateSettings, clock: Callable[[], dt.datetime]) -> str:  # fmt: skip
+    stored, policy, now = snap.stored, settings.policy, clock()
     if isinstance(action, NewCA):
         ca = await asyncio.to_thread(new_ca, CA_COMMON_NAME, now=now, validity=policy.ca_validity)
         await store.write_ca(snap, ca=ca, retired=retire(stored, now=now), mark=None)
@@ -77,7 +77,8 @@ async def _step(store: CertStore, snap: Snapshot, action: NewCA | Publish | Issu
         written = await store.inject(snap, action.bundle)
         if stored.serving is not None and stored.serving_bundle != action.bundle:
             await store.write_serving(snap, serving=stored.serving, bundle=action.bundle)
-        mark = PublishMark(active.fingerprint, now) if action.reset_mark else stored.mark
+        # The propagation clock starts once every target holds the bundle, i.e. now, after the writes.
+        mark = PublishMark(active.fingerprint, clock()) if action.reset_mark else stored.mark
         await store.write_ca(snap, ca=stored.ca, retired=action.retired, mark=mark)
         where = ", ".join(written) or "no webhook configuration changed"
         return f"published CA bundle of {action.bundle.count(b'BEGIN CERTIFICATE')} CA(s) ({where})"
@@ -107,7 +108,7 @@ async def reconcile(
             await asyncio.sleep(max(delay, 0.0))
             continue
         try:
-            done = await _step(store, snap, action, settings=settings, now=now)
+            done = await _step(store, snap, action, settings=settings, clock=clock)
         except KubeError as exc:
             if exc.status != 409:
                 raise
@@ -131,8 +132,7 @@ async def watch(
     Waits for propagation happen here, not inside ``reconcile``, so ``stop`` always ends the loop promptly.
     A failing run is logged and retried after a short pause; it never ends the loop.
     """
-    once = RotateSettings(settings.names, settings.policy, dt.timedelta(0), settings.interval,
-                          settings.max_steps)  # fmt: skip
+    once = replace(settings, max_wait=dt.timedelta(0))
     while not stop.is_set():
         delay = settings.interval
         try:

@@ -21,6 +21,7 @@ from certs.policy import DAY, Policy, ServingNames
 from certs.rotate import CA_COMMON_NAME, Report, RotateSettings, reconcile, watch
 from certs.store import CertStore, Location
 from driftwarden import contract
+from driftwarden.errors import ConfigError
 from driftwarden.kube import api_client
 
 
@@ -174,7 +175,7 @@ def run_issue(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
     files: dict[str, bytes] = {}
     if args.ca_cert or args.ca_key:
         if not (args.ca_cert and args.ca_key):
-            raise SystemExit("driftwarden certs issue: --ca-cert and --ca-key go together")
+            raise ConfigError("--ca-cert and --ca-key go together")
         ca = KeyPair(read_file(args.ca_cert), read_file(args.ca_key))
     else:
         ca = new_ca(CA_COMMON_NAME, now=now, validity=policy.ca_validity)

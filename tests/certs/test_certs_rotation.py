@@ -84,8 +84,8 @@ async def _reviewer(admin: client.ApiClient, port: int, traffic: Traffic, stop: 
         await asyncio.sleep(0.02)
 
 
-async def _editor(alice: client.ApiClient, namespace: str, traffic: Traffic, stop: asyncio.Event) -> None:
-    core = client.CoreV1Api(alice)
+async def _editor(person: client.ApiClient, namespace: str, traffic: Traffic, stop: asyncio.Event) -> None:
+    core = client.CoreV1Api(person)
     while not stop.is_set():
         try:
             await core.patch_namespaced_config_map("settings", namespace, {"data": {"level": "debug"}})
@@ -131,7 +131,8 @@ async def test_rotating_twice_with_a_new_ca_drops_no_request(clients: Clients, t
     system_ns, app_ns = f"certs-rot-{suffix}", f"certs-app-{suffix}"
     for ns in (system_ns, app_ns):
         await ensure_namespace(admin, ns)
-    await grant_cluster_admin(admin, users=["alice"])
+    editor = f"rotation-editor-{suffix}"  # a user of its own: the grant must not leak into other tests
+    await grant_cluster_admin(admin, users=[editor])
     await apply(admin, managed({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "settings", "namespace": app_ns},
                                 "data": {"level": "info"}}), plural="configmaps")  # fmt: skip
@@ -163,8 +164,8 @@ async def test_rotating_twice_with_a_new_ca_drops_no_request(clients: Clients, t
                 bundle,
                 bundle,
             ]
-            alice = await clients.user("alice")
-            core = client.CoreV1Api(alice)
+            person = await clients.user(editor)
+            core = client.CoreV1Api(person)
             await wait_for_guard(lambda: core.patch_namespaced_config_map(
                 "settings", app_ns, {"data": {"level": "debug"}}))  # fmt: skip
 
@@ -172,7 +173,7 @@ async def test_rotating_twice_with_a_new_ca_drops_no_request(clients: Clients, t
             tasks = [
                 asyncio.create_task(watch(store, settings, stop=stop), name="rotator"),
                 asyncio.create_task(_reviewer(admin, server.port, traffic, stop), name="reviewer"),
-                asyncio.create_task(_editor(alice, app_ns, traffic, stop), name="editor"),
+                asyncio.create_task(_editor(person, app_ns, traffic, stop), name="editor"),
             ]
             first_ca = facts(bundle)
             async with _guarded(tasks):
