@@ -1,4 +1,4 @@
-"""The webhook's aiohttp application: parse, decide, serialise — and a span per review.
+"""The webhook's aiohttp application: parse, decide, serialise — and a span and metrics per review.
 
 Orchestration over the pure core: handlers read the body within the API server's limits, turn bad
 input into a clear 4xx (never a 500), call ``webhook.decision.decide`` and answer with
@@ -10,15 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Span, Status, StatusCode
 
 from driftwarden.errors import AdmissionRequestError
+from driftwarden.metrics import Instruments, metrics_handler
 from webhook.decision import Decision, decide
 from webhook.patches import drift_patch
 from webhook.review import AdmissionRequest, build_response, parse_admission_review
@@ -32,6 +35,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 SETTINGS: web.AppKey[DecisionSettings] = web.AppKey("settings")
 TRACER: web.AppKey[trace.Tracer] = web.AppKey("tracer")
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")
+INSTRUMENTS: web.AppKey[Instruments] = web.AppKey("instruments")
 SERVING: web.AppKey[list[bool]] = web.AppKey("serving")
 """One mutable flag: False once shutdown begins, so /readyz takes the pod out of the Service first."""
 
@@ -103,14 +107,30 @@ def traceparent(span: Span) -> str:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
+_ALLOWED_VERDICTS = frozenset({"warned", "breakglass", "off", "error"})
+
+
+def _decision_label(decision: Decision) -> str:
+    """The metric's bounded ``decision`` label: allowed, denied, warned, breakglass, off or error."""
+    if not decision.allowed:
+        return "denied"
+    verdict = decision.audit_annotations.get("decision", "")
+    return verdict if verdict in _ALLOWED_VERDICTS else "allowed"
+
+
 async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
-    tracer = request.app[TRACER]
+    tracer, started = request.app[TRACER], time.perf_counter()
+    endpoint = "mutate" if mutate else "validate"
     with tracer.start_as_current_span("admission.review", kind=trace.SpanKind.SERVER) as span:
-        span.set_attribute("driftwarden.endpoint", "mutate" if mutate else "validate")
+        span.set_attribute("driftwarden.endpoint", endpoint)
         try:
             review = await _read_review(request)
         except AdmissionRequestError as exc:
             span.set_status(Status(StatusCode.ERROR, str(exc)))
+            request.app[INSTRUMENTS].record_admission(
+                decision="invalid", operation="unknown", endpoint=endpoint,
+                seconds=time.perf_counter() - started,
+            )  # fmt: skip
             return _error(exc.status, str(exc))
         decision = decide(review, request.app[SETTINGS])
         if mutate:
@@ -123,6 +143,10 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
                 at=request.app[CLOCK](), traceparent=traceparent(span),
             )  # fmt: skip
         body = build_response(review.uid, decision, patch=patch)
+    request.app[INSTRUMENTS].record_admission(
+        decision=_decision_label(decision), operation=review.operation, endpoint=endpoint,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
     return web.json_response(body)
 
 
@@ -153,16 +177,25 @@ def make_app(
     *,
     tracer: trace.Tracer,
     clock: Callable[[], dt.datetime] = _utcnow,
+    instruments: Instruments | None = None,
+    metrics: InMemoryMetricReader | None = None,
 ) -> web.Application:
-    """The application with its routes; the server (webhook.server) adds TLS and the listener."""
+    """The application with its routes; the server (webhook.server) adds TLS and the listener.
+
+    ``instruments`` record every review (no-op by default); with ``metrics`` (the reader of the same
+    MeterProvider) ``GET /metrics`` serves them in the Prometheus text format.
+    """
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[TRACER] = tracer
     app[CLOCK] = clock
+    app[INSTRUMENTS] = instruments or Instruments.noop()
     app[SERVING] = [True]
     app.on_shutdown.append(_stop_serving)
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", mutate)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics_handler(metrics))
     return app

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from driftwarden import contract
 from driftwarden.kube import api_client
-from driftwarden.telemetry import tracer_provider
+from driftwarden.metrics import Instruments
+from driftwarden.telemetry import meter_provider, tracer_provider
 from webhook.app import make_app
 from webhook.install import install, uninstall
 from webhook.profiles import PROFILES, get_profile
@@ -70,7 +71,8 @@ def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "serve",
         help="serve /validate and /mutate over HTTPS",
         description="Serve the admission webhook over HTTPS (TLS 1.2+). The certificate and key are "
-        "reloaded when they change on disk. Tracing follows the standard OTEL_* variables.",
+        "reloaded when they change on disk. GET /metrics serves Prometheus metrics on the same port. Traces "
+        "and metrics follow the standard OTEL_* variables.",
     )
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=8443, help="port to listen on (default %(default)s)")
@@ -121,10 +123,16 @@ def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         cert_file=args.tls_cert_file, key_file=args.tls_key_file, host=args.host, port=args.port
     )
     provider = tracer_provider("driftwarden-webhook", env=env, console=args.console_traces)
-    app = make_app(settings, tracer=provider.get_tracer("driftwarden.webhook"))
+    metering = meter_provider("driftwarden-webhook", env=env)
+    instruments = Instruments.from_meter(metering.provider.get_meter("driftwarden.webhook"))
+    app = make_app(
+        settings, tracer=provider.get_tracer("driftwarden.webhook"), instruments=instruments,
+        metrics=metering.scrape,
+    )  # fmt: skip
     try:
         return asyncio.run(_serve(app, server))
     finally:
+        metering.shutdown()
         provider.shutdown()
 
 

@@ -1,0 +1,161 @@
+"""driftwarden.telemetry: OTEL_* settings read from the mapping given, and exports that really leave.
+
+The export tests run a real OTLP/HTTP receiver (aiohttp on 127.0.0.1) and decode what arrives with the
+OpenTelemetry protobufs: the endpoint comes only from the mapping, never from the process environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from driftwarden.errors import ConfigError
+from driftwarden.metrics import Instruments
+from driftwarden.telemetry import OtlpTarget, meter_provider, otlp_target, tracer_provider
+
+
+def test_no_endpoint_means_no_exporter() -> None:
+    assert otlp_target({}, "traces") is None
+    assert otlp_target({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "metrics") is None
+    provider = tracer_provider("svc", env={})
+    assert provider._active_span_processor._span_processors == ()
+    metering = meter_provider("svc", env={})
+    assert metering.exporting is False
+    metering.shutdown()
+
+
+def test_grpc_uses_the_base_endpoint_as_it_is() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}
+    assert otlp_target(env, "traces") == OtlpTarget("grpc", "http://collector:4317", {}, None, None)
+
+
+def test_http_appends_the_signal_path_to_the_base_endpoint_but_not_to_a_per_signal_one() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "https://metrics.example/custom",
+    }
+    traces, metrics = otlp_target(env, "traces"), otlp_target(env, "metrics")
+    assert traces is not None and traces.endpoint == "http://collector:4318/v1/traces"
+    assert metrics is not None and metrics.endpoint == "https://metrics.example/custom"
+
+
+def test_per_signal_settings_win_and_none_turns_a_signal_off() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    target = otlp_target(env, "traces")
+    assert target is not None
+    assert (target.protocol, target.timeout, target.insecure) == ("http/protobuf", 2.5, True)
+    assert otlp_target(env, "metrics") is None
+
+
+def test_headers_are_parsed_url_decoded_and_never_echoed_when_malformed() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317",
+        "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20s3cr3t, x-tenant = blue",
+    }
+    target = otlp_target(env, "traces")
+    assert target is not None and target.headers == {"authorization": "Bearer s3cr3t", "x-tenant": "blue"}
+    with pytest.raises(ConfigError) as bad:
+        otlp_target({**env, "OTEL_EXPORTER_OTLP_HEADERS": "tokenWithoutKey-s3cr3t"}, "traces")
+    assert "s3cr3t" not in str(bad.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "not supported"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "milliseconds"),
+    ],
+)
+def test_bad_settings_are_config_errors(name: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        otlp_target({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", name: value}, "traces")
+
+
+def test_sdk_disabled_exports_nothing_and_service_name_can_be_overridden() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_SDK_DISABLED": "true"}
+    assert tracer_provider("svc", env=env)._active_span_processor._span_processors == ()
+    renamed = tracer_provider("svc", env={"OTEL_SERVICE_NAME": "other"})
+    assert renamed.resource.attributes["service.name"] == "other"
+
+
+@dataclass
+class Receiver:
+    """A real OTLP/HTTP endpoint: what each POST carried, by path."""
+
+    url: str = ""
+    bodies: dict[str, list[bytes]] = field(default_factory=dict)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    got = Receiver()
+
+    async def accept(request: web.Request) -> web.Response:
+        got.bodies.setdefault(request.path, []).append(await request.read())
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/{signal}", accept)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    got.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield got
+    await runner.cleanup()
+
+
+async def test_spans_are_exported_to_the_endpoint_of_the_mapping(receiver: Receiver) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    provider = tracer_provider("driftwarden-test", env=env)
+    with (
+        provider.get_tracer("t").start_as_current_span("outer"),
+        provider.get_tracer("t").start_span("inner"),
+    ):
+        pass
+    # The exporter posts from the calling thread; the receiver lives on this event loop.
+    assert await asyncio.to_thread(provider.force_flush)
+    await asyncio.to_thread(provider.shutdown)
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(b"".join(receiver.bodies["/v1/traces"]))
+    (resource_spans,) = request.resource_spans
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+    assert service == "driftwarden-test"
+    names = sorted(s.name for scope in resource_spans.scope_spans for s in scope.spans)
+    assert names == ["inner", "outer"]
+
+
+async def test_metrics_are_exported_to_the_endpoint_of_the_mapping(receiver: Receiver) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    metering = meter_provider("driftwarden-test", env=env)
+    assert metering.exporting
+    instruments = Instruments.from_meter(metering.provider.get_meter("t"))
+    instruments.record_admission(decision="denied", operation="UPDATE", endpoint="validate", seconds=0.002)
+    instruments.record_drift_healed("ns/app", "apps/Deployment", latency=0.4)
+    assert await asyncio.to_thread(metering.provider.force_flush)
+    await asyncio.to_thread(metering.shutdown)
+    names: set[str] = set()
+    for body in receiver.bodies["/v1/metrics"]:
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(body)
+        names |= {m.name for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert {
+        "driftwarden_admission_requests",
+        "driftwarden_admission_duration_seconds",
+        "driftwarden_drift_healed",
+        "driftwarden_heal_latency_seconds",
+    } <= names
