@@ -50,3 +50,8 @@ def kubeconfig_path(env: Mapping[str, str]) -> Path:
         return Path(entries[0]).expanduser()
     home = Path(env["HOME"]) if env.get("HOME") else Path.home()
     return home / ".kube" / "config"
+
+
+def webhook_secret(env: Mapping[str, str]) -> str | None:
+    """``$DRIFTWARDEN_WEBHOOK_SECRET``: the Git push webhook's shared secret (never log it), or None."""
+    return env.get("DRIFTWARDEN_WEBHOOK_SECRET") or None

@@ -2,13 +2,13 @@
 
 Orchestration only: it builds the frozen settings once, sets up logging and telemetry, and runs
 ``auditor.loop.AuditorLoop`` with the API client of the given kubeconfig (or in-cluster credentials).
+Leader election, the Git push webhook and notifications are wired in ``driftwarden.commands.auditorrun``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import shutil
 import signal
@@ -17,12 +17,11 @@ from pathlib import Path
 
 from opentelemetry import trace
 
-from auditor.heal import Healer
-from auditor.loop import AuditorLoop
 from auditor.reconcile import Reconciler
 from auditor.renderers import RenderTools
 from auditor.settings import AuditorSettings
 from driftwarden import contract
+from driftwarden.commands.auditorrun import ServeOptions, add_flags, notifications, options_from, serve
 from driftwarden.kube import api_client
 from driftwarden.settings import cache_root, control_plane_bin_dir, helm_bin_dir
 from driftwarden.telemetry import tracer_provider
@@ -61,6 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--helm", type=Path, help="helm binary (default: the build cache, then PATH)")
     run.add_argument("--console-traces", action="store_true", help="also print spans to stdout")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_flags(run)
     run.set_defaults(run=run_auditor)  # fmt: skip
 
 
@@ -89,30 +89,32 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSe
 def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = settings_from(args, env)
+    options = options_from(args, env)
     provider = tracer_provider("driftwarden-auditor", env=env, console=args.console_traces)
     try:
-        return asyncio.run(_serve(args, settings, provider.get_tracer("driftwarden.auditor")))
+        return asyncio.run(_serve(args, settings, options, provider.get_tracer("driftwarden.auditor")))
     finally:
         provider.shutdown()
 
 
-async def _serve(args: argparse.Namespace, settings: AuditorSettings, tracer: trace.Tracer) -> int:
+async def _serve(
+    args: argparse.Namespace, settings: AuditorSettings, options: ServeOptions, tracer: trace.Tracer
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
+    async with (
+        await api_client(kubeconfig=args.kubeconfig, context=args.context) as api,
+        notifications(options.notify) as notifier,
+    ):
+        # The notifier (None without --notify-url) is for the reconcile pass and the heal to call.
         reconciler = Reconciler(api, settings=settings, tracer=tracer)
-        auditor = AuditorLoop(reconciler, namespace=args.namespace, healer=Healer(reconciler))
-        task = asyncio.create_task(auditor.run(), name="auditor")
         log.info(
-            "auditor running (namespace %s, poll every %ss)", args.namespace or "*", settings.poll_interval
-        )
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
-        stopper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            "auditor starting (namespace %s, poll every %ss, leader election %s, push webhook %s, "
+            "notifications %s)", args.namespace or "*", settings.poll_interval,
+            "on" if options.election else "off", "on" if options.push else "off", "on" if notifier else "off",
+        )  # fmt: skip
+        code = await serve(reconciler, options, stop=stop)
         log.info("auditor stopped")
-    return 0
+    return code
