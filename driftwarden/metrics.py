@@ -12,8 +12,9 @@ OpenTelemetry → Prometheus compatibility rules (and the Collector) do.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -228,6 +229,18 @@ class MetricsServer:
     def url(self) -> str:
         host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
         return f"http://{host}:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def metrics_server(
+    reader: InMemoryMetricReader, *, host: str = "0.0.0.0", port: int = 8081
+) -> AsyncIterator[MetricsServer | None]:
+    """A running ``MetricsServer`` for the block; None, and nothing listening, when ``port`` is 0 (off)."""
+    if port == 0:
+        yield None
+        return
+    async with MetricsServer(reader, host=host, port=port) as server:
+        yield server
 
 
 async def _ok(_request: web.Request) -> web.Response:

@@ -23,8 +23,9 @@ from auditor.settings import AuditorSettings
 from driftwarden import contract
 from driftwarden.commands.auditorrun import ServeOptions, add_flags, notifications, options_from, serve
 from driftwarden.kube import api_client
+from driftwarden.metrics import Instruments, metrics_server
 from driftwarden.settings import cache_root, control_plane_bin_dir, helm_bin_dir
-from driftwarden.telemetry import tracer_provider
+from driftwarden.telemetry import Metering, meter_provider, tracer_provider
 
 log = logging.getLogger("driftwarden.auditor")
 
@@ -59,6 +60,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--helm", type=Path, help="helm binary (default: the build cache, then PATH)")
     run.add_argument("--console-traces", action="store_true", help="also print spans to stdout")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        help="port of the plain-HTTP Prometheus /metrics server, 0 for none (default %(default)s)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_flags(run)
     run.set_defaults(run=run_auditor)  # fmt: skip
@@ -91,14 +98,22 @@ def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings = settings_from(args, env)
     options = options_from(args, env)
     provider = tracer_provider("driftwarden-auditor", env=env, console=args.console_traces)
+    metering = meter_provider("driftwarden-auditor", env=env)
     try:
-        return asyncio.run(_serve(args, settings, options, provider.get_tracer("driftwarden.auditor")))
+        return asyncio.run(
+            _serve(args, settings, options, provider.get_tracer("driftwarden.auditor"), metering)
+        )
     finally:
+        metering.shutdown()
         provider.shutdown()
 
 
 async def _serve(
-    args: argparse.Namespace, settings: AuditorSettings, options: ServeOptions, tracer: trace.Tracer
+    args: argparse.Namespace,
+    settings: AuditorSettings,
+    options: ServeOptions,
+    tracer: trace.Tracer,
+    metering: Metering,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,9 +122,13 @@ async def _serve(
     async with (
         await api_client(kubeconfig=args.kubeconfig, context=args.context) as api,
         notifications(options.notify) as notifier,
+        metrics_server(metering.scrape, port=args.metrics_port) as metrics,
     ):
         # The notifier (None without --notify-url) is for the reconcile pass and the heal to call.
-        reconciler = Reconciler(api, settings=settings, tracer=tracer)
+        instruments = Instruments.from_meter(metering.provider.get_meter("driftwarden.auditor"))
+        reconciler = Reconciler(api, settings=settings, tracer=tracer, instruments=instruments)
+        if metrics is not None:
+            log.info("serving Prometheus metrics on %s/metrics", metrics.url)
         log.info(
             "auditor starting (namespace %s, poll every %ss, leader election %s, push webhook %s, "
             "notifications %s)", args.namespace or "*", settings.poll_interval,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
 import pytest
 from opentelemetry.metrics import NoOpCounter, NoOpHistogram
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from driftwarden.metrics import Instruments, prometheus_text
+from driftwarden.jaeger import free_port
+from driftwarden.metrics import Instruments, metrics_server, prometheus_text
 
 
 @pytest.fixture
@@ -140,3 +142,26 @@ def test_noop_instruments_accept_everything_and_keep_nothing() -> None:
     instruments.record_admission(decision="allowed", operation="UPDATE", endpoint="validate", seconds=0.1)
     instruments.record_reconcile("a/b", seconds=1.0, sync="Synced", health="Healthy")
     instruments.record_drift_healed("a/b", "v1/ConfigMap", latency=0.2)
+
+
+async def test_metrics_server_port_zero_is_off_and_any_other_port_serves(
+    measured: tuple[Instruments, InMemoryMetricReader],
+) -> None:
+    instruments, reader = measured
+    async with metrics_server(reader, host="127.0.0.1", port=0) as off:
+        assert off is None
+    instruments.record_drift_detected("prod/web", "apps/Deployment")
+    port = free_port()
+    async with (
+        metrics_server(reader, host="127.0.0.1", port=port) as on,
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        assert on is not None and on.port == port and on.url == f"http://127.0.0.1:{port}"
+        assert resp.status == 200
+        assert (
+            'driftwarden_drift_detected_total{app="prod/web",kind="apps/Deployment"} 1' in await resp.text()
+        )
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics"):
+            pass
