@@ -13,7 +13,6 @@ off. Only identities and times are logged; the Lease carries nothing secret.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -143,17 +142,16 @@ class LeaderElector:
             if failure is not None:
                 raise failure
             return "lost"
-        exc = work.exception()
+        exc = None if work.cancelled() else work.exception()
         if exc is not None:
             raise exc
         return "finished"
 
     async def _stop(self, *tasks: asyncio.Task[None]) -> None:
+        """Cancel ``tasks`` and wait for them; their outcome is read afterwards, not raised here."""
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.wait(tasks)
 
     async def _acquire(self) -> None:
         while True:

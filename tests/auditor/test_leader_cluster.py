@@ -204,6 +204,29 @@ async def test_a_graceful_stop_releases_the_lease_so_the_takeover_is_immediate(
     assert took < 1.5, f"takeover after a release took {took:.2f}s (the lease would last 10s)"
 
 
+async def test_when_the_leading_work_fails_the_lease_is_released_and_the_error_raised(
+    candidates: Callable[..., Candidate], auditor_api: client.ApiClient
+) -> None:
+    candidate = candidates("replica-a", lease_duration=10)
+    stopped: list[bool] = []
+
+    async def crash() -> None:
+        raise RuntimeError("the auditor loop broke")
+
+    with pytest.raises(RuntimeError, match="loop broke"):
+        async with asyncio.timeout(10):
+            await candidate.elector.run(crash, lambda: stopped.append(True))
+    assert stopped == [True] and not candidate.elector.leading
+    spec = (await read_lease(auditor_api, candidate.elector.settings.name))["spec"]
+    assert not spec.get("holderIdentity")  # released: a standby need not wait 10 s
+
+    async def done() -> None:
+        return None
+
+    async with asyncio.timeout(10):
+        assert await candidate.elector.run(done) == "finished"
+
+
 async def test_a_leader_that_cannot_renew_steps_down_within_the_renew_deadline(
     control_plane: ControlPlane, clients: Clients
 ) -> None:
