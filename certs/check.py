@@ -88,7 +88,7 @@ def _trust(
 ) -> list[Finding]:
     if not cas:
         return [Finding("error", where, "holds no certificate")]
-    issuer = issuer_in(cert.pem, cas)
+    issuer = issuer_in(cert.pem, among=cas)
     if issuer is None:
         return [Finding("error", where, "does not trust the serving certificate (no CA in it signed it)")]
     found = [Finding("ok", where, f"trusts the serving certificate through CA {issuer.fingerprint[:16]}")]

@@ -122,7 +122,7 @@ def join_bundle(certs: Iterable[CertFacts]) -> bytes:
     return out
 
 
-def signed_by(leaf_pem: bytes, ca_pem: bytes) -> bool:
+def signed_by(leaf_pem: bytes, *, ca_pem: bytes) -> bool:
     """True when the CA certificate ``ca_pem`` issued and signed ``leaf_pem``."""
     try:
         leaf, ca = _load(leaf_pem), _load(ca_pem)
@@ -135,9 +135,9 @@ def signed_by(leaf_pem: bytes, ca_pem: bytes) -> bool:
     return True
 
 
-def issuer_in(leaf_pem: bytes, bundle: Iterable[CertFacts]) -> CertFacts | None:
-    """The CA of ``bundle`` that signed ``leaf_pem``, if any."""
-    return next((ca for ca in bundle if signed_by(leaf_pem, ca.pem)), None)
+def issuer_in(leaf_pem: bytes, *, among: Iterable[CertFacts]) -> CertFacts | None:
+    """The CA ``among`` those given that signed ``leaf_pem``, if any."""
+    return next((ca for ca in among if signed_by(leaf_pem, ca_pem=ca.pem)), None)
 
 
 def pair_matches(pair: KeyPair) -> bool:

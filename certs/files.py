@@ -14,7 +14,7 @@ from pathlib import Path
 from driftwarden.errors import ConfigError
 
 
-def write_file(path: Path, data: bytes, *, private: bool = False) -> None:
+def write_file(path: Path, *, data: bytes, private: bool = False) -> None:
     """Write ``data`` to ``path`` atomically (0600 when ``private``, else 0644)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,12 +38,12 @@ def read_file(path: Path) -> bytes:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
-def write_pairs(directory: Path, files: dict[str, bytes]) -> list[Path]:
+def write_pairs(directory: Path, *, files: dict[str, bytes]) -> list[Path]:
     """Write ``name → PEM`` into ``directory``; names ending in ``.key`` are private. Keys go first, so a
     watcher that sees the new certificate also finds its key."""
     written = []
     for name in sorted(files, key=lambda n: not n.endswith(".key")):
         target = directory / name
-        write_file(target, files[name], private=name.endswith(".key"))
+        write_file(target, data=files[name], private=name.endswith(".key"))
         written.append(target)
     return written

@@ -119,7 +119,7 @@ def active_ca(stored: Stored) -> tuple[CertFacts | None, str]:
     return ca, ""
 
 
-def desired_bundle(active: CertFacts, retired: bytes, *, now: dt.datetime) -> tuple[bytes, bytes]:
+def desired_bundle(active: CertFacts, *, retired: bytes, now: dt.datetime) -> tuple[bytes, bytes]:
     """(bundle to publish, retired CAs to keep): unexpired retired CAs, oldest first, then the active one."""
     kept = sorted(
         (c for c in bundle_facts(retired) if c.is_ca and not c.expired_at(now)),
@@ -141,7 +141,7 @@ def retire(stored: Stored, *, now: dt.datetime) -> bytes:
     if stored.ca is not None:
         candidates.extend(bundle_facts(stored.ca.cert_pem))
     if stored.serving is not None:
-        issuer = issuer_in(stored.serving.cert_pem, _published(stored))
+        issuer = issuer_in(stored.serving.cert_pem, among=_published(stored))
         if issuer is not None:
             candidates.append(issuer)
     keep = sorted(
@@ -164,7 +164,7 @@ def _serving(stored: Stored) -> tuple[CertFacts | None, str]:
 
 
 def serving_reason(
-    stored: Stored, active: CertFacts, *, now: dt.datetime, policy: Policy, names: ServingNames
+    stored: Stored, *, active: CertFacts, now: dt.datetime, policy: Policy, names: ServingNames
 ) -> str:
     """Why the serving certificate must be (re)issued from the active CA; empty when it need not."""
     cert, broken = _serving(stored)
@@ -175,7 +175,7 @@ def serving_reason(
     missing = names.missing_from(cert)
     if missing:
         return f"serving certificate lacks {', '.join(missing)}"
-    if not signed_by(cert.pem, active.pem):
+    if not signed_by(cert.pem, ca_pem=active.pem):
         return "serving certificate was signed by an older CA"
     due = policy.serving_renewal_due(cert)
     if now >= due:
@@ -189,7 +189,7 @@ def _still_works(stored: Stored, *, now: dt.datetime) -> bool:
     if cert is None or not cert.valid_at(now):
         return False
     blobs = [*stored.webhook_bundles] or [stored.serving_bundle or b""]
-    return all(issuer_in(cert.pem, bundle_facts(blob)) is not None for blob in blobs)
+    return all(issuer_in(cert.pem, among=bundle_facts(blob)) is not None for blob in blobs)
 
 
 def next_action(stored: Stored, *, now: dt.datetime, policy: Policy, names: ServingNames) -> Action:
@@ -200,7 +200,7 @@ def next_action(stored: Stored, *, now: dt.datetime, policy: Policy, names: Serv
     ca_due = policy.ca_renewal_due(active)
     if now >= ca_due:
         return NewCA(f"CA renewal was due at {ca_due.isoformat()} (expires {active.not_after.isoformat()})")
-    bundle, retired = desired_bundle(active, stored.retired, now=now)
+    bundle, retired = desired_bundle(active, retired=stored.retired, now=now)
     targets = [*stored.webhook_bundles]
     if stored.serving_bundle is not None:
         targets.append(stored.serving_bundle)
@@ -210,10 +210,10 @@ def next_action(stored: Stored, *, now: dt.datetime, policy: Policy, names: Serv
         reason = "publishing the CA bundle" if targets else "recording the CA bundle"
         return Publish(bundle, retired, reset_mark=bool(untrusting) or not marked, reason=reason)
     assert stored.mark is not None  # marked
-    reason = serving_reason(stored, active, now=now, policy=policy, names=names)
+    reason = serving_reason(stored, active=active, now=now, policy=policy, names=names)
     if reason:
         cert, _ = _serving(stored)
-        same_ca = cert is not None and signed_by(cert.pem, active.pem)
+        same_ca = cert is not None and signed_by(cert.pem, ca_pem=active.pem)
         ready = stored.mark.at + policy.propagation
         if same_ca or now >= ready or not _still_works(stored, now=now):
             return IssueServing(reason)

@@ -74,7 +74,7 @@ async def _step(store: CertStore, snap: Snapshot, action: NewCA | Publish | Issu
     active, _ = active_ca(stored)
     assert stored.ca is not None and active is not None  # the plan only publishes or issues with a CA
     if isinstance(action, Publish):
-        written = await store.inject(snap, action.bundle)
+        written = await store.inject(snap, bundle=action.bundle)
         if stored.serving is not None and stored.serving_bundle != action.bundle:
             await store.write_serving(snap, serving=stored.serving, bundle=action.bundle)
         # The propagation clock starts once every target holds the bundle, i.e. now, after the writes.
@@ -84,7 +84,9 @@ async def _step(store: CertStore, snap: Snapshot, action: NewCA | Publish | Issu
         return f"published CA bundle of {action.bundle.count(b'BEGIN CERTIFICATE')} CA(s) ({where})"
     request = settings.names.request(validity=policy.serving_validity)
     serving = await asyncio.to_thread(issue, request, ca=stored.ca, now=now)
-    bundle, _ = desired_bundle(active, stored.retired, now=now)  # what Publish made current before this
+    bundle, _ = desired_bundle(
+        active, retired=stored.retired, now=now
+    )  # what Publish made current before this
     await store.write_serving(snap, serving=serving, bundle=bundle)
     return f"new serving certificate ({action.reason})"
 

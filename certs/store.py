@@ -176,7 +176,7 @@ class CertStore:
         await self._write_secret(self.location.tls_secret, snapshot.tls_version, type_="kubernetes.io/tls",
                                  data=data, annotations={})  # fmt: skip
 
-    async def inject(self, snapshot: Snapshot, bundle: bytes) -> tuple[str, ...]:
+    async def inject(self, snapshot: Snapshot, *, bundle: bytes) -> tuple[str, ...]:
         """Set ``bundle`` as the caBundle of every webhook of every installed configuration that differs;
         returns the names of the configurations written."""
         written = []

@@ -182,7 +182,7 @@ def run_issue(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
         files["ca.key"] = ca.key_pem
     serving = issue(_names(args).request(validity=policy.serving_validity), ca=ca, now=now)
     files.update({"ca.crt": ca.cert_pem, "tls.crt": serving.cert_pem, "tls.key": serving.key_pem})
-    for path in write_pairs(args.out_dir, files):
+    for path in write_pairs(args.out_dir, files=files):
         print(f"wrote {path}")
     return 0
 

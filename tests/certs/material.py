@@ -59,6 +59,6 @@ def execute(
             serving_bundle=action.bundle if stored.serving is not None else stored.serving_bundle,
         )
     assert isinstance(action, IssueServing)
-    bundle, _ = desired_bundle(active, stored.retired, now=now)
+    bundle, _ = desired_bundle(active, retired=stored.retired, now=now)
     serving = issue(names.request(validity=policy.serving_validity), ca=stored.ca, now=now)
     return replace(stored, serving=serving, serving_bundle=bundle)

@@ -61,7 +61,7 @@ async def test_issue_writes_a_ca_and_a_serving_pair_that_check_accepts(tmp_path:
                           "--ca-key", str(tmp_path / "ca.key"))  # fmt: skip
     assert code == 0, out
     assert not (again / "ca.key").exists()
-    assert issuer_in((again / "tls.crt").read_bytes(), bundle_facts((tmp_path / "ca.crt").read_bytes()))
+    assert issuer_in((again / "tls.crt").read_bytes(), among=bundle_facts((tmp_path / "ca.crt").read_bytes()))
 
 
 @pytest.mark.cluster
@@ -116,7 +116,7 @@ async def test_two_rotators_racing_agree_on_one_ca(clients: Clients) -> None:
     ca_secret = await read_secret(clients.admin, namespace, contract.WEBHOOK_CA_SECRET)
     tls = await read_secret(clients.admin, namespace, contract.WEBHOOK_TLS_SECRET)
     assert tls["ca.crt"] == ca_secret["ca.crt"] and ca_secret["retired.crt"] == b""
-    assert issuer_in(tls["tls.crt"], bundle_facts(ca_secret["ca.crt"])) is not None
+    assert issuer_in(tls["tls.crt"], among=bundle_facts(ca_secret["ca.crt"])) is not None
     snap = await stores[0].read()
     assert snap.stored.ca is not None and snap.stored.mark is not None
     assert snap.stored.mark.fingerprint == facts(snap.stored.ca.cert_pem).fingerprint

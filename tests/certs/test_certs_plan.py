@@ -162,7 +162,7 @@ def test_expired_retired_cas_are_pruned_oldest_first_without_duplicates() -> Non
     older = ca_at(T0 + DAY, validity=400 * DAY, name="older")
     active = ca_at(T0 + 2 * DAY, validity=3650 * DAY, name="active")
     retired = older.cert_pem + oldest.cert_pem + older.cert_pem + active.cert_pem + b"not a certificate"
-    bundle, kept = desired_bundle(facts(active.cert_pem), retired, now=T0 + 20 * DAY)
+    bundle, kept = desired_bundle(facts(active.cert_pem), retired=retired, now=T0 + 20 * DAY)
     assert kept == older.cert_pem
     assert bundle == older.cert_pem + active.cert_pem
     stored = replace(settled(active, serving_at(active, T0 + 2 * DAY)), retired=retired)

@@ -58,7 +58,7 @@ def works(stored: Stored, now: dt.datetime) -> bool:
     cert = facts(stored.serving.cert_pem)
     if not cert.valid_at(now) or NAMES.missing_from(cert):
         return False
-    return all(issuer_in(cert.pem, bundle_facts(b)) is not None for b in stored.webhook_bundles)
+    return all(issuer_in(cert.pem, among=bundle_facts(b)) is not None for b in stored.webhook_bundles)
 
 
 disturbances = st.sampled_from(["none"] * 12 + ["delete-tls", "reset-cabundle", "lose-ca"])
@@ -92,8 +92,8 @@ def run(stored: Stored, now: dt.datetime, *, max_wait: dt.timedelta) -> tuple[St
             assert works(after, now), (action, now)
         if isinstance(action, IssueServing) and before_works and stored.mark is not None:
             old = facts(stored.serving.cert_pem)  # type: ignore[union-attr]
-            new_issuer = issuer_in(after.serving.cert_pem, bundle_facts(after.ca.cert_pem))  # type: ignore[union-attr]
-            if issuer_in(old.pem, bundle_facts(after.ca.cert_pem)) is None and new_issuer is not None:
+            new_issuer = issuer_in(after.serving.cert_pem, among=bundle_facts(after.ca.cert_pem))  # type: ignore[union-attr]
+            if issuer_in(old.pem, among=bundle_facts(after.ca.cert_pem)) is None and new_issuer is not None:
                 # Switching CAs: only once the new CA has been published everywhere long enough.
                 assert now >= stored.mark.at + POLICY.propagation
         stored = after

@@ -193,8 +193,8 @@ async def test_rotating_twice_with_a_new_ca_drops_no_request(clients: Clients, t
     final = await read_secret(admin, system_ns, contract.WEBHOOK_TLS_SECRET)
     live = bundle_facts(final["ca.crt"])
     assert len(live) >= 2 and live[0] == first_ca
-    assert issuer_in(final["tls.crt"], [first_ca]) is None
-    assert issuer_in(final["tls.crt"], live[1:]) is not None
+    assert issuer_in(final["tls.crt"], among=[first_ca]) is None
+    assert issuer_in(final["tls.crt"], among=live[1:]) is not None
     assert facts(final["tls.crt"]).ip_addresses == ("127.0.0.1",)
     assert volume.updates >= 3
 
@@ -204,4 +204,6 @@ def _rotated_twice_once_with_a_new_ca(traffic: Traffic, first_ca: bytes) -> bool
     if len(traffic.served) < 3:
         return False
     ca = bundle_facts(first_ca)
-    return issuer_in(traffic.served[0], ca) is not None and issuer_in(traffic.served[-1], ca) is None
+    return (
+        issuer_in(traffic.served[0], among=ca) is not None and issuer_in(traffic.served[-1], among=ca) is None
+    )

@@ -113,7 +113,7 @@ async def _rotator_runs_with_the_manifests_rbac(plane: ControlPlane, clients: Cl
         svc, f"{svc}.driftwarden-system", f"{svc}.driftwarden-system.svc",
         f"{svc}.driftwarden-system.svc.cluster.local",
     }  # fmt: skip
-    assert issuer_in(cert, [facts(bundle)]) is not None
+    assert issuer_in(cert, among=[facts(bundle)]) is not None
     assert "ca.key" not in tls.data and "tls.key" in tls.data
     # Re-applying the manifests (which carry no caBundle) leaves the injected caBundle where it is.
     await plane_apply_base(plane)
