@@ -155,14 +155,14 @@ def test_the_webhook_is_redundant_probed_and_served_on_8443(target: str) -> None
 def test_the_auditor_elects_a_leader_and_the_rotator_runs_the_real_cli(target: str) -> None:
     auditor = one(target, "Deployment", "driftwarden-auditor")
     assert auditor["spec"]["replicas"] == 2
-    args = auditor["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--leader-elect" in args
-    # Every other argument is one `driftwarden auditor run` accepts today; --leader-elect (a Lease in
-    # driftwarden-system, which ../rbac/auditor-clusterrole.yaml already grants) is the auditor's to add.
-    parsed, unknown = build_parser().parse_known_args(args)
-    assert set(unknown) <= {"--leader-elect"}
+    (container,) = auditor["spec"]["template"]["spec"]["containers"]
+    parsed = build_parser().parse_args(container["args"])  # the CLI really accepts them
+    assert parsed.leader_elect is True and parsed.leader_id == "$(POD_NAME)"
+    assert "POD_NAME" in {e["name"] for e in container["env"]}  # so $(POD_NAME) expands in args
     assert parsed.install_namespace == contract.DEFAULT_INSTALL_NAMESPACE
-    assert auditor["spec"]["template"]["spec"]["serviceAccountName"] == contract.AUDITOR_SERVICE_ACCOUNT
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": parsed.metrics_port}
+    policy = one(target, "NetworkPolicy", "driftwarden-auditor")
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": parsed.metrics_port}]}]
     cron = one(target, "CronJob", "driftwarden-certs")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
