@@ -5,12 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest control-plane helm venv constraints clean help
+.PHONY: test lint typecheck pytest control-plane helm jaeger bench venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane (built from source if not cached) + ruff + mypy + pytest"
 	@echo "make control-plane  build etcd, kube-apiserver and kubectl into ~/.cache/driftwarden"
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
+	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
+	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
 	@echo "make pytest         the test suite only"
@@ -31,6 +33,9 @@ control-plane:
 helm:
 	@tools/build-helm.sh
 
+jaeger:
+	@tools/build-jaeger.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,10 +44,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv control-plane helm
+pytest: venv control-plane helm jaeger
 	$(BIN)/pytest -q
 
 test: venv control-plane lint typecheck pytest
+
+bench: venv jaeger
+	$(BIN)/python -m benchmarks.admission_load
 
 constraints: venv
 	@{ echo "# Pinned versions of every Python package driftwarden and its dev tools install (pip constraints)."; \

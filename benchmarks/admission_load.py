@@ -1,0 +1,217 @@
+"""Admission load benchmark: what tracing costs the webhook (``make bench``; a benchmark, not a test).
+
+For each round it starts the real ``driftwarden webhook serve`` as a child process over HTTPS, then a
+separate load-generator process (this module's ``generate`` command) that keeps N concurrent aiohttp
+connections posting a realistic AdmissionReview (a ``kubectl edit`` of a Git-managed Deployment: full
+managedFields, denied in enforce mode) to ``/validate`` for a fixed time, and reports requests/s and
+p50/p95/p99 latency. Modes alternate: tracing off (no OTEL_* endpoint: spans made and dropped in-process)
+and tracing on (OTLP gRPC to a real Jaeger on loopback through the batch span processor). Metrics are
+recorded in both. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
+
+    python -m benchmarks.admission_load [--connections 32] [--duration 20] [--rounds 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from certs.pki import CertRequest, issue, new_ca
+from driftwarden.controlplane.processes import ManagedProcess
+from driftwarden.jaeger import Jaeger, find_jaeger, free_port
+from driftwarden.settings import environment
+
+ROOT = Path(__file__).resolve().parents[1]
+REVIEW = ROOT / "tests/webhook/fixtures/review-update-kubectl-edit.json"
+
+
+# --- the load generator (a separate process) -------------------------------------------------------
+
+
+async def _worker(
+    session: aiohttp.ClientSession, url: str, body: bytes, context: ssl.SSLContext, *,
+    start: float, end: float, latencies: list[float], errors: list[int],
+) -> None:  # fmt: skip
+    headers = {"Content-Type": "application/json"}
+    while (sent := time.perf_counter()) < end:
+        try:
+            async with session.post(url, data=body, headers=headers, ssl=context) as resp:
+                await resp.read()
+                ok = resp.status == 200
+        except aiohttp.ClientError:
+            ok = False
+        if sent >= start:  # requests sent during the warm-up are not counted
+            if ok:
+                latencies.append(time.perf_counter() - sent)
+            else:
+                errors.append(1)
+
+
+async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, duration: float,
+                   warmup: float) -> dict[str, Any]:  # fmt: skip
+    """Post ``body`` to ``url`` from ``connections`` workers; latency figures in milliseconds."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    latencies: list[float] = []
+    errors: list[int] = []
+    begin = time.perf_counter()
+    start, end = begin + warmup, begin + warmup + duration
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(
+            _worker(session, url, body, context, start=start, end=end, latencies=latencies, errors=errors)
+            for _ in range(connections)
+        ))  # fmt: skip
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0
+        )
+
+    return {
+        "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / duration, 1),
+        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+    }  # fmt: skip
+
+
+# --- the orchestration --------------------------------------------------------------------------------
+
+
+def _serving_files(directory: Path) -> tuple[Path, Path, Path]:
+    now = dt.datetime.now(dt.UTC)
+    ca = new_ca("driftwarden-bench-ca", now=now, validity=dt.timedelta(days=1))
+    leaf = issue(CertRequest(common_name="driftwarden-webhook", ip_addresses=("127.0.0.1",), server=True,
+                             validity=dt.timedelta(days=1)), ca=ca, now=now)  # fmt: skip
+    paths = directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
+    for path, pem in zip(paths, (ca.cert_pem, leaf.cert_pem, leaf.key_pem), strict=True):
+        path.write_bytes(pem)
+    return paths
+
+
+async def _ready(url: str, ca_file: Path, server: ManagedProcess) -> None:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    async with asyncio.timeout(60), aiohttp.ClientSession() as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url + "/readyz", ssl=context) as resp:
+                    if resp.status == 200:
+                        return
+            if not server.running:
+                raise RuntimeError(f"the webhook exited:\n{server.log_tail()}")
+            await asyncio.sleep(0.1)
+
+
+async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
+                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    ca_file, cert, key = files
+    port = free_port()
+    env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")} | dict(otel)
+    # ManagedProcess passes our own environment on; `env -i` gives the child exactly ``env`` instead.
+    server = ManagedProcess("webhook", [
+        "env", "-i", *(f"{k}={v}" for k, v in env.items()),
+        sys.executable, "-m", "driftwarden.cli", "webhook", "serve", "--host", "127.0.0.1",
+        "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--log-level", "warning",
+    ], work / f"webhook-{mode}.log")  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    await server.start()
+    try:
+        await _ready(url, ca_file, server)
+        load = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + "/validate",
+            "--ca-file", str(ca_file), "--body-file", str(REVIEW), "--connections", str(args.connections),
+            "--duration", str(args.duration), "--warmup", str(args.warmup),
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await load.communicate()
+        if load.returncode != 0:
+            raise RuntimeError(f"the load generator failed ({load.returncode})")
+        result: dict[str, Any] = json.loads(out)
+    finally:
+        await server.stop(grace=15)
+    return {"mode": mode, **result}
+
+
+def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    by_mode: dict[str, dict[str, float]] = {}
+    for mode in ("off", "on"):
+        mine = [r for r in rounds if r["mode"] == mode]
+        by_mode[mode] = {
+            k: statistics.median(r[k] for r in mine) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")
+        }
+        by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
+    off, on = by_mode["off"]["rps"], by_mode["on"]["rps"]
+    by_mode["drop"] = {"rps_percent": round((off - on) / off * 100, 1) if off else 0.0}
+    return by_mode
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="driftwarden-bench-") as tmp:
+        work = Path(tmp)
+        files = await asyncio.to_thread(_serving_files, work)
+        async with Jaeger(find_jaeger(environment()), work / "jaeger") as jaeger:
+            rounds = []
+            for number in range(args.rounds):
+                for mode in ("off", "on"):
+                    otel = jaeger.otel_env() if mode == "on" else {}
+                    result = await _round(mode, work, files, otel, args)
+                    print(f"round {number + 1} tracing {mode:3}: {json.dumps(result)}", flush=True)
+                    rounds.append(result)
+            traces = await jaeger.traces("driftwarden-webhook", limit=5)
+        if not traces:
+            raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
+    settings = {k: getattr(args, k) for k in ("connections", "duration", "warmup", "rounds")}
+    return {"settings": settings, "rounds": rounds, "summary": _summary(rounds)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.admission_load", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per round")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (off, on)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    sub = parser.add_subparsers(dest="command")
+    gen = sub.add_parser("generate", help="the load generator (run by the benchmark itself)")
+    gen.add_argument("--url", required=True)
+    gen.add_argument("--ca-file", type=Path, required=True)
+    gen.add_argument("--body-file", type=Path, required=True)
+    gen.add_argument("--connections", type=int, default=32)
+    gen.add_argument("--duration", type=float, default=20.0)
+    gen.add_argument("--warmup", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        ca_pem, body = args.ca_file.read_text(), args.body_file.read_bytes()
+        result = asyncio.run(generate(args.url, ca_pem, body, connections=args.connections,
+                                      duration=args.duration, warmup=args.warmup))  # fmt: skip
+        print(json.dumps(result))
+        return 0
+    report = asyncio.run(bench(args))
+    summary = report["summary"]
+    print(f"tracing off: {summary['off']['rps']:.0f} req/s, p50 {summary['off']['p50_ms']} ms, "
+          f"p95 {summary['off']['p95_ms']} ms")  # fmt: skip
+    print(f"tracing on:  {summary['on']['rps']:.0f} req/s, p50 {summary['on']['p50_ms']} ms, "
+          f"p95 {summary['on']['p95_ms']} ms")  # fmt: skip
+    print(f"throughput drop with tracing on: {summary['drop']['rps_percent']}%")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
