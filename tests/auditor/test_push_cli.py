@@ -70,6 +70,8 @@ async def test_a_signed_push_syncs_a_new_commit_at_once_and_a_bad_signature_does
     name, destination = "hooked", f"push-dst-{uuid.uuid4().hex[:6]}"
     await site.application(name, repo, destination)
     await eventually(lambda: site.synced(name, destination, color="blue", revision=first), seconds=30)
+    # A new worker runs its first passes back to back; let them finish before Git moves.
+    await stays(lambda: site.synced(name, destination, color="blue", revision=first), seconds=2)
 
     second = repo.commit({"app/cm.yaml": CM.format(color="red")})
     repository = {**GITHUB["repository"], "clone_url": repo.url, "html_url": "https://github.com/acme/infra"}
