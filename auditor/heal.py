@@ -100,6 +100,12 @@ class Healer:
             return ""  # Git changed since: the next heal tries again
         return f"not applied: field manager {fight[0]!r} keeps changing {', '.join(fight[1])} (DriftFight)"
 
+    def own_write(self, ref: ObjectRef, stored: Mapping[str, Any]) -> None:
+        """A sync stored ``ref``: its watch event is our own write, not drift."""
+        version = (stored.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.own_versions[ref.key] = str(version)
+
     def track(self, comparison: Comparison) -> None:
         """Remember what ``comparison.app`` wants; start watching kinds not watched yet."""
         app = comparison.app

@@ -56,6 +56,8 @@ class AuditorLoop:
         self.healer = healer
         if healer is not None:
             reconciler.paused = healer.paused
+            reconciler.on_compared = healer.track
+            reconciler.on_applied = healer.own_write
         self.settings = reconciler.settings
         self.informer = Informer(reconciler.api, applications_path(namespace))
         self.workers: dict[AppKey, _Worker] = {}
@@ -134,6 +136,4 @@ class AuditorLoop:
             log.exception("reconcile of %s failed", worker.key)
             return True
         worker.passes += 1
-        if self.healer is not None and result.comparison is not None:
-            self.healer.track(result.comparison)
         return isinstance(result.error, TemporaryError)

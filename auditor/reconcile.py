@@ -86,6 +86,10 @@ class Reconciler:
         self.dry_runs = DryRunCache()
         self.paused: Callable[[ObjectRef], str] = lambda _ref: ""
         """Objects a sync must leave alone, and why (the heal loop sets it for field fights)."""
+        self.on_compared: Callable[[Comparison], None] = lambda _comparison: None
+        """Told what Git wants before anything is applied, so the heal loop never heals toward the past."""
+        self.on_applied: Callable[[ObjectRef, Mapping[str, Any]], None] = lambda _ref, _stored: None
+        """Told each object a sync stored, so its watch event is known as our own write."""
         self.tracer = tracer or trace.get_tracer("driftwarden.auditor")
         self.clock = clock
         self.instruments = instruments or Instruments.noop()
@@ -139,11 +143,14 @@ class Reconciler:
                 await self._write(meta, status)
                 self._measure(meta, status, started_pass)
                 return PassResult(status, error=exc)
+            self.on_compared(comparison)
             outcome = None
             if manual or should_sync(comparison, previous):
                 started = self.clock()
                 with self.tracer.start_as_current_span("apply"):
-                    outcome = await execute(self.cluster, comparison, paused=self.paused)
+                    outcome = await execute(
+                        self.cluster, comparison, paused=self.paused, applied=self.on_applied
+                    )
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
                 previous = {**previous, "operationState": self._operation(comparison, outcome, started)}

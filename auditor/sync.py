@@ -8,7 +8,7 @@ applied — objects already in sync are left alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from driftwarden.errors import DriftwardenError
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 Paused = Callable[[ObjectRef], str]
+Applied = Callable[[ObjectRef, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ async def ensure_namespace(cluster: Cluster, name: str) -> None:
 
 
 async def _run(
-    cluster: Cluster, comparison: Comparison, action: Action, *, paused: Paused
+    cluster: Cluster, comparison: Comparison, action: Action, *, paused: Paused, applied: Applied
 ) -> ResourceResult | None:
     if action.type in ("create", "update") and (why := paused(action.ref)):
         return ResourceResult(action.ref, "SyncFailed", why)
@@ -57,7 +58,7 @@ async def _run(
             manifest = comparison.manifest_for(action.ref)
             if manifest is None:
                 return result_for(action, error="no desired manifest for this object")
-            await cluster.apply(manifest)
+            applied(action.ref, await cluster.apply(manifest))
             if (action.ref.group, action.ref.kind) == CRD:
                 await cluster.wait_established(action.ref.name)
         elif action.type == "prune":
@@ -71,10 +72,17 @@ def _never(_ref: ObjectRef) -> str:
     return ""
 
 
-async def execute(cluster: Cluster, comparison: Comparison, *, paused: Paused = _never) -> SyncOutcome:
+def _ignore(_ref: ObjectRef, _stored: Mapping[str, Any]) -> None:
+    return None
+
+
+async def execute(
+    cluster: Cluster, comparison: Comparison, *, paused: Paused = _never, applied: Applied = _ignore
+) -> SyncOutcome:
     """Apply and prune per the comparison's ChangeSet, stage by stage.
 
-    ``paused`` names objects not to apply now (a field fight the heal loop gave up on) and why.
+    ``paused`` names objects not to apply now (a field fight the heal loop gave up on) and why;
+    ``applied`` is told every object stored, as the API server returned it.
     """
     app = comparison.app
     if app.sync_policy.create_namespace and app.destination.namespace:
@@ -82,7 +90,7 @@ async def execute(cluster: Cluster, comparison: Comparison, *, paused: Paused = 
     results: list[ResourceResult] = []
     for stage in comparison.changeset.stages():
         for action in stage:
-            result = await _run(cluster, comparison, action, paused=paused)
+            result = await _run(cluster, comparison, action, paused=paused, applied=applied)
             if result is not None:
                 results.append(result)
         if any((a.ref.group, a.ref.kind) == CRD for a in stage):

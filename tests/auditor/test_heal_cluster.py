@@ -32,6 +32,7 @@ from tests.support.auditor import (
     create_application,
     get_application,
     install_crd_and_rbac,
+    key,
     settings_for,
     wait_until_allowed,
 )
@@ -62,6 +63,7 @@ class Running:
     healer: Healer
     ns: str
     name: str
+    repo: GitRepo
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ async def running(
         return synced and ("apps", "Deployment") in healer._watches and ("", "Service") in healer._watches
 
     await eventually(ready)
-    yield Running(loop, healer, ns, name)
+    yield Running(loop, healer, ns, name, repo)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -194,3 +196,16 @@ async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
     assert result.outcome is not None
     assert any("DriftFight" in r.message for r in result.outcome.failed)
     assert (await apps.read_namespaced_deployment("web", running.ns)).spec.replicas == 5
+
+
+async def test_a_new_commit_is_not_healed_back_to_the_old_one(running: Running, clients: Clients) -> None:
+    apps = client.AppsV1Api(clients.admin)
+    commit = running.repo.commit({"web/deployment.yaml": DEPLOYMENT.replace("nginx:1.27", "nginx:1.28")})
+    assert running.loop.refresh(key(running.name))
+    await eventually(lambda: _is(apps, running.ns, "nginx:1.28"), seconds=15)
+    heals = running.healer.heals
+    await asyncio.sleep(2)  # the sync's own writes come back through the watch meanwhile
+    assert await _image(apps, running.ns) == "nginx:1.28"
+    assert running.healer.heals == heals
+    app = await get_application(clients.admin, running.name)
+    assert app["status"]["sync"] == {"status": "Synced", "revision": commit}
