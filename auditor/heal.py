@@ -28,6 +28,7 @@ from auditor.application import Application
 from auditor.compare import Comparison
 from auditor.diff import ObjectDiff, diff_object
 from auditor.healcore import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
+from auditor.notify import NotificationEvent
 from auditor.objects import ObjectRef, ResourceKey
 from auditor.reconcile import Reconciler
 from auditor.status import set_condition
@@ -200,6 +201,12 @@ class Healer:
             self.own_versions[ref.key] = str(stored["metadata"]["resourceVersion"])
         self.book.healed(str(ref.key), now=self.monotonic())
         self.heals += 1
+        if self.reconciler.notifier is not None:
+            who = stamp.user if stamp is not None and stamp.user else manager
+            event = NotificationEvent(
+                desired.app.key, "drift_healed", (ref,), diff.changed_paths, manager=who
+            )
+            self.reconciler.notifier.notify(event)
         if self.on_heal is not None:
             self.on_heal(ref, self.monotonic() - started)
         await self._report(ref, desired, diff, manager, stamp, action="healed")

@@ -22,6 +22,7 @@ from auditor.cluster import Cluster
 from auditor.compare import Comparison, DryRunCache, compare
 from auditor.kubeapps import ApplicationStore
 from auditor.kubeevents import EventRecorder
+from auditor.notify import Notifier, transition_events
 from auditor.objects import AppKey, ObjectRef
 from auditor.settings import AuditorSettings
 from auditor.source import Rendered, repository_credentials, resolve_and_render
@@ -77,8 +78,10 @@ class Reconciler:
         tracer: trace.Tracer | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
         instruments: Instruments | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.api = api
+        self.notifier = notifier
         self.cluster = Cluster(api)
         self.store = ApplicationStore(api)
         self.events = EventRecorder(api)
@@ -140,7 +143,7 @@ class Reconciler:
                 span.record_exception(exc)
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:256]))
                 status = self._failed_status(previous, exc)
-                await self._write(meta, status)
+                await self._write(meta, status, before=obj.get("status") or {})
                 self._measure(meta, status, started_pass)
                 return PassResult(status, error=exc)
             self.on_compared(comparison)
@@ -157,7 +160,7 @@ class Reconciler:
             status = self._status(comparison, rendered, previous, outcome)
             span.set_attribute("driftwarden.sync", comparison.sync_status)
             span.set_attribute("driftwarden.revision", comparison.revision)
-            await self._write(meta, status)
+            await self._write(meta, status, before=obj.get("status") or {})
             self._measure(meta, status, started_pass)
             return PassResult(status, comparison, outcome)
 
@@ -225,10 +228,14 @@ class Reconciler:
         status["sync"] = sync
         return status
 
-    async def _write(self, meta: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        await self.store.patch_application_status(
-            AppKey(str(meta.get("namespace", "")), str(meta.get("name", ""))), dict(status)
-        )
+    async def _write(
+        self, meta: Mapping[str, Any], status: Mapping[str, Any], *, before: Mapping[str, Any]
+    ) -> None:
+        key = AppKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if self.notifier is not None:
+            for event in transition_events(key, before, status):
+                self.notifier.notify(event)  # never waits: a slow endpoint cannot hold up a pass
+        await self.store.patch_application_status(key, dict(status))
 
     async def _announce(self, obj: Mapping[str, Any], outcome: SyncOutcome) -> None:
         if outcome.failed:

@@ -124,9 +124,10 @@ async def _serve(
         notifications(options.notify) as notifier,
         metrics_server(metering.scrape, port=args.metrics_port) as metrics,
     ):
-        # The notifier (None without --notify-url) is for the reconcile pass and the heal to call.
         instruments = Instruments.from_meter(metering.provider.get_meter("driftwarden.auditor"))
-        reconciler = Reconciler(api, settings=settings, tracer=tracer, instruments=instruments)
+        reconciler = Reconciler(
+            api, settings=settings, tracer=tracer, instruments=instruments, notifier=notifier
+        )
         if metrics is not None:
             log.info("serving Prometheus metrics on %s/metrics", metrics.url)
         log.info(
