@@ -8,46 +8,25 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from auditor.application import parse_application
 from auditor.cluster import Cluster
 from auditor.kubeapps import ApplicationStore
 from auditor.objects import AppKey
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from driftwarden.errors import KubeError
-from driftwarden.kube import api_client_for
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).parents[2]
-CRD_FILE = ROOT / "manifests/crd/applications.driftwarden.io.yaml"
-RBAC_FILE = ROOT / "manifests/rbac/auditor-clusterrole.yaml"
 SPEC: dict[str, Any] = {
     "source": {"repoURL": "https://git.example.com/infra.git", "targetRevision": "main", "path": "apps/web"},
     "destination": {"namespace": "production"},
     "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]},
 }
-
-
-@pytest.fixture(scope="module")
-async def admin(control_plane: ControlPlane) -> AsyncIterator[Cluster]:
-    """An admin Cluster, with the Application CRD and the auditor's ClusterRole + binding installed."""
-    assert control_plane.admin is not None
-    api = api_client_for(control_plane.admin)
-    cluster = Cluster(api)
-    for doc in [yaml.safe_load(CRD_FILE.read_text()), *yaml.safe_load_all(RBAC_FILE.read_text())]:
-        await cluster.apply(doc, field_manager="driftwarden-installer")
-    await cluster.wait_established(contract.APPLICATION_CRD_NAME, timeout=30)
-    yield cluster
-    await api.close()
 
 
 @pytest.fixture

@@ -6,12 +6,9 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes_asyncio import client
 
 from auditor.cluster import Cluster
@@ -25,23 +22,6 @@ from driftwarden.kube import api_client_for
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster
-
-ROOT = Path(__file__).parents[2]
-CRD_FILE = ROOT / "manifests/crd/applications.driftwarden.io.yaml"
-RBAC_FILE = ROOT / "manifests/rbac/auditor-clusterrole.yaml"
-
-
-@pytest.fixture(scope="module")
-async def admin(control_plane: ControlPlane) -> AsyncIterator[Cluster]:
-    """An admin Cluster, with the Application CRD and the auditor's ClusterRole + binding installed."""
-    assert control_plane.admin is not None
-    api = api_client_for(control_plane.admin)
-    cluster = Cluster(api)
-    for doc in [yaml.safe_load(CRD_FILE.read_text()), *yaml.safe_load_all(RBAC_FILE.read_text())]:
-        await cluster.apply(doc, field_manager="driftwarden-installer")
-    await cluster.wait_established(contract.APPLICATION_CRD_NAME, timeout=30)
-    yield cluster
-    await api.close()
 
 
 @pytest.fixture
