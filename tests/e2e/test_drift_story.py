@@ -8,7 +8,6 @@ Events on the Application and the object, and its ``auditor.heal`` span links to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import uuid
@@ -23,8 +22,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from auditor.heal import Healer
-from auditor.loop import AuditorLoop
-from auditor.reconcile import Reconciler
 from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
 from driftwarden.kube import api_client_for
@@ -35,12 +32,12 @@ from tests.support.auditor import (
     create_application,
     get_application,
     install_crd_and_rbac,
-    settings_for,
-    wait_until_allowed,
+    running_auditor,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
 from tests.support.guard import ensure_namespace, grant_cluster_admin, running_guard
+from tests.support.kubectl import kubectl
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -57,15 +54,6 @@ spec:
       containers: [{name: web, image: "nginx:1.27"}]
 """
 POLICY = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
-
-
-async def _kubectl(plane: ControlPlane, kubeconfig: Path, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(plane.binaries.kubectl), "--kubeconfig", str(kubeconfig), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
-    return proc.returncode or 0, err.decode()
 
 
 async def _events(admin: client.ApiClient, ns: str) -> list[dict[str, Any]]:
@@ -89,18 +77,13 @@ async def auditor(control_plane: ControlPlane, clients: Clients, tmp_path: Path)
     await ensure_namespace(admin, AUDITOR_NS)
     await grant_cluster_admin(admin, users=["alice"])
     api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=600.0)
-    reconciler = Reconciler(api, settings=settings, tracer=provider.get_tracer("auditor"))
-    healer = Healer(reconciler)
-    loop = asyncio.create_task(AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer).run())
-    yield Auditor(admin, healer, spans)
-    loop.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await loop
+    async with running_auditor(
+        control_plane, api, tmp_path / "git", tracer=provider.get_tracer("auditor")
+    ) as run:
+        yield Auditor(admin, run.healer, spans)
     await admin.close()
 
 
@@ -132,7 +115,7 @@ async def test_a_warn_mode_edit_is_flagged_healed_recorded_and_linked(
         alice = await clients.user_credentials("alice")
         assert alice.kubeconfig is not None
         patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:9.9"}]}}}}
-        code, err = await _kubectl(control_plane, alice.kubeconfig, "-n", ns, "patch", "deploy/web",
+        code, _, err = await kubectl(control_plane, alice.kubeconfig, "-n", ns, "patch", "deploy/web",
                                    "-p", json.dumps(patch))  # fmt: skip
         assert code == 0, err
         assert "Warning: driftwarden" in err

@@ -7,14 +7,21 @@ service account, bound by manifests/rbac/auditor-clusterrole.yaml.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes_asyncio import client
+from opentelemetry import trace
 
 from auditor.cluster import Cluster
+from auditor.heal import Healer
+from auditor.loop import AuditorLoop
 from auditor.objects import AppKey
+from auditor.reconcile import Reconciler
 from auditor.renderers import RenderTools
 from auditor.settings import AuditorSettings
 from driftwarden import contract
@@ -88,3 +95,33 @@ async def get_application(api: client.ApiClient, name: str) -> dict[str, Any]:
 
 def key(name: str) -> AppKey:
     return AppKey(AUDITOR_NS, name)
+
+
+@dataclasses.dataclass
+class RunningAuditor:
+    """The auditor loop with its healer, as its real service account."""
+
+    reconciler: Reconciler
+    healer: Healer
+    loop: AuditorLoop
+
+
+@contextlib.asynccontextmanager
+async def running_auditor(
+    plane: ControlPlane, api: client.ApiClient, git_cache: Path, *, tracer: trace.Tracer | None = None,
+    poll_interval: float = 600.0,
+) -> AsyncIterator[RunningAuditor]:  # fmt: skip
+    """Run ``AuditorLoop`` (with a Healer) over ``api`` until the block ends; the long poll interval means
+    what changes in the test was changed by a watch, not by a poll."""
+    await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
+    settings = dataclasses.replace(settings_for(plane, git_cache), poll_interval=poll_interval)
+    reconciler = Reconciler(api, settings=settings, tracer=tracer)
+    healer = Healer(reconciler)
+    loop = AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer)
+    task = asyncio.create_task(loop.run())
+    try:
+        yield RunningAuditor(reconciler, healer, loop)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

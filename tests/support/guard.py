@@ -98,11 +98,16 @@ async def running_guard(
     profile: str = "driftwarden",
     default_mode: str = "enforce",
     strict: bool = False,
+    provider: TracerProvider | None = None,
 ) -> AsyncIterator[Guard]:
-    """Serve the webhook and install its configurations; uninstall and stop on exit."""
+    """Serve the webhook and install its configurations; uninstall and stop on exit.
+
+    Spans always go to an in-memory exporter (``Guard.reviews``), and also to ``provider``'s own
+    exporters when one is given (a real OTLP backend).
+    """
     ca, cert, key = serving_pair(workdir)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = provider or TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     chosen = get_profile(profile)
     identities = [AUDITOR_USER] if profile == "driftwarden" else sorted(chosen.default_identities)
