@@ -8,7 +8,7 @@ p50/p95/p99 latency. Modes alternate: tracing off (no OTEL_* endpoint: spans mad
 and tracing on (OTLP gRPC to a real Jaeger on loopback through the batch span processor). Metrics are
 recorded in both. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
 
-    python -m benchmarks.admission_load [--connections 32] [--duration 20] [--rounds 3] [--json out.json]
+    python -m benchmarks.admission_load [--connections 32] [--duration 15] [--rounds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import ssl
 import statistics
 import sys
@@ -60,20 +61,40 @@ async def _worker(
                 errors.append(1)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process ``pid`` has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _server_cpu(pid: int, *, start: float, end: float) -> float:
+    """CPU seconds the server used between ``start`` and ``end`` (perf_counter times)."""
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    before = await asyncio.to_thread(_cpu_seconds, pid)
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    return await asyncio.to_thread(_cpu_seconds, pid) - before
+
+
 async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, duration: float,
-                   warmup: float) -> dict[str, Any]:  # fmt: skip
-    """Post ``body`` to ``url`` from ``connections`` workers; latency figures in milliseconds."""
+                   warmup: float, server_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Post ``body`` to ``url`` from ``connections`` workers; latency figures in milliseconds.
+
+    With ``server_pid``, also the server's CPU time per request over the measured window: less sensitive
+    than throughput to whatever else the machine runs at the same time.
+    """
     context = ssl.create_default_context(cadata=ca_pem)
     latencies: list[float] = []
     errors: list[int] = []
     begin = time.perf_counter()
     start, end = begin + warmup, begin + warmup + duration
     connector = aiohttp.TCPConnector(limit=connections)
+    cpu = asyncio.create_task(_server_cpu(server_pid, start=start, end=end)) if server_pid else None
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(
             _worker(session, url, body, context, start=start, end=end, latencies=latencies, errors=errors)
             for _ in range(connections)
         ))  # fmt: skip
+    cpu_seconds = await cpu if cpu is not None else 0.0
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -84,6 +105,7 @@ async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, dura
     return {
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / duration, 1),
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+        "server_cpu_us_per_request": round(cpu_seconds / len(latencies) * 1e6, 1) if latencies else 0,
     }  # fmt: skip
 
 
@@ -134,6 +156,7 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
             sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + "/validate",
             "--ca-file", str(ca_file), "--body-file", str(REVIEW), "--connections", str(args.connections),
             "--duration", str(args.duration), "--warmup", str(args.warmup),
+            "--server-pid", str(server.process.pid if server.process else 0),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await load.communicate()
@@ -146,15 +169,24 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
 
 
 def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Medians per mode over the rounds, and what tracing costs (throughput and server CPU per request)."""
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request")
     by_mode: dict[str, dict[str, float]] = {}
     for mode in ("off", "on"):
         mine = [r for r in rounds if r["mode"] == mode]
-        by_mode[mode] = {
-            k: statistics.median(r[k] for r in mine) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")
-        }
+        by_mode[mode] = {k: statistics.median(r[k] for r in mine) for k in keys}
         by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
-    off, on = by_mode["off"]["rps"], by_mode["on"]["rps"]
-    by_mode["drop"] = {"rps_percent": round((off - on) / off * 100, 1) if off else 0.0}
+
+    def change(key: str) -> float:
+        off, on = by_mode["off"][key], by_mode["on"][key]
+        return round((on - off) / off * 100, 1) if off else 0.0
+
+    by_mode["change"] = {
+        "rps_percent": change("rps"),
+        "p50_percent": change("p50_ms"),
+        "p95_percent": change("p95_ms"),
+        "cpu_per_request_percent": change("server_cpu_us_per_request"),
+    }
     return by_mode
 
 
@@ -182,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.admission_load", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per round")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per round")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of (off, on)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of (off, on)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     sub = parser.add_subparsers(dest="command")
     gen = sub.add_parser("generate", help="the load generator (run by the benchmark itself)")
@@ -194,11 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--connections", type=int, default=32)
     gen.add_argument("--duration", type=float, default=20.0)
     gen.add_argument("--warmup", type=float, default=3.0)
+    gen.add_argument("--server-pid", type=int, default=0, help="also measure this process's CPU per request")
     args = parser.parse_args(argv)
     if args.command == "generate":
         ca_pem, body = args.ca_file.read_text(), args.body_file.read_bytes()
         result = asyncio.run(generate(args.url, ca_pem, body, connections=args.connections,
-                                      duration=args.duration, warmup=args.warmup))  # fmt: skip
+                                      duration=args.duration, warmup=args.warmup,
+                                      server_pid=args.server_pid or None))  # fmt: skip
         print(json.dumps(result))
         return 0
     report = asyncio.run(bench(args))
@@ -207,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
           f"p95 {summary['off']['p95_ms']} ms")  # fmt: skip
     print(f"tracing on:  {summary['on']['rps']:.0f} req/s, p50 {summary['on']['p50_ms']} ms, "
           f"p95 {summary['on']['p95_ms']} ms")  # fmt: skip
-    print(f"throughput drop with tracing on: {summary['drop']['rps_percent']}%")
+    change = summary["change"]
+    print(f"server CPU per request: off {summary['off']['server_cpu_us_per_request']} us, "
+          f"on {summary['on']['server_cpu_us_per_request']} us")  # fmt: skip
+    print(f"tracing on vs off: throughput {change['rps_percent']:+}%, p50 {change['p50_percent']:+}%, "
+          f"p95 {change['p95_percent']:+}%, "
+          f"server CPU per request {change['cpu_per_request_percent']:+}%")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -155,7 +155,18 @@ class Jaeger:
             "OTEL_METRICS_EXPORTER": "none",
         }
 
-    async def start(self) -> None:
+    async def start(self, *, attempts: int = 3) -> None:
+        """Start and wait until ready; a port taken since it was picked means new ports and another try."""
+        for attempt in range(attempts):
+            try:
+                await self._start_once()
+                return
+            except JaegerError as exc:
+                if "address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.ports = JaegerPorts(*(free_port(self.host) for _ in range(4)))
+
+    async def _start_once(self) -> None:
         config = self.work_dir / "jaeger.yaml"
         text = yaml.safe_dump(
             jaeger_config(self.ports, host=self.host, ui_assets=self.ui_assets), sort_keys=False

@@ -11,7 +11,7 @@ Variables: ``OTEL_SERVICE_NAME``, ``OTEL_SDK_DISABLED``, ``OTEL_EXPORTER_OTLP_EN
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``..._METRICS_ENDPOINT``), ``OTEL_EXPORTER_OTLP_PROTOCOL``
 (``grpc`` or ``http/protobuf``, also per signal), ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT``,
 ``..._INSECURE``, ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (``none`` turns a signal's export
-off) and ``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds).
+off), ``OTEL_TRACES_SAMPLER`` (+ ``_ARG``) and ``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds).
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
 )
 
 from driftwarden.errors import ConfigError
@@ -144,12 +151,29 @@ def _resource(service_name: str, env: Mapping[str, str]) -> Resource:
     return Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME") or service_name})
 
 
+def sampler(env: Mapping[str, str]) -> Sampler:
+    """``OTEL_TRACES_SAMPLER`` (+ ``OTEL_TRACES_SAMPLER_ARG``, a ratio); every span by default."""
+    name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        ratio = float(raw) if raw else 1.0
+    except ValueError as exc:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG={raw!r} is not a number") from exc
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG={raw!r} must be between 0 and 1")
+    base = name.removeprefix("parentbased_")
+    if base not in {"always_on", "always_off", "traceidratio"}:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER={name!r} is not supported")
+    root: Sampler = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF}.get(base) or TraceIdRatioBased(ratio)
+    return ParentBased(root) if name.startswith("parentbased_") else root
+
+
 def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool = False) -> TracerProvider:
     """A TracerProvider for ``service_name`` (``OTEL_SERVICE_NAME`` wins) with the configured exporters.
 
     Spans go out through a batch processor (export happens on its own thread, never on the event loop).
     """
-    provider = TracerProvider(resource=_resource(service_name, env))
+    provider = TracerProvider(resource=_resource(service_name, env), sampler=sampler(env))
     target = None if _disabled(env) else otlp_target(env, "traces")
     if target is not None:
         provider.add_span_processor(BatchSpanProcessor(_span_exporter(target)))

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from driftwarden.errors import ConfigError
 from driftwarden.metrics import Instruments
-from driftwarden.telemetry import OtlpTarget, meter_provider, otlp_target, tracer_provider
+from driftwarden.telemetry import OtlpTarget, meter_provider, otlp_target, sampler, tracer_provider
 
 
 def test_no_endpoint_means_no_exporter() -> None:
@@ -159,3 +159,30 @@ async def test_metrics_are_exported_to_the_endpoint_of_the_mapping(receiver: Rec
         "driftwarden_drift_healed",
         "driftwarden_heal_latency_seconds",
     } <= names
+
+
+@pytest.mark.parametrize(
+    ("settings", "description"),
+    [
+        ({}, "ParentBased{root:AlwaysOnSampler"),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, "AlwaysOffSampler"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+         "TraceIdRatioBased{0.25}"),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+         "ParentBased{root:TraceIdRatioBased{0.1}"),
+    ],
+)  # fmt: skip
+def test_the_sampler_comes_from_the_mapping(settings: dict[str, str], description: str) -> None:
+    assert sampler(settings).get_description().startswith(description)
+
+
+def test_a_ratio_of_zero_records_nothing_and_bad_samplers_are_config_errors() -> None:
+    provider = tracer_provider(
+        "svc", env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    )
+    with provider.get_tracer("t").start_as_current_span("dropped") as span:
+        assert not span.is_recording()
+    with pytest.raises(ConfigError, match="not supported"):
+        sampler({"OTEL_TRACES_SAMPLER": "jaeger_remote"})
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        sampler({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "3"})

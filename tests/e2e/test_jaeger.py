@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import socket
 import ssl
 import sys
 import uuid
@@ -91,6 +92,18 @@ async def test_jaeger_starts_answers_and_stops_without_an_orphan(tmp_path: Path)
         os.kill(pid, 0)  # reaped: no zombie, no orphan
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", jaeger.ports.query_http)
+
+
+async def test_a_port_taken_after_it_was_picked_means_new_ports(tmp_path: Path) -> None:
+    jaeger = Jaeger(find_jaeger(environment()), tmp_path)
+    taken = jaeger.ports.otlp_grpc
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        async with jaeger:
+            assert jaeger.ports.otlp_grpc != taken
+            assert await jaeger.services() == []
+    assert "address already in use" in (tmp_path / "jaeger.log").read_text()
 
 
 def _review(user: str, mode: str) -> dict[str, Any]:
