@@ -6,11 +6,17 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from driftwarden.controlplane import ControlPlane, ControlPlaneSettings
 from driftwarden.settings import control_plane_bin_dir, environment
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo, make_repo
+
+# Properties must hold, not run fast: on a shared 2-core machine Hypothesis's timing checks (a 200 ms
+# deadline per example, "input generation is slow") fail for reasons that say nothing about the code.
+settings.register_profile("driftwarden", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("driftwarden")
 
 
 @pytest.fixture(scope="session")
