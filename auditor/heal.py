@@ -77,13 +77,11 @@ class Healer:
         reconciler: Reconciler,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        on_heal: Callable[[ObjectRef, float], None] | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.cluster = reconciler.cluster
         self.tracer = reconciler.tracer
         self.monotonic = monotonic
-        self.on_heal = on_heal
         self.book = HealBook()
         self.desired: dict[ResourceKey, Desired] = {}
         self.own_versions: dict[ResourceKey, str] = {}
@@ -152,11 +150,14 @@ class Healer:
         lock = self._locks.setdefault(ref.key, asyncio.Lock())
         async with lock:
             try:
-                await self._check(ref, None if kind == "DELETED" else obj, desired)
+                await self._check(ref, None if kind == "DELETED" else obj, desired, seen=self.monotonic())
             except DriftwardenError as exc:
                 log.warning("heal of %s failed: %s", ref, exc)
 
-    async def _check(self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired) -> None:
+    async def _check(
+        self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired, *, seen: float
+    ) -> None:
+        """``seen``: when the edit's watch event arrived (within milliseconds of the edit itself)."""
         dry = await self.cluster.dry_run_apply(desired.manifest)
         diff = diff_object(dry, live, ignore=desired.app.ignore_differences)
         stamp = drift_stamp(live) if live is not None else None
@@ -181,12 +182,12 @@ class Healer:
             return
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
-        await self._heal(ref, desired, diff, manager, stamp)
+        await self._heal(ref, desired, diff, manager, stamp, seen=seen)
 
     async def _heal(
-        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None
-    ) -> None:
-        started = self.monotonic()
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
+        *, seen: float,
+    ) -> None:  # fmt: skip
         with self.tracer.start_as_current_span("auditor.heal", links=_link(stamp)) as span:
             span.set_attribute("driftwarden.app", str(desired.app.key))
             span.set_attribute("k8s.namespace.name", ref.namespace)
@@ -207,8 +208,8 @@ class Healer:
                 desired.app.key, "drift_healed", (ref,), diff.changed_paths, manager=who
             )
             self.reconciler.notifier.notify(event)
-        if self.on_heal is not None:
-            self.on_heal(ref, self.monotonic() - started)
+        kind = f"{ref.group}/{ref.kind}" if ref.group else ref.kind
+        self.reconciler.instruments.record_drift_healed(str(desired.app.key), kind, self.monotonic() - seen)
         await self._report(ref, desired, diff, manager, stamp, action="healed")
 
     async def _report(
@@ -225,6 +226,8 @@ class Healer:
         what = "recreated" if diff.action == "create" else "reverted"
         user = stamp.user if stamp else ""
         message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {user or manager or 'unknown'}"
+        kind = f"{ref.group}/{ref.kind}" if ref.group else ref.kind
+        self.reconciler.instruments.record_drift_detected(str(desired.app.key), kind)
         events = self.reconciler.events
         app_ref = self._app_ref(desired.app)
         await events.record_event(app_ref, reason="DriftDetected", message=message, type="Warning")

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from auditor.heal import DRIFT_FIGHT, Healer
 from auditor.loop import AuditorLoop
@@ -26,6 +28,7 @@ from auditor.reconcile import Reconciler
 from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
 from driftwarden.kube import api_client_for
+from driftwarden.metrics import Instruments, prometheus_text
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
@@ -64,6 +67,7 @@ class Running:
     ns: str
     name: str
     repo: GitRepo
+    metrics: InMemoryMetricReader
 
 
 @pytest.fixture
@@ -77,7 +81,9 @@ async def running(
     api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
     await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
     settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=600.0)
-    reconciler = Reconciler(api, settings=settings)
+    reader = InMemoryMetricReader()
+    instruments = Instruments.from_meter(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    reconciler = Reconciler(api, settings=settings, instruments=instruments)
     healer = Healer(reconciler)
     loop = AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer)
     task = asyncio.create_task(loop.run())
@@ -92,7 +98,7 @@ async def running(
         return synced and ("apps", "Deployment") in healer._watches and ("", "Service") in healer._watches
 
     await eventually(ready)
-    yield Running(loop, healer, ns, name, repo)
+    yield Running(loop, healer, ns, name, repo, reader)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -125,6 +131,10 @@ async def test_an_out_of_band_image_edit_is_healed_in_well_under_a_second(
     records = app["status"]["drift"]
     assert records[-1]["action"] == "healed" and records[-1]["object"].endswith(f"{running.ns}/web")
     assert any("image" in f for f in records[-1]["fields"])
+    text = prometheus_text(running.metrics)
+    labels = f'app="{AUDITOR_NS}/{running.name}",kind="apps/Deployment"'
+    assert f"driftwarden_drift_healed_total{{{labels}}} 20" in text
+    assert f"driftwarden_heal_latency_seconds_count{{{labels}}} 20" in text
 
 
 async def _is(apps: client.AppsV1Api, ns: str, image: str) -> bool:
