@@ -8,11 +8,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/gobuild.sh"
 mod="$here/k8s"
 k8s_version="v1.35.4"
-etcd_version="$(awk '$1=="go.etcd.io/etcd/server/v3" && $2 ~ /^v/ {print $2; exit}' "$mod/go.mod")"
-
-cache_root="${DRIFTWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/driftwarden}"
+etcd_version="$(module_version "$mod/go.mod" go.etcd.io/etcd/server/v3)"
 out="$cache_root/k8s-$k8s_version-etcd-$etcd_version"
 
 if [[ "${1:-}" == "--print-dir" ]]; then
@@ -20,21 +19,14 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   exit 0
 fi
 
-bins=(etcd kube-apiserver kubectl)
 have_all=1
-for b in "${bins[@]}"; do [[ -x "$out/$b" ]] || have_all=0; done
+for b in etcd kube-apiserver kubectl; do [[ -x "$out/$b" ]] || have_all=0; done
 if [[ $have_all == 1 ]]; then
   echo "control plane: cached in $out"
   exit 0
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "error: the Go toolchain (go 1.25 or newer) is needed to build etcd, kube-apiserver and kubectl" >&2
-  echo "       from source, and 'go' is not on PATH. Install Go, or put prebuilt binaries in $out." >&2
-  exit 2
-fi
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+require_go "etcd, kube-apiserver and kubectl" "$out"
 mkdir -p "$out.partial"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \
 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35 \
@@ -52,16 +44,7 @@ for pkg in go.etcd.io/etcd/server/v3:etcd k8s.io/kubernetes/cmd/kubectl:kubectl 
     echo "control plane: [$step/3] $name already built"
     continue
   fi
-  echo "control plane: [$step/3] building $name ($path) ... started $(date +%H:%M:%S)"
-  start=$(date +%s)
-  # A progress line every minute, so a long silent compile is not mistaken for a hang.
-  ( while sleep 60; do echo "control plane:       still building $name ($(( $(date +%s) - start ))s)"; done ) &
-  ticker=$!
-  trap 'kill $ticker 2>/dev/null || true' EXIT
-  go build -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$out.partial/$name" "$path"
-  kill $ticker 2>/dev/null || true
-  echo "control plane: [$step/3] $name done in $(( $(date +%s) - start ))s"
+  go_build "control plane: [$step/3]" "$out.partial/$name" "$path" -tags selinux,notest -ldflags "$ldflags"
 done
-rm -rf "$out"
-mv "$out.partial" "$out"
+publish "$out"
 echo "control plane: ready in $out"
