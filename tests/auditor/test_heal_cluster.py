@@ -7,7 +7,6 @@ healed here was healed by the watch, not by a full pass.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import statistics
 import time
@@ -24,20 +23,17 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from auditor.heal import DRIFT_FIGHT, Healer
 from auditor.loop import AuditorLoop
-from auditor.reconcile import Reconciler
-from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
 from driftwarden.metrics import Instruments, prometheus_text
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
+    auditor_api,
     create_application,
     get_application,
-    install_crd_and_rbac,
     key,
-    settings_for,
-    wait_until_allowed,
+    running_auditor,
+    synced_and_watched,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
@@ -74,35 +70,22 @@ class Running:
 async def running(
     control_plane: ControlPlane, clients: Clients, tmp_path: Path, git_repo: Callable[..., GitRepo]
 ) -> AsyncIterator[Running]:
-    assert control_plane.admin is not None
-    admin = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(admin)
-    await admin.close()
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
-    settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=600.0)
+    api = await auditor_api(control_plane, clients)
     reader = InMemoryMetricReader()
     instruments = Instruments.from_meter(MeterProvider(metric_readers=[reader]).get_meter("test"))
-    reconciler = Reconciler(api, settings=settings, instruments=instruments)
-    healer = Healer(reconciler)
-    loop = AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer)
-    task = asyncio.create_task(loop.run())
-    repo = git_repo({"web/deployment.yaml": DEPLOYMENT, "web/service.yaml": SERVICE})
-    name, ns = f"heal-{uuid.uuid4().hex[:6]}", f"heal-{uuid.uuid4().hex[:6]}"
-    await create_application(clients.admin, application(name, repo_url=repo.url, path="web", namespace=ns,
-                                                        syncPolicy=AUTOMATED))  # fmt: skip
-
-    async def ready() -> bool:
-        app = await get_application(clients.admin, name)
-        synced = (app.get("status") or {}).get("sync", {}).get("status") == "Synced"
-        return synced and ("apps", "Deployment") in healer._watches and ("", "Service") in healer._watches
-
-    await eventually(ready)
-    yield Running(loop, healer, ns, name, repo, reader)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert healer._watches == {}  # every watch was cancelled with the loop
+    async with running_auditor(control_plane, api, tmp_path / "git", instruments=instruments) as run:
+        repo = git_repo({"web/deployment.yaml": DEPLOYMENT, "web/service.yaml": SERVICE})
+        name, ns = f"heal-{uuid.uuid4().hex[:6]}", f"heal-{uuid.uuid4().hex[:6]}"
+        await create_application(
+            clients.admin,
+            application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=AUTOMATED),
+        )
+        await eventually(
+            lambda: synced_and_watched(
+                clients.admin, name, run.healer, ("apps", "Deployment"), ("", "Service")
+            )
+        )
+        yield Running(run.loop, run.healer, ns, name, repo, reader)
 
 
 async def _image(apps: client.AppsV1Api, ns: str) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,19 +11,14 @@ import pytest
 from kubernetes_asyncio import client
 
 from auditor.loop import AuditorLoop
-from auditor.reconcile import Reconciler
-from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
 from tests.support.auditor import (
-    AUDITOR_NS,
     application,
+    auditor_api,
     create_application,
     get_application,
-    install_crd_and_rbac,
     key,
-    settings_for,
-    wait_until_allowed,
+    running_auditor,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
@@ -42,20 +34,9 @@ AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["Cr
 async def running(
     control_plane: ControlPlane, clients: Clients, tmp_path: Path
 ) -> AsyncIterator[AuditorLoop]:
-    assert control_plane.admin is not None
-    admin = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(admin)
-    await admin.close()
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="patch", group="", resource="configmaps")
-    settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=1.0)
-    loop = AuditorLoop(Reconciler(api, settings=settings), namespace=AUDITOR_NS)
-    task = asyncio.create_task(loop.run())
-    yield loop
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert loop.workers == {}  # every worker was cancelled with the loop
+    api = await auditor_api(control_plane, clients)
+    async with running_auditor(control_plane, api, tmp_path / "git", poll_interval=1.0) as run:
+        yield run.loop
 
 
 async def _color(core: client.CoreV1Api, ns: str) -> str | None:

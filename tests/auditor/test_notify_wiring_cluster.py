@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,23 +12,17 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
 
-from auditor.heal import Healer
-from auditor.loop import AuditorLoop
 from auditor.notify import Notifier, NotifierSettings
-from auditor.reconcile import Reconciler
-from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
 from driftwarden.controlplane.plane import free_port
-from driftwarden.kube import api_client_for
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
+    auditor_api,
     create_application,
-    get_application,
-    install_crd_and_rbac,
     key,
-    settings_for,
-    wait_until_allowed,
+    running_auditor,
+    synced_and_watched,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
@@ -66,44 +58,26 @@ async def test_sync_failure_and_healed_drift_are_notified(
     chat: tuple[str, list[dict[str, Any]]],
 ) -> None:  # fmt: skip
     url, received = chat
-    assert control_plane.admin is not None
-    admin = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(admin)
-    await admin.close()
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="watch", group="", resource="configmaps")
-    settings = dataclasses.replace(settings_for(control_plane, tmp_path / "git"), poll_interval=600.0)
+    api = await auditor_api(control_plane, clients)
     repo = git_repo({"app/cm.yaml": CM})
     name, ns = f"notify-{uuid.uuid4().hex[:6]}", f"notify-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(clients.admin)
 
-    async with Notifier(NotifierSettings(url=url, backoff_initial=0.1)) as notifier:
-        reconciler = Reconciler(api, settings=settings, notifier=notifier)
-        healer = Healer(reconciler)
-        loop = AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer)
-        task = asyncio.create_task(loop.run())
-        try:
-            await create_application(clients.admin, application(name, repo_url=repo.url, path="app",
-                                                                namespace=ns, syncPolicy=POLICY))  # fmt: skip
+    async with (
+        Notifier(NotifierSettings(url=url, backoff_initial=0.1)) as notifier,
+        running_auditor(control_plane, api, tmp_path / "git", notifier=notifier) as run,
+    ):
+        await create_application(
+            clients.admin, application(name, repo_url=repo.url, path="app", namespace=ns, syncPolicy=POLICY)
+        )
+        await eventually(lambda: synced_and_watched(clients.admin, name, run.healer, ("", "ConfigMap")))
+        await asyncio.sleep(0.5)
+        await core.patch_namespaced_config_map("settings", ns, {"data": {"color": "red"}})
+        await eventually(lambda: _has(received, "Drift healed"), seconds=10)
 
-            async def synced() -> bool:
-                status = (await get_application(clients.admin, name)).get("status") or {}
-                return (
-                    status.get("sync", {}).get("status") == "Synced" and ("", "ConfigMap") in healer._watches
-                )
-
-            await eventually(synced)
-            await asyncio.sleep(0.5)
-            await core.patch_namespaced_config_map("settings", ns, {"data": {"color": "red"}})
-            await eventually(lambda: _has(received, "Drift healed"), seconds=10)
-
-            repo.commit({"app/cm.yaml": CM + "  oops: [\n"})
-            loop.refresh(key(name))
-            await eventually(lambda: _has(received, "Sync failed"), seconds=15)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        repo.commit({"app/cm.yaml": CM + "  oops: [\n"})
+        run.loop.refresh(key(name))
+        await eventually(lambda: _has(received, "Sync failed"), seconds=15)
 
     healed = next(m["text"] for m in received if m["text"].startswith("Drift healed"))
     assert f"Application {AUDITOR_NS}/{name}" in healed

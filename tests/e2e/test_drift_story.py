@@ -29,9 +29,9 @@ from driftwarden.kuberest import request_json
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
+    auditor_api,
     create_application,
     get_application,
-    install_crd_and_rbac,
     running_auditor,
 )
 from tests.support.clients import Clients
@@ -73,10 +73,9 @@ async def auditor(control_plane: ControlPlane, clients: Clients, tmp_path: Path)
     """The auditor loop with its healer, tracing into memory, acting as its real service account."""
     assert control_plane.admin is not None
     admin = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(admin)
     await ensure_namespace(admin, AUDITOR_NS)
     await grant_cluster_admin(admin, users=["alice"])
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
+    api = await auditor_api(control_plane, clients)
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))

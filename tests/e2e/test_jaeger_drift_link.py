@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
 from driftwarden.jaeger import Jaeger
 from driftwarden.kube import api_client_for
@@ -24,9 +23,9 @@ from driftwarden.telemetry import tracer_provider
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
+    auditor_api,
     create_application,
     get_application,
-    install_crd_and_rbac,
     running_auditor,
 )
 from tests.support.clients import Clients
@@ -70,13 +69,12 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
 ) -> None:  # fmt: skip
     assert control_plane.admin is not None
     admin = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(admin)
     await ensure_namespace(admin, AUDITOR_NS)
     await grant_cluster_admin(admin, users=["alice"])
     env = jaeger.otel_env()
     webhook_traces = tracer_provider("driftwarden-webhook", env=env)
     auditor_traces = tracer_provider("driftwarden-auditor", env=env)
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
+    api = await auditor_api(control_plane, clients)
     repo = git_repo({"web/deployment.yaml": DEPLOYMENT})
     name, ns = f"jaeger-{uuid.uuid4().hex[:6]}", f"jaeger-{uuid.uuid4().hex[:6]}"
     apps = client.AppsV1Api(admin)

@@ -20,14 +20,18 @@ from opentelemetry import trace
 from auditor.cluster import Cluster
 from auditor.heal import Healer
 from auditor.loop import AuditorLoop
+from auditor.notify import Notifier
 from auditor.objects import AppKey
 from auditor.reconcile import Reconciler
 from auditor.renderers import RenderTools
 from auditor.settings import AuditorSettings
 from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
+from driftwarden.kube import api_client_for
 from driftwarden.kuberest import request_json, resource_path
+from driftwarden.metrics import Instruments
 from driftwarden.settings import environment, helm_bin_dir
+from tests.support.clients import Clients
 
 ROOT = Path(__file__).parents[2]
 CRD_FILE = ROOT / "manifests/crd/applications.driftwarden.io.yaml"
@@ -108,14 +112,20 @@ class RunningAuditor:
 
 @contextlib.asynccontextmanager
 async def running_auditor(
-    plane: ControlPlane, api: client.ApiClient, git_cache: Path, *, tracer: trace.Tracer | None = None,
+    plane: ControlPlane,
+    api: client.ApiClient,
+    git_cache: Path,
+    *,
     poll_interval: float = 600.0,
-) -> AsyncIterator[RunningAuditor]:  # fmt: skip
+    tracer: trace.Tracer | None = None,
+    instruments: Instruments | None = None,
+    notifier: Notifier | None = None,
+) -> AsyncIterator[RunningAuditor]:
     """Run ``AuditorLoop`` (with a Healer) over ``api`` until the block ends; the long poll interval means
-    what changes in the test was changed by a watch, not by a poll."""
+    what changes in the test was changed by a watch, not by a poll. Every watch ends with the block."""
     await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
     settings = dataclasses.replace(settings_for(plane, git_cache), poll_interval=poll_interval)
-    reconciler = Reconciler(api, settings=settings, tracer=tracer)
+    reconciler = Reconciler(api, settings=settings, tracer=tracer, instruments=instruments, notifier=notifier)
     healer = Healer(reconciler)
     loop = AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer)
     task = asyncio.create_task(loop.run())
@@ -125,3 +135,22 @@ async def running_auditor(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    assert healer._watches == {} and loop.workers == {}
+
+
+async def synced_and_watched(
+    admin: client.ApiClient, name: str, healer: Healer, *kinds: tuple[str, str]
+) -> bool:
+    """The Application ``name`` is Synced and the healer watches ``kinds`` (``(group, Kind)``)."""
+    status = (await get_application(admin, name)).get("status") or {}
+    synced = (status.get("sync") or {}).get("status") == "Synced"
+    return synced and all(kind in healer._watches for kind in kinds)
+
+
+async def auditor_api(plane: ControlPlane, clients: Clients) -> client.ApiClient:
+    """The auditor's real service account, with the CRD and its RBAC installed (closed by ``clients``)."""
+    assert plane.admin is not None
+    admin = api_client_for(plane.admin)
+    await install_crd_and_rbac(admin)
+    await admin.close()
+    return await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
