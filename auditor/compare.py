@@ -8,6 +8,7 @@ yet (a CRD or Namespace the same sync creates) is compared as "to create" with i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +22,7 @@ from auditor.diff import ObjectDiff, SyncStatus, diff_object, sync_status
 from auditor.discovery import UnknownKindError
 from auditor.health import Health, aggregate, resource_health
 from auditor.objects import ObjectRef, ResourceKey, fill_namespace, stamp
+from auditor.takeover import STRICT_OPTION, kubectl_managers
 
 Manifest = Mapping[str, Any]
 
@@ -46,11 +48,23 @@ class Comparison:
     def health(self) -> Health:
         return aggregate(self.healths.values()) if self.healths else Health("Healthy", "")
 
+    def live_for(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return next((obj for obj in self.live if ObjectRef.from_manifest(obj).key == ref.key), None)
+
     def manifest_for(self, ref: ObjectRef) -> dict[str, Any] | None:
         for manifest in self.desired:
             if ObjectRef.from_manifest(manifest).key == ref.key:
                 return manifest
         return None
+
+
+def strict_diff(diff: ObjectDiff, live: Mapping[str, Any] | None, *, strict: bool) -> ObjectDiff:
+    """With strict self-heal, fields kubectl added (owned by a kubectl manager) are drift too."""
+    managers = kubectl_managers(live) if strict and live is not None else ()
+    if not managers:
+        return diff
+    extra = tuple(f"(fields written by {m})" for m in managers)
+    return dataclasses.replace(diff, action="update", changed_paths=diff.changed_paths + extra)
 
 
 def desired_objects(
@@ -164,8 +178,9 @@ async def compare(
     )
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
+    strict = app.sync_policy.enabled(STRICT_OPTION)
     diffs = [
-        diff_object(dry, live, ignore=app.ignore_differences)
+        strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
         for dry, live in zip(dry_runs, lives, strict=True)
     ]
     diffs += [diff_object(None, obj, ignore=app.ignore_differences) for obj in leftovers]

@@ -25,13 +25,14 @@ from typing import Any
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from auditor.application import Application
-from auditor.compare import Comparison
+from auditor.compare import Comparison, strict_diff
 from auditor.diff import ObjectDiff, diff_object
 from auditor.healcore import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
 from auditor.notify import NotificationEvent
 from auditor.objects import ObjectRef, ResourceKey
 from auditor.reconcile import Reconciler
 from auditor.status import set_condition
+from auditor.takeover import STRICT_OPTION, takeover_patch
 from driftwarden import contract
 from driftwarden.errors import DriftwardenError
 from driftwarden.kubewatch import Informer
@@ -159,7 +160,8 @@ class Healer:
     ) -> None:
         """``seen``: when the edit's watch event arrived (within milliseconds of the edit itself)."""
         dry = await self.cluster.dry_run_apply(desired.manifest)
-        diff = diff_object(dry, live, ignore=desired.app.ignore_differences)
+        strict = desired.app.sync_policy.enabled(STRICT_OPTION)
+        diff = strict_diff(diff_object(dry, live, ignore=desired.app.ignore_differences), live, strict=strict)
         stamp = drift_stamp(live) if live is not None else None
         if diff.in_sync and stamp is None:
             return
@@ -182,6 +184,8 @@ class Healer:
             return
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
+        if strict and live is not None and (patch := takeover_patch(live)):
+            await self.cluster.json_patch(ref, patch)  # kubectl's fields become ours: the apply prunes them
         await self._heal(ref, desired, diff, manager, stamp, seen=seen)
 
     async def _heal(

@@ -17,6 +17,7 @@ from auditor.cluster import Cluster
 from auditor.compare import Comparison
 from auditor.objects import ObjectRef
 from auditor.status import ResourceResult, result_for
+from auditor.takeover import STRICT_OPTION, takeover_patch
 from driftwarden.errors import DriftwardenError
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
@@ -58,6 +59,7 @@ async def _run(
             manifest = comparison.manifest_for(action.ref)
             if manifest is None:
                 return result_for(action, error="no desired manifest for this object")
+            await take_over_kubectl_fields(cluster, comparison, action.ref)
             applied(action.ref, await cluster.apply(manifest))
             if (action.ref.group, action.ref.kind) == CRD:
                 await cluster.wait_established(action.ref.name)
@@ -66,6 +68,16 @@ async def _run(
     except DriftwardenError as exc:
         return result_for(action, error=str(exc))
     return result_for(action)
+
+
+async def take_over_kubectl_fields(cluster: Cluster, comparison: Comparison, ref: ObjectRef) -> None:
+    """Strict self-heal: make the fields kubectl wrote ours first, so the apply removes what Git lacks."""
+    live = comparison.live_for(ref)
+    if live is None or not comparison.app.sync_policy.enabled(STRICT_OPTION):
+        return
+    patch = takeover_patch(live)
+    if patch:
+        await cluster.json_patch(ref, patch)
 
 
 def _never(_ref: ObjectRef) -> str:

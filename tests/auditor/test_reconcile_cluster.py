@@ -6,6 +6,7 @@ Acts as the auditor's real service account (bound by manifests/rbac/auditor-clus
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,7 @@ from tests.support.auditor import (
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
+from tests.support.kubectl import kubectl
 from tests.support.seed import SEED
 
 pytestmark = pytest.mark.cluster
@@ -301,3 +303,37 @@ async def test_a_full_pass_dry_runs_only_what_changed(
     assert app["status"]["sync"]["status"] == "Synced"
     live = await client.CoreV1Api(clients.admin).read_namespaced_config_map("web-config", ns)
     assert live.data == {"color": "blue"}  # the changed one was dry-run, found drifted and healed
+
+
+@pytest.mark.parametrize("strict", [False, True])
+async def test_strict_self_heal_also_removes_what_kubectl_added(
+    reconciler: Reconciler, clients: Clients, web_repo: GitRepo, control_plane: ControlPlane, strict: bool
+) -> None:
+    options = ["CreateNamespace=true"] + (["StrictSelfHeal=true"] if strict else [])
+    obj, ns = await _app(clients, web_repo, syncPolicy={**AUTOMATED, "syncOptions": options})
+    await _pass(reconciler, clients, obj)
+    assert control_plane.admin is not None and control_plane.admin.kubeconfig is not None
+    added = {"metadata": {"labels": {"hand-made": "yes"}}, "data": {"extra": "by hand"}}
+    edit = [
+        "-n",
+        ns,
+        "patch",
+        "configmap",
+        "web-config",
+        "--field-manager=kubectl-edit",
+        "-p",
+        json.dumps(added),
+    ]
+    code, _, err = await kubectl(control_plane, control_plane.admin.kubeconfig, *edit)
+    assert code == 0, err
+
+    app = await _pass(reconciler, clients, obj)
+    live = await client.CoreV1Api(clients.admin).read_namespaced_config_map("web-config", ns)
+    if strict:
+        assert live.data == {"color": "blue"}
+        assert "hand-made" not in live.metadata.labels
+        assert {m.manager for m in live.metadata.managed_fields} == {"driftwarden"}
+    else:  # a plain heal leaves fields nobody in Git owns, as Argo CD does (#1613)
+        assert live.data == {"color": "blue", "extra": "by hand"}
+        assert live.metadata.labels["hand-made"] == "yes"
+    assert app["status"]["sync"]["status"] == "Synced"
