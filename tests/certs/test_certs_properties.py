@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from certs.facts import CertFacts, bundle_facts, facts, issuer_in
@@ -104,6 +104,9 @@ SIMULATED = 1.5 * POLICY.ca_validity  # every certificate, the CA included, is r
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Found by Hypothesis: the TLS Secret deleted every ten runs, so the serving certificate is re-issued
+# before it is ever old enough to be renewed.
+@example(gaps=[1.0] * 10, sleeps=[False] * 10, events=["none"] * 9 + ["delete-tls"])
 @given(
     gaps=st.lists(st.floats(min_value=1.0, max_value=MAX_GAP_HOURS), min_size=10, max_size=40),
     sleeps=st.lists(st.booleans(), min_size=10, max_size=40),
@@ -128,11 +131,9 @@ def test_years_of_runs_never_break_trust_and_always_settle(
         if isinstance(last, Done):
             assert works(stored, now) and last.next_due > now
         cas_seen |= {ca.fingerprint for ca in cas}
-        if (
-            served_before is not None
-            and stored.serving is not None
-            and stored.serving.cert_pem != served_before
-        ):
+        # A new serving certificate: a renewal, or a re-issue after a disturbance deleted the Secret (with
+        # the TLS Secret deleted every few runs, the certificate never gets old enough to be renewed).
+        if stored.serving is not None and stored.serving.cert_pem != served_before:
             switches += 1
         now += dt.timedelta(hours=gap)
         if event == "none" and stored.serving is not None:
