@@ -203,6 +203,10 @@ async def test_only_the_leader_reconciles_and_the_standby_takes_over_when_it_is_
     assert took < 3 + 3, f"the standby took over {took:.1f}s after the leader died (3s lease)"
     await eventually(lambda: site.synced(name, destination, color="red", revision=revision), seconds=30)
     assert "started leading as " + standby.identity in standby.text()
+    # The new leader also heals the next out-of-band edit.
+    core = client.CoreV1Api(site.admin)
+    await core.patch_namespaced_config_map("settings", destination, {"data": {"color": "green"}})
+    await eventually(lambda: site.synced(name, destination, color="red", revision=revision), seconds=15)
 
     # A graceful stop releases the Lease.
     assert await standby.stop() == 0
