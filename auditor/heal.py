@@ -28,6 +28,7 @@ from auditor.application import Application
 from auditor.compare import Comparison, strict_diff
 from auditor.diff import ObjectDiff, diff_object
 from auditor.healcore import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
+from auditor.normalize import normalize
 from auditor.notify import NotificationEvent
 from auditor.objects import ObjectRef, ResourceKey
 from auditor.reconcile import Reconciler
@@ -88,7 +89,10 @@ class Healer:
         self.own_versions: dict[ResourceKey, str] = {}
         self._locks: dict[ResourceKey, asyncio.Lock] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
+        """Each object as last seen, normalised: events that change nothing Git could own are skipped."""
         self.heals = 0
+        self.checks = 0
 
     def paused(self, ref: ObjectRef) -> str:
         """Why a sync must not apply ``ref`` now: a field fight it gave up until Git changes, else ""."""
@@ -146,8 +150,13 @@ class Healer:
         if desired is None:
             return
         version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        shape = normalize(obj) if kind != "DELETED" else None
+        before, self._shapes[ref.key] = self._shapes.get(ref.key), shape
         if kind != "DELETED" and version and self.own_versions.get(ref.key) == version:
             return  # our own write coming back
+        if shape is not None and shape == before and drift_stamp(obj) is None:
+            return  # only status or bookkeeping changed (controllers write status all the time)
+        self.checks += 1
         lock = self._locks.setdefault(ref.key, asyncio.Lock())
         async with lock:
             try:

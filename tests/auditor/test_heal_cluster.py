@@ -202,3 +202,15 @@ async def test_a_new_commit_is_not_healed_back_to_the_old_one(running: Running, 
     assert running.healer.heals == heals
     app = await get_application(clients.admin, running.name)
     assert app["status"]["sync"] == {"status": "Synced", "revision": commit}
+
+
+async def test_status_updates_are_not_rechecked(running: Running, clients: Clients) -> None:
+    apps = client.AppsV1Api(clients.admin)
+    await asyncio.sleep(0.5)  # the watches have listed
+    checks = running.healer.checks
+    status = {"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1}}
+    await apps.patch_namespaced_deployment_status("web", running.ns, status)
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "evil:after-status"}]}}}}
+    await apps.patch_namespaced_deployment("web", running.ns, patch)
+    await eventually(lambda: _is(apps, running.ns, "nginx:1.27"), seconds=10)
+    assert running.healer.checks == checks + 1  # the edit, not the status update (nor the heal's own write)
