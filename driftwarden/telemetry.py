@@ -116,9 +116,9 @@ def _span_exporter(target: OtlpTarget) -> SpanExporter:
     # Imported lazily: grpc is slow to import and not needed when no exporter is configured.
     headers = dict(target.headers) or None
     if target.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc  # noqa: PLC0415
+        from driftwarden.otlpgrpc import FastGrpcSpanExporter  # noqa: PLC0415
 
-        return Grpc(
+        return FastGrpcSpanExporter(
             endpoint=target.endpoint, insecure=target.insecure, headers=headers, timeout=target.timeout
         )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http  # noqa: PLC0415
