@@ -10,6 +10,7 @@ from auditor.cluster import Cluster
 from driftwarden.controlplane import ControlPlane
 from driftwarden.kube import api_client_for
 from tests.support.auditor import install_crd_and_rbac
+from tests.support.auditorprocs import auditors, site  # noqa: F401 - fixtures, found by name
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,10 @@ from driftwarden.cli import build_parser
 from driftwarden.commands.auditorrun import options_from
 from driftwarden.controlplane.plane import free_port
 from driftwarden.errors import ConfigError
-from tests.auditor.test_leader_cli import CM, Auditor, Site, auditors, site
-from tests.auditor.test_push_hooks import GITHUB, SECRET, hex_hmac
+from tests.support.auditorprocs import CM, Auditor, Site
 from tests.support.gitrepo import GitRepo
+from tests.support.pushevents import GITHUB, SECRET, hex_hmac
 from tests.support.waiting import eventually
-
-__all__ = ["auditors", "site"]  # fixtures shared with test_leader_cli.py
 
 
 async def synced_by_a_pass(site: Site, name: str, revision: str) -> bool:

@@ -20,9 +20,9 @@ import pytest
 from auditor.objects import AppKey
 from auditor.pushserver import WEBHOOK_PATH, PushServer, PushServerSettings, make_push_app
 from driftwarden.errors import ConfigError, KubeUnavailableError
-from tests.auditor.test_push_hooks import GITHUB, GITLAB, SECRET, body_of, headers_for
 from tests.support.auditor import AUDITOR_NS, application
 from tests.support.guard import serving_pair
+from tests.support.pushevents import GITHUB, GITLAB, SECRET, body_of, headers_for
 
 REPO = "https://github.com/acme/infra.git"
 
