@@ -37,23 +37,12 @@ from tests.support.auditor import (
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
+from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: "nginx:1.27"}]
-"""
 SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n"
-AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
 
 
 @dataclasses.dataclass
@@ -74,11 +63,11 @@ async def running(
     reader = InMemoryMetricReader()
     instruments = Instruments.from_meter(MeterProvider(metric_readers=[reader]).get_meter("test"))
     async with running_auditor(control_plane, api, tmp_path / "git", instruments=instruments) as run:
-        repo = git_repo({"web/deployment.yaml": DEPLOYMENT, "web/service.yaml": SERVICE})
+        repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT, "web/service.yaml": SERVICE})
         name, ns = f"heal-{uuid.uuid4().hex[:6]}", f"heal-{uuid.uuid4().hex[:6]}"
         await create_application(
             clients.admin,
-            application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=AUTOMATED),
+            application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=SELF_HEALING),
         )
         await eventually(
             lambda: synced_and_watched(
@@ -193,7 +182,7 @@ async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
 
 async def test_a_new_commit_is_not_healed_back_to_the_old_one(running: Running, clients: Clients) -> None:
     apps = client.AppsV1Api(clients.admin)
-    commit = running.repo.commit({"web/deployment.yaml": DEPLOYMENT.replace("nginx:1.27", "nginx:1.28")})
+    commit = running.repo.commit({"web/deployment.yaml": WEB_DEPLOYMENT.replace("nginx:1.27", "nginx:1.28")})
     assert running.loop.refresh(key(running.name))
     await eventually(lambda: _is(apps, running.ns, "nginx:1.28"), seconds=15)
     heals = running.healer.heals

@@ -38,22 +38,10 @@ from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
 from tests.support.guard import ensure_namespace, grant_cluster_admin, running_guard
 from tests.support.kubectl import kubectl
+from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: "nginx:1.27"}]
-"""
-POLICY = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
 
 
 async def _events(admin: client.ApiClient, ns: str) -> list[dict[str, Any]]:
@@ -91,9 +79,9 @@ async def test_a_warn_mode_edit_is_flagged_healed_recorded_and_linked(
     git_repo: Callable[..., GitRepo],
 ) -> None:  # fmt: skip
     admin, healer, spans = auditor.admin, auditor.healer, auditor.spans
-    repo = git_repo({"web/deployment.yaml": DEPLOYMENT})
+    repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT})
     name, ns = f"story-{uuid.uuid4().hex[:6]}", f"story-{uuid.uuid4().hex[:6]}"
-    body = application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=POLICY,
+    body = application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=SELF_HEALING,
                        guard={"mode": "warn"})  # fmt: skip
     apps = client.AppsV1Api(admin)
 

@@ -40,23 +40,11 @@ from tests.support.jaeger import (
     wait_for_traces,
 )
 from tests.support.kubectl import kubectl
+from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 _ = jaeger_fixture  # the session's Jaeger, as the ``jaeger`` fixture
-
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: "nginx:1.27"}]
-"""
-POLICY = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
 
 
 def _links(span: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,7 +63,7 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
     webhook_traces = tracer_provider("driftwarden-webhook", env=env)
     auditor_traces = tracer_provider("driftwarden-auditor", env=env)
     api = await auditor_api(control_plane, clients)
-    repo = git_repo({"web/deployment.yaml": DEPLOYMENT})
+    repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT})
     name, ns = f"jaeger-{uuid.uuid4().hex[:6]}", f"jaeger-{uuid.uuid4().hex[:6]}"
     apps = client.AppsV1Api(admin)
 
@@ -88,7 +76,12 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
         await create_application(
             clients.admin,
             application(
-                name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=POLICY, guard={"mode": "warn"}
+                name,
+                repo_url=repo.url,
+                path="web",
+                namespace=ns,
+                syncPolicy=SELF_HEALING,
+                guard={"mode": "warn"},
             ),
         )
 

@@ -111,3 +111,18 @@ SEED = {
     "both/Chart.yaml": "apiVersion: v2\nname: both\nversion: 0.1.0\n",
     "both/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-helm}\n",
 }
+
+
+WEB_DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.27"}]
+"""
+"""A two-replica nginx Deployment ``web``: what the self-heal tests edit and expect back."""
+SELF_HEALING = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
