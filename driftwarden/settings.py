@@ -6,6 +6,7 @@ This is the only module that looks at ``os.environ``; everything else gets value
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,3 +56,22 @@ def kubeconfig_path(env: Mapping[str, str]) -> Path:
 def webhook_secret(env: Mapping[str, str]) -> str | None:
     """``$DRIFTWARDEN_WEBHOOK_SECRET``: the Git push webhook's shared secret (never log it), or None."""
     return env.get("DRIFTWARDEN_WEBHOOK_SECRET") or None
+
+
+def _tool(name: str, cached: Path, env: Mapping[str, str], explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    if cached.is_file():
+        return cached
+    found = shutil.which(name, path=env.get("PATH"))
+    return Path(found) if found else None
+
+
+def kubectl_path(env: Mapping[str, str], *, explicit: Path | None = None) -> Path | None:
+    """``explicit``, else the pinned kubectl of the build cache, else ``kubectl`` on ``$PATH``."""
+    return _tool("kubectl", control_plane_bin_dir(env) / "kubectl", env, explicit)
+
+
+def helm_path(env: Mapping[str, str], *, explicit: Path | None = None) -> Path | None:
+    """``explicit``, else the pinned helm of the build cache, else ``helm`` on ``$PATH``."""
+    return _tool("helm", helm_bin_dir(env) / "helm", env, explicit)

@@ -7,7 +7,6 @@ by ``driftwarden.settings``), never from ``os.environ``. TLS verification is the
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from auditor.settings import AuditorSettings
 from driftwarden import contract
 from driftwarden.errors import ConfigError
 from driftwarden.kube import api_client
-from driftwarden.settings import cache_root, control_plane_bin_dir, helm_bin_dir, kubeconfig_path
+from driftwarden.settings import cache_root, helm_path, kubeconfig_path, kubectl_path
 
 GITOPS_USER = contract.auditor_identity()
 
@@ -68,17 +67,10 @@ async def connect(args: argparse.Namespace, env: Mapping[str, str]) -> AsyncIter
         await api.close()
 
 
-def _tool(preferred: Path, name: str, env: Mapping[str, str]) -> Path | None:
-    if preferred.is_file():
-        return preferred
-    found = shutil.which(name, path=env.get("PATH"))
-    return Path(found) if found else None
-
-
 def auditor_settings(env: Mapping[str, str], *, namespace: str) -> AuditorSettings:
     """The Reconciler's settings: a Git cache under the driftwarden cache, the pinned (or PATH) tools."""
     tools = RenderTools(
-        kubectl=_tool(control_plane_bin_dir(env) / "kubectl", "kubectl", env),
-        helm=_tool(helm_bin_dir(env) / "helm", "helm", env),
+        kubectl=kubectl_path(env),
+        helm=helm_path(env),
     )
     return AuditorSettings(git_cache=cache_root(env) / "git", tools=tools, install_namespace=namespace)

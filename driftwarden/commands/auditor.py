@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +23,7 @@ from driftwarden import contract
 from driftwarden.commands.auditorrun import ServeOptions, add_flags, notifications, options_from, serve
 from driftwarden.kube import api_client
 from driftwarden.metrics import Instruments, metrics_server
-from driftwarden.settings import cache_root, control_plane_bin_dir, helm_bin_dir
+from driftwarden.settings import cache_root, helm_path, kubectl_path
 from driftwarden.telemetry import Metering, meter_provider, tracer_provider
 
 log = logging.getLogger("driftwarden.auditor")
@@ -71,19 +70,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.set_defaults(run=run_auditor)  # fmt: skip
 
 
-def _tool(explicit: Path | None, cached: Path, name: str) -> Path | None:
-    if explicit is not None:
-        return explicit
-    if cached.is_file():
-        return cached
-    found = shutil.which(name)
-    return Path(found) if found else None
-
-
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSettings:
     tools = RenderTools(
-        kubectl=_tool(args.kubectl, control_plane_bin_dir(env) / "kubectl", "kubectl"),
-        helm=_tool(args.helm, helm_bin_dir(env) / "helm", "helm"),
+        kubectl=kubectl_path(env, explicit=args.kubectl),
+        helm=helm_path(env, explicit=args.helm),
     )
     return AuditorSettings(
         git_cache=args.git_cache or cache_root(env) / "git",

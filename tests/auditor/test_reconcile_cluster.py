@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,15 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from auditor.cluster import Cluster
 from auditor.reconcile import Reconciler
 from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
     create_application,
     get_application,
-    install_crd_and_rbac,
     key,
     settings_for,
     wait_until_allowed,
@@ -64,18 +63,9 @@ spec:
 AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
 
 
-@pytest.fixture(scope="module")
-async def installed(control_plane: ControlPlane) -> AsyncIterator[None]:
-    assert control_plane.admin is not None
-    api = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(api)
-    yield
-    await api.close()
-
-
 @pytest.fixture
 async def reconciler(
-    installed: None, clients: Clients, control_plane: ControlPlane, tmp_path: Path
+    admin: Cluster, clients: Clients, control_plane: ControlPlane, tmp_path: Path
 ) -> Reconciler:
     api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
     await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")

@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from auditor.cluster import Cluster
 from auditor.reconcile import Reconciler
 from driftwarden import contract
 from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
 from driftwarden.metrics import Instruments, MetricsServer, prometheus_text
 from driftwarden.telemetry import Metering, meter_provider
 from tests.support.auditor import (
@@ -31,7 +31,6 @@ from tests.support.auditor import (
     application,
     create_application,
     get_application,
-    install_crd_and_rbac,
     settings_for,
     wait_until_allowed,
 )
@@ -62,18 +61,9 @@ class Traced:
         ]
 
 
-@pytest.fixture(scope="module")
-async def installed(control_plane: ControlPlane) -> AsyncIterator[None]:
-    assert control_plane.admin is not None
-    api = api_client_for(control_plane.admin)
-    await install_crd_and_rbac(api)
-    yield
-    await api.close()
-
-
 @pytest.fixture
 async def traced(
-    installed: None, clients: Clients, control_plane: ControlPlane, tmp_path: Path
+    admin: Cluster, clients: Clients, control_plane: ControlPlane, tmp_path: Path
 ) -> AsyncIterator[Traced]:
     api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
     await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")
