@@ -68,22 +68,25 @@ async def _read_review(request: web.Request) -> AdmissionRequest:
 
 
 def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
-    # Field paths and names only: values never go into a span.
-    span.set_attribute("driftwarden.decision", "allowed" if decision.allowed else "denied")
-    span.set_attribute("driftwarden.reason", decision.reason)
-    span.set_attribute("driftwarden.mode", decision.mode)
-    span.set_attribute("driftwarden.violation", decision.violation)
-    span.set_attribute("driftwarden.fields", list(decision.fields))
-    if decision.app:
-        span.set_attribute("driftwarden.app", decision.app)
-    span.set_attribute("k8s.admission.operation", review.operation)
-    span.set_attribute("k8s.resource.name", review.name)
-    if review.namespace:
-        span.set_attribute("k8s.namespace.name", review.namespace)
+    # Field paths and names only: values never go into a span. One call: each set_attribute takes a lock.
     resource = review.resource.resource + (f"/{review.sub_resource}" if review.sub_resource else "")
-    span.set_attribute("k8s.resource.type", resource)
-    span.set_attribute("enduser.id", review.user_name)
-    span.set_attribute("driftwarden.dry_run", review.dry_run)
+    attributes: dict[str, Any] = {
+        "driftwarden.decision": "allowed" if decision.allowed else "denied",
+        "driftwarden.reason": decision.reason,
+        "driftwarden.mode": decision.mode,
+        "driftwarden.violation": decision.violation,
+        "driftwarden.fields": list(decision.fields),
+        "k8s.admission.operation": review.operation,
+        "k8s.resource.name": review.name,
+        "k8s.resource.type": resource,
+        "enduser.id": review.user_name,
+        "driftwarden.dry_run": review.dry_run,
+    }
+    if decision.app:
+        attributes["driftwarden.app"] = decision.app
+    if review.namespace:
+        attributes["k8s.namespace.name"] = review.namespace
+    span.set_attributes(attributes)
     if not decision.allowed:
         span.set_status(Status(StatusCode.ERROR, decision.message[:256]))
 
