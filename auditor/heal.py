@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import hashlib
 import json
@@ -119,8 +120,11 @@ class Healer:
             ref = ObjectRef.from_manifest(manifest)
             self.desired[ref.key] = Desired(app, manifest, _digest(manifest))
             if (ref.group, ref.kind) not in self._watches:
+                # A fresh context: the watch outlives the pass that started it, and its heals must be
+                # root spans of their own traces, not children of that pass's ``auditor.reconcile``.
                 self._watches[(ref.group, ref.kind)] = asyncio.create_task(
-                    self._watch(ref.group, ref.kind), name=f"watch {ref.group}/{ref.kind}"
+                    self._watch(ref.group, ref.kind), name=f"watch {ref.group}/{ref.kind}",
+                    context=contextvars.Context(),
                 )
 
     async def stop(self) -> None:

@@ -140,3 +140,5 @@ async def test_a_warn_mode_edit_is_flagged_healed_recorded_and_linked(
               if link.context.trace_id == admission.context.trace_id
               and link.context.span_id == admission.context.span_id]  # fmt: skip
     assert linked, "the heal span does not link to the admission span that flagged the edit"
+    # The heal is a trace of its own (a root span), not a child of the pass that started the watch.
+    assert all(h.parent is None for h in linked), [h.parent for h in linked]

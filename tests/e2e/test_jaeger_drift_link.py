@@ -122,6 +122,8 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
     (heal,) = [s for s in spans_named(heal_trace, "auditor.heal") if tags(s).get("k8s.namespace.name") == ns]
     assert "/spec/template/spec/containers/0/image" in str(tags(heal)["driftwarden.fields"])
     (link,) = _links(heal)
+    # The heal is the root of its own trace: no CHILD_OF reference to the pass that started the watch.
+    assert [r for r in heal.get("references") or [] if r["refType"] == "CHILD_OF"] == []
     flagged_trace = await wait_for_trace(jaeger, link["traceID"])
     (flagged,) = [s for s in flagged_trace["spans"] if s["spanID"] == link["spanID"]]
     assert flagged["operationName"] == "admission.review"
