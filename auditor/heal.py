@@ -123,7 +123,8 @@ class Healer:
                 # A fresh context: the watch outlives the pass that started it, and its heals must be
                 # root spans of their own traces, not children of that pass's ``auditor.reconcile``.
                 self._watches[(ref.group, ref.kind)] = asyncio.create_task(
-                    self._watch(ref.group, ref.kind), name=f"watch {ref.group}/{ref.kind}",
+                    self._watch(ref.group, ref.kind),
+                    name=f"watch {ref.group}/{ref.kind}",
                     context=contextvars.Context(),
                 )
 
