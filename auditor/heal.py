@@ -218,14 +218,21 @@ class Healer:
                 remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
                 stored = await self.cluster.json_patch(ref, remove)
             self.own_versions[ref.key] = str(stored["metadata"]["resourceVersion"])
+            # The record and Events are part of the heal's trace (their API requests are its children).
+            await self._healed(ref, desired, diff, manager, stamp, seen=seen)
+
+    async def _healed(
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
+        *, seen: float,
+    ) -> None:  # fmt: skip
         self.book.healed(str(ref.key), now=self.monotonic())
         self.heals += 1
         if self.reconciler.notifier is not None:
             who = stamp.user if stamp is not None and stamp.user else manager
-            event = NotificationEvent(
-                desired.app.key, "drift_healed", (ref,), diff.changed_paths, manager=who
+            paths = diff.changed_paths
+            self.reconciler.notifier.notify(
+                NotificationEvent(desired.app.key, "drift_healed", (ref,), paths, manager=who)
             )
-            self.reconciler.notifier.notify(event)
         kind = f"{ref.group}/{ref.kind}" if ref.group else ref.kind
         self.reconciler.instruments.record_drift_healed(str(desired.app.key), kind, self.monotonic() - seen)
         await self._report(ref, desired, diff, manager, stamp, action="healed")

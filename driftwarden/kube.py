@@ -10,9 +10,11 @@ from pathlib import Path
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config.config_exception import ConfigException
+from opentelemetry import trace
 
 from driftwarden.controlplane.plane import UserCredentials
 from driftwarden.errors import ConfigError
+from driftwarden.kubetrace import TracedApiClient
 
 
 def configuration_for(creds: UserCredentials) -> client.Configuration:
@@ -30,13 +32,27 @@ def configuration_for(creds: UserCredentials) -> client.Configuration:
     return configuration
 
 
-def api_client_for(creds: UserCredentials) -> client.ApiClient:
-    """An API client acting as ``creds.user``; close it with ``await api.close()`` or ``async with``."""
-    return client.ApiClient(configuration_for(creds))
+def _client(configuration: client.Configuration, tracer: trace.Tracer | None) -> client.ApiClient:
+    if tracer is None:
+        return client.ApiClient(configuration)
+    return TracedApiClient(configuration, tracer=tracer)
 
 
-async def api_client(*, kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
-    """An API client from a kubeconfig file, or from the in-cluster service account when none is given."""
+def api_client_for(creds: UserCredentials, *, tracer: trace.Tracer | None = None) -> client.ApiClient:
+    """An API client acting as ``creds.user``; close it with ``await api.close()`` or ``async with``.
+
+    With ``tracer``, every request it sends is a client span (driftwarden.kubetrace).
+    """
+    return _client(configuration_for(creds), tracer)
+
+
+async def api_client(
+    *, kubeconfig: Path | None = None, context: str | None = None, tracer: trace.Tracer | None = None
+) -> client.ApiClient:
+    """An API client from a kubeconfig file, or from the in-cluster service account when none is given.
+
+    With ``tracer``, every request it sends is a client span (driftwarden.kubetrace).
+    """
     configuration = client.Configuration()
     try:
         if kubeconfig is None:
@@ -48,4 +64,4 @@ async def api_client(*, kubeconfig: Path | None = None, context: str | None = No
     except (ConfigException, OSError) as exc:
         where = f"kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster service account"
         raise ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
-    return client.ApiClient(configuration)
+    return _client(configuration, tracer)

@@ -254,7 +254,7 @@ async def make_drift(plane: ControlPlane, jaeger: Jaeger, work: Path) -> tuple[s
     await grant_cluster_admin(admin, users=[USER])
     webhook_traces = tracer_provider("driftwarden-webhook", env=jaeger.otel_env())
     auditor_traces = tracer_provider("driftwarden-auditor", env=jaeger.otel_env())
-    api = await auditor_api(plane, clients)
+    api = await auditor_api(plane, clients, tracer=auditor_traces.get_tracer("driftwarden.auditor"))
     repo = make_repo(work / "infra", {"web/deployment.yaml": WEB_DEPLOYMENT})
     try:
         async with (

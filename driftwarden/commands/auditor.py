@@ -110,7 +110,7 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with (
-        await api_client(kubeconfig=args.kubeconfig, context=args.context) as api,
+        await api_client(kubeconfig=args.kubeconfig, context=args.context, tracer=tracer) as api,
         notifications(options.notify) as notifier,
         metrics_server(metering.scrape, port=args.metrics_port) as metrics,
     ):

@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from auditor.cluster import Cluster
 from auditor.reconcile import Reconciler
@@ -52,12 +52,13 @@ class Traced:
     def finished(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.spans.get_finished_spans() if s.name == name]
 
-    def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
+    def children(self, parent: ReadableSpan, *, kind: SpanKind = SpanKind.INTERNAL) -> list[ReadableSpan]:
+        """The direct children of ``parent`` of ``kind``: driftwarden's own steps, or API calls (CLIENT)."""
         assert parent.context is not None
         return [
             s
             for s in self.spans.get_finished_spans()
-            if s.parent is not None and s.parent.span_id == parent.context.span_id
+            if s.parent is not None and s.parent.span_id == parent.context.span_id and s.kind is kind
         ]
 
 
@@ -65,16 +66,19 @@ class Traced:
 async def traced(
     admin: Cluster, clients: Clients, control_plane: ControlPlane, tmp_path: Path
 ) -> AsyncIterator[Traced]:
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")
     spans = InMemorySpanExporter()
     tracing = TracerProvider()
     tracing.add_span_processor(SimpleSpanProcessor(spans))
+    # As `driftwarden auditor run` does: the API client's requests are client spans of the same tracer.
+    tracer = tracing.get_tracer("driftwarden.auditor")
+    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT, tracer=tracer)
+    await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")
+    spans.clear()
     metering = meter_provider("driftwarden-auditor", env={})
     reconciler = Reconciler(
         api,
         settings=settings_for(control_plane, tmp_path / "git-cache"),
-        tracer=tracing.get_tracer("driftwarden.auditor"),
+        tracer=tracer,
         instruments=Instruments.from_meter(metering.provider.get_meter("driftwarden.auditor")),
     )
     yield Traced(reconciler, spans, metering)
@@ -112,6 +116,16 @@ async def test_a_syncing_pass_is_one_trace_reconcile_over_fetch_diff_apply(
     assert second_diff.attributes is not None and second_diff.attributes["driftwarden.sync"] == "Synced"
     bounds = [(s.start_time or 0, s.end_time or 0) for s in children]
     assert all((root.start_time or 0) <= start and end <= (root.end_time or 0) for start, end in bounds)
+
+    # Each API request is a client span under the step that made it: the dry runs under diff, the
+    # server-side apply under apply, with the path's namespace and name templated in the span's name.
+    (apply,) = [s for s in children if s.name == "apply"]
+    calls = traced.children(apply, kind=SpanKind.CLIENT)
+    assert "PATCH /api/v1/namespaces/{namespace}/configmaps/{name}" in [s.name for s in calls]
+    patch = next(s for s in calls if s.name.endswith("/configmaps/{name}"))
+    assert patch.attributes is not None and patch.attributes["http.response.status_code"] in {200, 201}
+    assert str(patch.attributes["url.full"]).endswith("/configmaps/web-config")
+    assert [s.name for s in traced.children(first_diff, kind=SpanKind.CLIENT)]
 
 
 async def test_an_in_sync_pass_has_no_apply_and_a_broken_one_is_an_error_span(

@@ -63,13 +63,12 @@ async def auditor(control_plane: ControlPlane, clients: Clients, tmp_path: Path)
     admin = api_client_for(control_plane.admin)
     await ensure_namespace(admin, AUDITOR_NS)
     await grant_cluster_admin(admin, users=["alice"])
-    api = await auditor_api(control_plane, clients)
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    async with running_auditor(
-        control_plane, api, tmp_path / "git", tracer=provider.get_tracer("auditor")
-    ) as run:
+    tracer = provider.get_tracer("auditor")
+    api = await auditor_api(control_plane, clients, tracer=tracer)
+    async with running_auditor(control_plane, api, tmp_path / "git", tracer=tracer) as run:
         yield Auditor(admin, run.healer, spans)
     await admin.close()
 
@@ -142,3 +141,12 @@ async def test_a_warn_mode_edit_is_flagged_healed_recorded_and_linked(
     assert linked, "the heal span does not link to the admission span that flagged the edit"
     # The heal is a trace of its own (a root span), not a child of the pass that started the watch.
     assert all(h.parent is None for h in linked), [h.parent for h in linked]
+    # Its API requests are its children: the apply, the stamp's removal, and the record of the heal.
+    (heal,) = linked
+    assert heal.context is not None
+    heal_id = heal.context.span_id
+    calls = [s.name for s in spans.get_finished_spans() if s.parent and s.parent.span_id == heal_id]
+    assert {
+        "PATCH /apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+        "POST /apis/events.k8s.io/v1/namespaces/{namespace}/events",
+    } <= set(calls), calls

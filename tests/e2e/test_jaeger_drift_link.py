@@ -62,7 +62,7 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
     env = jaeger.otel_env()
     webhook_traces = tracer_provider("driftwarden-webhook", env=env)
     auditor_traces = tracer_provider("driftwarden-auditor", env=env)
-    api = await auditor_api(control_plane, clients)
+    api = await auditor_api(control_plane, clients, tracer=auditor_traces.get_tracer("auditor"))
     repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT})
     name, ns = f"jaeger-{uuid.uuid4().hex[:6]}", f"jaeger-{uuid.uuid4().hex[:6]}"
     apps = client.AppsV1Api(admin)
@@ -124,6 +124,14 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
     (link,) = _links(heal)
     # The heal is the root of its own trace: no CHILD_OF reference to the pass that started the watch.
     assert [r for r in heal.get("references") or [] if r["refType"] == "CHILD_OF"] == []
+
+    # ... and the parent of the client spans of the API requests the heal made (the apply among them).
+    def child_of_heal(span: dict[str, Any]) -> bool:
+        refs = span.get("references") or []
+        return any(r["refType"] == "CHILD_OF" and r["spanID"] == heal["spanID"] for r in refs)
+
+    calls = [s["operationName"] for s in heal_trace["spans"] if child_of_heal(s)]
+    assert "PATCH /apis/apps/v1/namespaces/{namespace}/deployments/{name}" in calls, calls
     flagged_trace = await wait_for_trace(jaeger, link["traceID"])
     (flagged,) = [s for s in flagged_trace["spans"] if s["spanID"] == link["spanID"]]
     assert flagged["operationName"] == "admission.review"

@@ -147,10 +147,15 @@ async def synced_and_watched(
     return synced and all(kind in healer._watches for kind in kinds)
 
 
-async def auditor_api(plane: ControlPlane, clients: Clients) -> client.ApiClient:
-    """The auditor's real service account, with the CRD and its RBAC installed (closed by ``clients``)."""
+async def auditor_api(
+    plane: ControlPlane, clients: Clients, *, tracer: trace.Tracer | None = None
+) -> client.ApiClient:
+    """The auditor's real service account, with the CRD and its RBAC installed (closed by ``clients``).
+
+    With ``tracer``, its API requests are client spans, as in ``driftwarden auditor run``.
+    """
     assert plane.admin is not None
     admin = api_client_for(plane.admin)
     await install_crd_and_rbac(admin)
     await admin.close()
-    return await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
+    return await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT, tracer=tracer)

@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from kubernetes_asyncio import client
+from opentelemetry import trace
 
 from driftwarden.controlplane import ControlPlane, UserCredentials
 from driftwarden.controlplane.serviceaccounts import service_account_credentials
@@ -39,12 +40,17 @@ class Clients:
         """A client that authenticates as person ``name`` in ``groups`` by client certificate."""
         return self._track(api_client_for(await self.user_credentials(name, groups=groups)))
 
-    async def service_account(self, namespace: str, name: str) -> client.ApiClient:
-        """A client that authenticates as ``system:serviceaccount:<namespace>:<name>`` by token."""
+    async def service_account(
+        self, namespace: str, name: str, *, tracer: trace.Tracer | None = None
+    ) -> client.ApiClient:
+        """A client that authenticates as ``system:serviceaccount:<namespace>:<name>`` by token.
+
+        With ``tracer``, its requests are client spans (driftwarden.kubetrace), as in the auditor.
+        """
         creds = await service_account_credentials(
             self.admin, namespace, name, server=self.plane.url, ca_file=self.plane.pki.serving_ca_file
         )
-        return self._track(api_client_for(creds))
+        return self._track(api_client_for(creds, tracer=tracer))
 
     async def close(self) -> None:
         for api in self._open:
