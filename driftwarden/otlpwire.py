@@ -76,10 +76,42 @@ def _key(key: str) -> bytes:
     return _field(1, key.encode())
 
 
+@functools.lru_cache(maxsize=8192, typed=True)
+def _scalar_kv(number: int, key: str, value: str | bool | int | float) -> bytes:
+    # typed: True and 1 (equal, same hash) must not share an entry.
+    return _field(number, _key(key) + _field(2, _any_value(value)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _strings_kv(number: int, key: str, value: tuple[str, ...]) -> bytes:
+    return _field(number, _key(key) + _field(2, _any_value(value)))
+
+
+def _kv(number: int, key: str, value: Any) -> bytes:
+    """Field ``number``, a KeyValue. Most attributes repeat from span to span (decision, mode, user, paths),
+    so a whole encoded attribute is looked up rather than built again."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or kind is float:
+        return _scalar_kv(number, key, value)
+    if kind is tuple and all(type(v) is str for v in value):  # the SDK stores sequences as tuples
+        return _strings_kv(number, key, value)
+    return _field(number, _key(key) + _field(2, _any_value(value)))
+
+
 def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
-    return b"".join(_field(number, _key(k) + _field(2, _any_value(v))) for k, v in attributes.items())
+    # The SDK hands out a read-only view of a BoundedAttributes; iterating its plain dict is far cheaper
+    # than going through two Mapping layers for every key and value.
+    plain = getattr(attributes, "_dict", None)
+    items = plain.items() if isinstance(plain, dict) else attributes.items()
+    return b"".join([_kv(number, k, v) for k, v in items])
+
+
+def _span_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
+    """The span's own BoundedAttributes when the SDK exposes it (``ReadableSpan.attributes`` wraps it)."""
+    own = getattr(span, "_attributes", None)
+    return own if isinstance(own, Mapping) else span.attributes
 
 
 def _flags(remote: bool) -> bytes:
@@ -87,50 +119,65 @@ def _flags(remote: bool) -> bytes:
     return _FIXED32.pack(0x300 if remote else 0x100)
 
 
+_LOCAL_FLAGS = b"\x85\x01" + _flags(False)
+_REMOTE_FLAGS = b"\x85\x01" + _flags(True)
+_TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano (field 7) and end_time_unix_nano (field 8), fixed64
+
+
+@functools.lru_cache(maxsize=256)
+def _name_and_kind(name: str, kind: int) -> bytes:
+    return _string(5, name) + b"\x30" + _varint(kind)
+
+
+@functools.lru_cache(maxsize=1024)
+def _status(code: int, description: str) -> bytes:
+    return _field(15, _string(2, description) + (b"\x18" + _varint(code) if code else b""))
+
+
+def _ids(trace_id: int, span_id: int) -> bytes:
+    """trace_id (field 1, 16 bytes) and span_id (field 2, 8 bytes): fixed lengths, so constant tags."""
+    return b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08" + span_id.to_bytes(8, "big")
+
+
 def _link(link: Any) -> bytes:
     linked = link.context
-    body = _field(1, linked.trace_id.to_bytes(16, "big")) + _field(2, linked.span_id.to_bytes(8, "big"))
+    body = _ids(linked.trace_id, linked.span_id)
     if linked.trace_state:
         body += _string(3, linked.trace_state.to_header())
     return _field(13, body + _attributes(4, link.attributes) + b"\x35" + _flags(linked.is_remote))
 
 
+def _event(event: Any) -> bytes:
+    body = _string(2, event.name) + _attributes(3, event.attributes)
+    return _field(11, b"\x09" + _FIXED64.pack(event.timestamp) + body)
+
+
 def _span(span: ReadableSpan) -> bytes:
     context = span.get_span_context()
     assert context is not None
-    parts = [_field(1, context.trace_id.to_bytes(16, "big")), _field(2, context.span_id.to_bytes(8, "big"))]
+    out = _ids(context.trace_id, context.span_id)
     if context.trace_state:
-        parts.append(_string(3, context.trace_state.to_header()))
-    if span.parent is not None:
-        parts.append(_field(4, span.parent.span_id.to_bytes(8, "big")))
-    parts += [
-        _string(5, span.name),
-        b"\x30" + _varint(_KIND.get(span.kind, 0)),
-        b"\x39" + _FIXED64.pack(span.start_time or 0),
-        b"\x41" + _FIXED64.pack(span.end_time or 0),
-        _attributes(9, span.attributes),
-    ]
+        out += _string(3, context.trace_state.to_header())
+    parent = span.parent
+    if parent is not None:
+        out += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+    out += _name_and_kind(span.name, _KIND.get(span.kind, 0))
+    out += _TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0)
+    out += _attributes(9, _span_attributes(span))
     if span.dropped_attributes:
-        parts.append(b"\x50" + _varint(span.dropped_attributes))
-    for event in span.events:
-        body = (
-            b"\x09"
-            + _FIXED64.pack(event.timestamp)
-            + _string(2, event.name)
-            + _attributes(3, event.attributes)
-        )
-        parts.append(_field(11, body))
+        out += b"\x50" + _varint(span.dropped_attributes)
+    events, links = span.events, span.links
+    if events:
+        out += b"".join([_event(event) for event in events])
     if span.dropped_events:
-        parts.append(b"\x60" + _varint(span.dropped_events))
-    parts += [_link(link) for link in span.links]
+        out += b"\x60" + _varint(span.dropped_events)
+    if links:
+        out += b"".join([_link(link) for link in links])
     if span.dropped_links:
-        parts.append(b"\x70" + _varint(span.dropped_links))
-    code = _STATUS.get(span.status.status_code, 0)
-    parts.append(
-        _field(15, _string(2, span.status.description or "") + (b"\x18" + _varint(code) if code else b""))
-    )
-    parts.append(b"\x85\x01" + _flags(span.parent.is_remote if span.parent is not None else False))
-    return b"".join(parts)
+        out += b"\x70" + _varint(span.dropped_links)
+    status = span.status
+    out += _status(_STATUS.get(status.status_code, 0), status.description or "")
+    return out + (_REMOTE_FLAGS if parent is not None and parent.is_remote else _LOCAL_FLAGS)
 
 
 def encode(spans: Sequence[ReadableSpan]) -> bytes:
@@ -145,7 +192,7 @@ def encode(spans: Sequence[ReadableSpan]) -> bytes:
         body = _field(1, _attributes(1, resource.attributes))
         for (name, version, schema_url), members in scopes.items():
             scope_body = _field(1, _string(1, name) + _string(2, version))
-            scope_body += b"".join(_field(2, _span(s)) for s in members) + _string(3, schema_url)
+            scope_body += b"".join([_field(2, _span(s)) for s in members]) + _string(3, schema_url)
             body += _field(2, scope_body)
         out.append(_field(1, body + _string(3, resource.schema_url or "")))
     return b"".join(out)

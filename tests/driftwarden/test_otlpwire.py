@@ -73,6 +73,7 @@ def test_the_bytes_decode_to_the_sdks_own_request(make: Callable[[Any], None]) -
 values = st.one_of(
     st.text(max_size=20), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False), st.lists(st.text(max_size=5), max_size=3),
+    st.lists(st.booleans(), max_size=3), st.lists(st.integers(min_value=0, max_value=2), max_size=3),
 )  # fmt: skip
 
 
@@ -83,3 +84,16 @@ def test_any_attributes_encode_like_the_sdk(attributes: dict[str, Any], name: st
             span.set_attributes(attributes)
 
     _same(_spans(make))
+
+
+def test_equal_values_of_different_types_are_not_confused_by_the_cache() -> None:
+    # True == 1 and hash(True) == hash(1): each must still encode as its own type, in either order.
+    for first, second in ((True, 1), (1, True), (1.0, 1), (("a",), ["a"])):
+
+        def make(provider: TracerProvider, first: Any = first, second: Any = second) -> None:
+            tracer = provider.get_tracer("t")
+            for value in (first, second, first):
+                with tracer.start_as_current_span("span") as span:
+                    span.set_attribute("same.key", value)
+
+        _same(_spans(make))
