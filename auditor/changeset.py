@@ -1,10 +1,14 @@
 """Decide what one sync does: a frozen, staged ChangeSet of create/update/unchanged/prune/skip actions.
 
 Staging follows Flux's staged apply and Argo CD's kind order: stage 0 holds Namespaces and CRDs, stage 1
-the other cluster-scoped objects, stage 2 everything namespaced; with ``PruneLast=true`` every prune
-moves to a final stage, in reverse order. Pruning is guarded: an object is a prune candidate only when
-its tracking id names this Application and this very object; ``Prune=false`` objects are skipped; an
-empty render prunes nothing unless ``allowEmpty`` (Argo CD #3473). Pure: no I/O, no logging.
+the other cluster-scoped objects, stage 2 everything namespaced. Every prune comes after every apply, in
+a final stage and in reverse order (namespaced objects, then cluster-scoped ones, then Namespaces and
+CRDs), as Flux's garbage collection after its apply and Argo CD's ``PruneLast=true`` do: nothing is
+deleted before everything Git wants is in place, and an object goes before the Namespace or CRD that
+holds it (so ``PruneLast=true`` is accepted and changes nothing). Pruning is guarded: an object is a
+prune candidate only when its tracking id names this Application and this very object; ``Prune=false``
+objects are skipped; an empty render prunes nothing unless ``allowEmpty`` (Argo CD #3473). Pure: no I/O,
+no logging.
 """
 
 from __future__ import annotations
@@ -93,9 +97,15 @@ class ChangeSet:
         return tuple(a for a in self.actions if a.type in types)
 
     def stages(self) -> tuple[tuple[Action, ...], ...]:
-        """The actions grouped by stage, in order; empty stages are left out."""
-        numbers = sorted({a.stage for a in self.actions})
-        return tuple(tuple(a for a in self.actions if a.stage == n) for n in numbers)
+        """The actions on desired objects grouped by stage, in order; empty stages are left out."""
+        applying = [a for a in self.actions if not a.pruning]
+        numbers = sorted({a.stage for a in applying})
+        return tuple(tuple(a for a in applying if a.stage == n) for n in numbers)
+
+    @property
+    def prunes(self) -> tuple[Action, ...]:
+        """The actions on objects that left Git (``prune``, or ``skip`` saying why not), in deletion order."""
+        return tuple(a for a in self.actions if a.pruning)
 
     @property
     def has_changes(self) -> bool:
@@ -198,7 +208,6 @@ def build_changeset(
         )
     for obj in candidates:
         ref = ObjectRef.from_manifest(obj)
-        stage = STAGE_PRUNE_LAST if policy.prune_last else stage_of(ref)
         reason = _prune_reason(obj, enabled=enabled, refused=refused)
-        actions.append(Action(ref, "skip" if reason else "prune", stage, reason, pruning=True))
+        actions.append(Action(ref, "skip" if reason else "prune", STAGE_PRUNE_LAST, reason, pruning=True))
     return ChangeSet(tuple(sorted(actions, key=_order)), refused, tuple(shared))

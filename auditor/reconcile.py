@@ -3,7 +3,7 @@
 Orchestration. Errors end up where a user looks: a render or revision problem is a ``SyncFailed``
 condition naming the file and line, an unreachable remote a ``GitUnreachable`` condition (the last good
 revision stays in use), and in every failure case nothing is applied and nothing is pruned. Spans:
-``auditor.reconcile`` with children ``git.fetch`` (+render), ``diff``, ``apply``, ``health``.
+``auditor.reconcile`` with children ``git.fetch`` (+render), ``diff``, ``apply``, ``prune``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from auditor.status import (
     resource_entries,
     set_condition,
 )
-from auditor.sync import SyncOutcome, execute
+from auditor.sync import SyncOutcome, apply_all, prune_all
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
 from driftwarden.metrics import Instruments
 
@@ -150,10 +150,7 @@ class Reconciler:
             outcome = None
             if manual or should_sync(comparison, previous):
                 started = self.clock()
-                with self.tracer.start_as_current_span("apply"):
-                    outcome = await execute(
-                        self.cluster, comparison, paused=self.paused, applied=self.on_applied
-                    )
+                outcome = await self._sync(comparison)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
                 previous = {**previous, "operationState": self._operation(comparison, outcome, started)}
@@ -163,6 +160,19 @@ class Reconciler:
             await self._write(meta, status, before=obj.get("status") or {})
             self._measure(meta, status, started_pass)
             return PassResult(status, comparison, outcome)
+
+    async def _sync(self, comparison: Comparison) -> SyncOutcome:
+        """Apply everything that drifted (span ``apply``), then prune what left Git (span ``prune``)."""
+        with self.tracer.start_as_current_span("apply") as span:
+            applying = await apply_all(self.cluster, comparison, paused=self.paused, applied=self.on_applied)
+            span.set_attribute("driftwarden.applied", sum(r.status == "Synced" for r in applying.results))
+        if comparison.changeset.of_type("prune"):
+            with self.tracer.start_as_current_span("prune") as span:
+                pruning = await prune_all(self.cluster, comparison)
+                span.set_attribute("driftwarden.pruned", sum(r.status == "Pruned" for r in pruning.results))
+        else:
+            pruning = await prune_all(self.cluster, comparison)  # skips only: results, and no request
+        return SyncOutcome(applying.results + pruning.results)
 
     def _measure(self, meta: Mapping[str, Any], status: Mapping[str, Any], started: float) -> None:
         self.instruments.record_reconcile(

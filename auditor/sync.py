@@ -1,8 +1,10 @@
 """Carry out a ChangeSet: staged server-side apply of what drifted, then prune (orchestration).
 
-Stages run in order (Namespaces and CRDs first; a CRD is waited on until Established before anything of
-its kind is applied). Within a stage each object is applied or pruned on its own, so one failing object
-does not stop the others; its error is reported in its result. Only ``create``/``update`` actions are
+Two steps, each a span of its own in a reconcile pass: ``apply_all`` runs the stages in order (Namespaces
+and CRDs first; a CRD is waited on until Established before anything of its kind is applied), then
+``prune_all`` deletes what left Git, after every apply and in reverse stage order (namespaced objects
+first, Namespaces and CRDs last). Each object is applied or pruned on its own, so one failing object does
+not stop the others; its error is reported in its result. Only ``create``/``update`` actions are
 applied — objects already in sync are left alone.
 """
 
@@ -49,24 +51,32 @@ async def ensure_namespace(cluster: Cluster, name: str) -> None:
     await cluster.apply(_namespace_manifest(name))
 
 
-async def _run(
+async def _apply(
     cluster: Cluster, comparison: Comparison, action: Action, *, paused: Paused, applied: Applied
 ) -> ResourceResult | None:
-    if action.type in ("create", "update") and (why := paused(action.ref)):
+    if action.type not in ("create", "update"):
+        return result_for(action)
+    if why := paused(action.ref):
         return ResourceResult(action.ref, "SyncFailed", why)
+    manifest = comparison.manifest_for(action.ref)
+    if manifest is None:
+        return result_for(action, error="no desired manifest for this object")
     try:
-        if action.type in ("create", "update"):
-            manifest = comparison.manifest_for(action.ref)
-            if manifest is None:
-                return result_for(action, error="no desired manifest for this object")
-            await take_over_kubectl_fields(cluster, comparison, action.ref)
-            applied(action.ref, await cluster.apply(manifest))
-            if (action.ref.group, action.ref.kind) == CRD:
-                await cluster.wait_established(action.ref.name)
-        elif action.type == "prune":
-            await cluster.delete(action.ref, propagation="Background")
+        await take_over_kubectl_fields(cluster, comparison, action.ref)
+        applied(action.ref, await cluster.apply(manifest))
+        if (action.ref.group, action.ref.kind) == CRD:
+            await cluster.wait_established(action.ref.name)
     except DriftwardenError as exc:
         return result_for(action, error=str(exc))
+    return result_for(action)
+
+
+async def _prune(cluster: Cluster, action: Action) -> ResourceResult | None:
+    if action.type == "prune":
+        try:
+            await cluster.delete(action.ref, propagation="Background")
+        except DriftwardenError as exc:
+            return result_for(action, error=str(exc))
     return result_for(action)
 
 
@@ -88,10 +98,10 @@ def _ignore(_ref: ObjectRef, _stored: Mapping[str, Any]) -> None:
     return None
 
 
-async def execute(
+async def apply_all(
     cluster: Cluster, comparison: Comparison, *, paused: Paused = _never, applied: Applied = _ignore
 ) -> SyncOutcome:
-    """Apply and prune per the comparison's ChangeSet, stage by stage.
+    """Apply what drifted per the comparison's ChangeSet, stage by stage; prune nothing.
 
     ``paused`` names objects not to apply now (a field fight the heal loop gave up on) and why;
     ``applied`` is told every object stored, as the API server returned it.
@@ -102,9 +112,22 @@ async def execute(
     results: list[ResourceResult] = []
     for stage in comparison.changeset.stages():
         for action in stage:
-            result = await _run(cluster, comparison, action, paused=paused, applied=applied)
+            result = await _apply(cluster, comparison, action, paused=paused, applied=applied)
             if result is not None:
                 results.append(result)
         if any((a.ref.group, a.ref.kind) == CRD for a in stage):
             await cluster.mapper.refresh()  # kinds the next stages apply may have just appeared
+    return SyncOutcome(tuple(results))
+
+
+async def prune_all(cluster: Cluster, comparison: Comparison) -> SyncOutcome:
+    """Delete what left Git per the ChangeSet, in its order; run after ``apply_all``.
+
+    Objects not to prune (``Prune=false``, pruning disabled or refused) are results too, without a request.
+    """
+    results: list[ResourceResult] = []
+    for action in comparison.changeset.prunes:
+        result = await _prune(cluster, action)
+        if result is not None:
+            results.append(result)
     return SyncOutcome(tuple(results))

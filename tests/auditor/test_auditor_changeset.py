@@ -15,7 +15,6 @@ from auditor.changeset import (
     STAGE_CLUSTER,
     STAGE_NAMESPACED,
     STAGE_PRUNE_LAST,
-    Action,
     build_changeset,
     stage_of,
 )
@@ -173,22 +172,26 @@ def test_an_empty_render_prunes_nothing_unless_allow_empty() -> None:
     assert not nothing_to_prune.prune_refused and nothing_to_prune.actions == ()
 
 
-def test_prune_last_moves_prunes_to_a_final_stage_in_reverse_order() -> None:
+@pytest.mark.parametrize("options", [(), ("PruneLast=true",)])
+def test_prunes_come_after_every_apply_in_reverse_order(options: tuple[str, ...]) -> None:
     live = [owned(NS), owned(ROLE), owned(CM), owned(DEPLOY)]
-    policy = SyncPolicy(Automated(prune=True), ("PruneLast=true",))
-    changes = build_changeset([ref(SVC)], live, app=APP, policy=policy)
-    assert changes.actions[0] == Action(ref(SVC), "create", STAGE_NAMESPACED)
-    prunes = changes.actions[1:]
-    assert {a.stage for a in prunes} == {STAGE_PRUNE_LAST}
-    assert [a.ref.kind for a in prunes] == ["Deployment", "ConfigMap", "ClusterRole", "Namespace"]
-    without = build_changeset([ref(SVC)], live, app=APP, policy=AUTO_PRUNE)
-    assert [(a.ref.kind, a.stage) for a in without.actions] == [
-        ("Namespace", STAGE_BOOTSTRAP),
-        ("ClusterRole", STAGE_CLUSTER),
-        ("Service", STAGE_NAMESPACED),
-        ("Deployment", STAGE_NAMESPACED),
-        ("ConfigMap", STAGE_NAMESPACED),
+    policy = SyncPolicy(Automated(prune=True), options)
+    changes = build_changeset([ref(SVC), ref(CRD)], live, app=APP, policy=policy)
+    assert [(a.ref.kind, a.type, a.stage) for a in changes.actions] == [
+        ("CustomResourceDefinition", "create", STAGE_BOOTSTRAP),
+        ("Service", "create", STAGE_NAMESPACED),
+        ("Deployment", "prune", STAGE_PRUNE_LAST),
+        ("ConfigMap", "prune", STAGE_PRUNE_LAST),
+        ("ClusterRole", "prune", STAGE_PRUNE_LAST),
+        ("Namespace", "prune", STAGE_PRUNE_LAST),
     ]
+    # The apply stages hold no prune; the prunes are the rest, in the same (deletion) order.
+    assert [[a.ref.kind for a in stage] for stage in changes.stages()] == [
+        ["CustomResourceDefinition"],
+        ["Service"],
+    ]
+    assert changes.prunes == changes.actions[2:]
+    assert all(a.pruning for a in changes.prunes)
 
 
 def test_shared_resources_are_reported_and_can_fail() -> None:
