@@ -2,8 +2,13 @@
 
 Orchestration. Errors end up where a user looks: a render or revision problem is a ``SyncFailed``
 condition naming the file and line, an unreachable remote a ``GitUnreachable`` condition (the last good
-revision stays in use), and in every failure case nothing is applied and nothing is pruned. Spans:
-``auditor.reconcile`` with children ``git.fetch`` (+render), ``diff``, ``apply``, ``prune``.
+revision stays in use), and in every failure case nothing is applied and nothing is pruned.
+
+Spans: ``auditor.reconcile`` with children, in order, ``git.fetch`` (credentials, fetch, resolve),
+``render``, ``diff``; a syncing pass adds ``apply``, ``prune`` (only when something is to be deleted) and
+a second ``diff`` that records what the cluster now says; every compared pass ends with ``health`` (the
+aggregate verdict written to status). When a step raises (Git, render, comparison), its span and the root
+are in ERROR and no later step runs.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from opentelemetry import trace
 from auditor.application import Application, parse_application
 from auditor.cluster import Cluster
 from auditor.compare import Comparison, DryRunCache, compare
+from auditor.health import Health
 from auditor.kubeapps import ApplicationStore
 from auditor.kubeevents import EventRecorder
 from auditor.notify import Notifier, transition_events
 from auditor.objects import AppKey, ObjectRef
 from auditor.settings import AuditorSettings
-from auditor.source import Rendered, repository_credentials, resolve_and_render
+from auditor.source import Rendered, render_revision, repository_credentials, resolve_revision
 from auditor.status import (
     COMPARISON_ERROR,
     GIT_UNREACHABLE,
@@ -98,15 +104,25 @@ class Reconciler:
         self.instruments = instruments or Instruments.noop()
 
     async def render(self, app: Application, *, revision: str | None = None) -> Rendered:
+        """Resolve the revision (span ``git.fetch``), then render that commit (span ``render``)."""
         with self.tracer.start_as_current_span("git.fetch") as span:
             span.set_attribute("driftwarden.app", str(app.key))
             creds = await repository_credentials(
                 self.api, app.source.repo_url, namespace=self.settings.install_namespace
             )
-            rendered = await resolve_and_render(
+            resolved = await resolve_revision(
                 app, settings=self.settings, credentials=creds, revision=revision
             )
-            span.set_attribute("driftwarden.revision", rendered.revision)
+            span.set_attribute("driftwarden.revision", resolved.revision)
+        with self.tracer.start_as_current_span("render") as span:
+            span.set_attributes({"driftwarden.app": str(app.key), "driftwarden.revision": resolved.revision})
+            rendered = await render_revision(app, resolved, settings=self.settings)
+            span.set_attributes(
+                {
+                    "driftwarden.source.type": rendered.result.source_type,
+                    "driftwarden.manifests": len(rendered.result.manifests),
+                }
+            )
             return rendered
 
     async def compare(
@@ -154,7 +170,7 @@ class Reconciler:
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
                 previous = {**previous, "operationState": self._operation(comparison, outcome, started)}
-            status = self._status(comparison, rendered, previous, outcome)
+            status = self._status(comparison, rendered, previous, outcome, health=self._health(comparison))
             span.set_attribute("driftwarden.sync", comparison.sync_status)
             span.set_attribute("driftwarden.revision", comparison.revision)
             await self._write(meta, status, before=obj.get("status") or {})
@@ -173,6 +189,20 @@ class Reconciler:
         else:
             pruning = await prune_all(self.cluster, comparison)  # skips only: results, and no request
         return SyncOutcome(applying.results + pruning.results)
+
+    def _health(self, comparison: Comparison) -> Health:
+        """The Application's health: the worst of its resources' (span ``health``)."""
+        with self.tracer.start_as_current_span("health") as span:
+            health = comparison.health
+            unhealthy = sum(h.status != "Healthy" for h in comparison.healths.values())
+            span.set_attributes(
+                {
+                    "driftwarden.health": health.status,
+                    "driftwarden.resources": len(comparison.healths),
+                    "driftwarden.health.unhealthy": unhealthy,
+                }
+            )
+            return health
 
     def _measure(self, meta: Mapping[str, Any], status: Mapping[str, Any], started: float) -> None:
         self.instruments.record_reconcile(
@@ -198,6 +228,8 @@ class Reconciler:
         rendered: Rendered,
         previous: Mapping[str, Any],
         outcome: SyncOutcome | None,
+        *,
+        health: Health,
     ) -> dict[str, Any]:
         now = self.clock()
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
@@ -218,7 +250,7 @@ class Reconciler:
         return build_status(
             sync_status=comparison.sync_status,
             revision=comparison.revision,
-            health=comparison.health,
+            health=health,
             resources=resource_entries(comparison.diffs, comparison.healths),
             history=history,
             conditions=conditions,

@@ -1,4 +1,8 @@
-"""Resolve an Application's Git revision and render it (orchestration over gitsource and renderers).
+"""Resolve an Application's Git revision, then render it: two steps (orchestration over gitsource, renderers).
+
+``resolve_revision`` fetches (or falls back to the cache) and resolves the revision to a commit;
+``render_revision`` exports that commit's tree and renders it. They are separate so that each is a span of
+its own in a reconcile pass (``git.fetch``, ``render``).
 
 An unreachable remote falls back to the mirror the last good fetch left, so the Application keeps its last
 good revision and never empties; the fallback is reported, not hidden. Repository credentials come from
@@ -23,6 +27,16 @@ from driftwarden.errors import GitUnreachableError
 from driftwarden.kuberest import request_json, resource_path
 
 SECRET_TYPE_LABEL = "driftwarden.io/secret-type"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The mirror an Application's revision was resolved in, the commit, and whether Git was only cached."""
+
+    repo: LocalRepo
+    revision: str
+    unreachable: str = ""
+    """Non-empty when the remote could not be fetched and the cached mirror was used; says why."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +91,21 @@ async def _repo(
         return repo, f"{exc}; using the last fetched state of the repository"
 
 
-async def resolve_and_render(
+async def resolve_revision(
     app: Application,
     *,
     settings: AuditorSettings,
     credentials: GitCredentials | None = None,
     revision: str | None = None,
-) -> Rendered:
-    """Fetch (or fall back to the cache), resolve ``revision`` (default: targetRevision), and render it."""
+) -> Resolved:
+    """Fetch (or fall back to the cache) and resolve ``revision`` (default: targetRevision) to a commit."""
     repo, unreachable = await _repo(app, settings, credentials)
     sha = await repo.resolve(revision or app.source.target_revision)
-    async with repo.exported(sha) as root:
-        result = await render(app, root=root, revision=sha, tools=settings.tools)
-    return Rendered(sha, result, unreachable)
+    return Resolved(repo, sha, unreachable)
+
+
+async def render_revision(app: Application, resolved: Resolved, *, settings: AuditorSettings) -> Rendered:
+    """Export the resolved commit's tree and render the Application's source from it."""
+    async with resolved.repo.exported(resolved.revision) as root:
+        result = await render(app, root=root, revision=resolved.revision, tools=settings.tools)
+    return Rendered(resolved.revision, result, resolved.unreachable)

@@ -7,10 +7,12 @@ server is scraped over real HTTP.
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -40,6 +42,8 @@ from tests.support.gitrepo import GitRepo
 pytestmark = pytest.mark.cluster
 
 CONFIG = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: web-config}}\ndata: {{color: {color}}}\n"
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+LEFTOVER = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: leftover, namespace: {namespace}}}\n"
 AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
 
 
@@ -85,6 +89,26 @@ async def traced(
     metering.shutdown()
 
 
+def _in_order(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    return sorted(spans, key=lambda s: s.start_time or 0)
+
+
+def _url(span: ReadableSpan) -> str:
+    assert span.attributes is not None
+    return str(span.attributes["url.full"])
+
+
+def _assert_health(span: ReadableSpan, status: Mapping[str, Any]) -> None:
+    """The health span carries the verdict the pass wrote, and counts the resources that are not Healthy."""
+    assert span.name == "health" and span.attributes is not None
+    assert span.attributes["driftwarden.health"] == status["health"]["status"]
+    # Objects only left to prune have no health; every desired one has.
+    resources = [r for r in status["resources"] if "health" in r]
+    assert span.attributes["driftwarden.resources"] == len(resources)
+    unhealthy = [r for r in resources if r["health"]["status"] != "Healthy"]
+    assert span.attributes["driftwarden.health.unhealthy"] == len(unhealthy)
+
+
 async def _app(clients: Clients, repo: GitRepo, **spec: object) -> tuple[dict[str, object], str, str]:
     name, ns = f"web-{uuid.uuid4().hex[:6]}", f"dst-{uuid.uuid4().hex[:6]}"
     body = application(name, repo_url=repo.url, path="apps/web", namespace=ns, **spec)
@@ -92,12 +116,12 @@ async def _app(clients: Clients, repo: GitRepo, **spec: object) -> tuple[dict[st
     return await get_application(clients.admin, name), f"{AUDITOR_NS}/{name}", ns
 
 
-async def test_a_syncing_pass_is_one_trace_reconcile_over_fetch_diff_apply(
+async def test_a_syncing_pass_is_one_trace_reconcile_over_fetch_render_diff_apply_health(
     traced: Traced, clients: Clients, git_repo: Callable[..., GitRepo]
 ) -> None:
     repo = git_repo({"apps/web/config.yaml": CONFIG.format(color="blue")})
     obj, app, _ = await _app(clients, repo, syncPolicy=AUTOMATED)
-    await traced.reconciler.run(obj)
+    passed = await traced.reconciler.run(obj)
 
     (root,) = traced.finished("auditor.reconcile")
     assert root.parent is None and root.attributes is not None and root.context is not None
@@ -105,27 +129,89 @@ async def test_a_syncing_pass_is_one_trace_reconcile_over_fetch_diff_apply(
     assert root.attributes["driftwarden.sync"] == "Synced"
     assert root.attributes["driftwarden.revision"] == repo.head()
     assert root.status.status_code is StatusCode.UNSET
-    children = sorted(traced.children(root), key=lambda s: s.start_time or 0)
-    # diff, apply what differs, diff again to record what the cluster now says
-    assert [s.name for s in children] == ["git.fetch", "diff", "apply", "diff"]
+    children = _in_order(traced.children(root))
+    # fetch, render, diff, apply what differs (nothing left Git: no prune), diff again to record what the
+    # cluster now says, and the health verdict
+    assert [s.name for s in children] == ["git.fetch", "render", "diff", "apply", "diff", "health"]
     assert {s.context.trace_id for s in children if s.context} == {root.context.trace_id}
-    fetch, first_diff, _, second_diff = children
+    fetch, render, first_diff, apply, second_diff, health = children
     assert fetch.attributes is not None and fetch.attributes["driftwarden.app"] == app
     assert fetch.attributes["driftwarden.revision"] == repo.head()
+    assert render.attributes is not None and render.attributes["driftwarden.app"] == app
+    assert render.attributes["driftwarden.revision"] == repo.head()
+    assert render.attributes["driftwarden.source.type"] == "directory"
+    assert render.attributes["driftwarden.manifests"] == 1
+    # Rendering makes no API request; fetching reads the repository credentials.
+    assert traced.children(render, kind=SpanKind.CLIENT) == []
+    assert [s.name for s in traced.children(fetch, kind=SpanKind.CLIENT)] == [
+        "GET /api/v1/namespaces/{namespace}/secrets"
+    ]
     assert first_diff.attributes is not None and first_diff.attributes["driftwarden.sync"] == "OutOfSync"
+    assert apply.attributes is not None and apply.attributes["driftwarden.applied"] == 1
     assert second_diff.attributes is not None and second_diff.attributes["driftwarden.sync"] == "Synced"
+    _assert_health(health, passed.status)
+    assert all(
+        a.end_time is not None and b.start_time is not None and a.end_time <= b.start_time
+        for a, b in itertools.pairwise(children)
+    )
     bounds = [(s.start_time or 0, s.end_time or 0) for s in children]
     assert all((root.start_time or 0) <= start and end <= (root.end_time or 0) for start, end in bounds)
 
     # Each API request is a client span under the step that made it: the dry runs under diff, the
     # server-side apply under apply, with the path's namespace and name templated in the span's name.
-    (apply,) = [s for s in children if s.name == "apply"]
     calls = traced.children(apply, kind=SpanKind.CLIENT)
     assert "PATCH /api/v1/namespaces/{namespace}/configmaps/{name}" in [s.name for s in calls]
     patch = next(s for s in calls if s.name.endswith("/configmaps/{name}"))
     assert patch.attributes is not None and patch.attributes["http.response.status_code"] in {200, 201}
     assert str(patch.attributes["url.full"]).endswith("/configmaps/web-config")
     assert [s.name for s in traced.children(first_diff, kind=SpanKind.CLIENT)]
+
+
+async def test_a_pass_that_prunes_deletes_after_every_apply_namespaced_objects_first(
+    traced: Traced, clients: Clients, git_repo: Callable[..., GitRepo]
+) -> None:
+    extra = f"extra-{uuid.uuid4().hex[:6]}"
+    files = {
+        "apps/web/config.yaml": CONFIG.format(color="blue"),
+        "apps/web/extra-ns.yaml": NAMESPACE.format(name=extra),
+        "apps/web/extra-cm.yaml": LEFTOVER.format(namespace=extra),
+    }
+    repo = git_repo(files)
+    obj, app, ns = await _app(clients, repo, syncPolicy=AUTOMATED)
+    await traced.reconciler.run(obj)
+    # One commit changes an object and removes a Namespace and the ConfigMap in it.
+    gone = ["apps/web/extra-ns.yaml", "apps/web/extra-cm.yaml"]
+    repo.commit({"apps/web/config.yaml": CONFIG.format(color="green")}, remove=gone, message="drop extra")
+    traced.spans.clear()
+    passed = await traced.reconciler.run(await get_application(clients.admin, app.split("/")[1]))
+
+    (root,) = traced.finished("auditor.reconcile")
+    children = _in_order(traced.children(root))
+    names = ["git.fetch", "render", "diff", "apply", "prune", "diff", "health"]
+    assert [s.name for s in children] == names
+    apply, prune = children[3], children[4]
+    assert apply.end_time is not None and prune.start_time is not None and apply.end_time <= prune.start_time
+    assert prune.attributes is not None and prune.attributes["driftwarden.pruned"] == 2
+    # Every write of the apply step is an apply, every write of the prune step a delete: the ConfigMap
+    # goes before the Namespace that holds it.
+    applied = [s.name for s in traced.children(apply, kind=SpanKind.CLIENT) if not s.name.startswith("GET")]
+    assert applied and all(name.startswith("PATCH ") for name in applied)
+    deletes = _in_order(traced.children(prune, kind=SpanKind.CLIENT))
+    assert [(s.name, _url(s).rsplit("/", 1)[-1]) for s in deletes] == [
+        ("DELETE /api/v1/namespaces/{namespace}/configmaps/{name}", "leftover"),
+        ("DELETE /api/v1/namespaces/{name}", extra),
+    ]
+    assert f"/namespaces/{extra}/configmaps/leftover" in _url(deletes[0])
+    assert all(s.attributes is not None and s.attributes["http.response.status_code"] == 200 for s in deletes)
+    results = passed.status["operationState"]["syncResult"]["resources"]
+    assert [(r["kind"], r["status"]) for r in results] == [
+        ("ConfigMap", "Synced"),
+        ("ConfigMap", "Pruned"),
+        ("Namespace", "Pruned"),
+    ]
+    _assert_health(children[-1], passed.status)
+    core = client.CoreV1Api(clients.admin)
+    assert (await core.read_namespaced_config_map("web-config", ns)).data == {"color": "green"}
 
 
 async def test_an_in_sync_pass_has_no_apply_and_a_broken_one_is_an_error_span(
@@ -135,10 +221,12 @@ async def test_an_in_sync_pass_has_no_apply_and_a_broken_one_is_an_error_span(
     obj, app, _ = await _app(clients, repo, syncPolicy=AUTOMATED)
     await traced.reconciler.run(obj)
     traced.spans.clear()
-    await traced.reconciler.run(await get_application(clients.admin, app.split("/")[1]))
+    quiet_pass = await traced.reconciler.run(await get_application(clients.admin, app.split("/")[1]))
     (quiet,) = traced.finished("auditor.reconcile")
-    assert [s.name for s in traced.children(quiet)] == ["git.fetch", "diff"]
+    assert [s.name for s in _in_order(traced.children(quiet))] == ["git.fetch", "render", "diff", "health"]
+    _assert_health(traced.finished("health")[0], quiet_pass.status)
 
+    # Bad YAML: the revision resolves, rendering fails; the render span and the root are in ERROR.
     traced.spans.clear()
     repo.commit({"apps/web/config.yaml": "kind: [unclosed\n"}, message="broken")
     await traced.reconciler.run(await get_application(clients.admin, app.split("/")[1]))
@@ -146,7 +234,25 @@ async def test_an_in_sync_pass_has_no_apply_and_a_broken_one_is_an_error_span(
     assert broken.status.status_code is StatusCode.ERROR
     assert "config.yaml" in (broken.status.description or "")
     assert any(event.name == "exception" for event in broken.events)
-    assert [s.name for s in traced.children(broken)] == ["git.fetch"]
+    fetch, render = _in_order(traced.children(broken))
+    assert (fetch.name, render.name) == ("git.fetch", "render")
+    assert fetch.status.status_code is StatusCode.UNSET
+    assert fetch.attributes is not None and fetch.attributes["driftwarden.revision"] == repo.head()
+    assert render.status.status_code is StatusCode.ERROR
+    assert "config.yaml" in (render.status.description or "")
+    assert [event.name for event in render.events] == ["exception"]
+
+    # A revision Git does not have: the pass stops in git.fetch, which is in ERROR.
+    traced.spans.clear()
+    await traced.reconciler.run(
+        await get_application(clients.admin, app.split("/")[1]), revision="no-such-ref"
+    )
+    (unknown,) = traced.finished("auditor.reconcile")
+    assert unknown.status.status_code is StatusCode.ERROR
+    (fetch,) = traced.children(unknown)
+    assert fetch.name == "git.fetch" and fetch.status.status_code is StatusCode.ERROR
+    assert "no-such-ref" in (fetch.status.description or "")
+    assert [event.name for event in fetch.events] == ["exception"]
 
 
 async def test_metrics_after_passes_are_scraped_from_the_auditors_metrics_server(
