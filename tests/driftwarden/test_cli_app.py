@@ -330,6 +330,6 @@ async def test_errors_exit_2_with_a_clear_message(
     broken = await cli("list", "--kubeconfig", str(garbage), kubeconfig=False)
     assert broken.code == 2 and f"cannot load Kubernetes credentials from kubeconfig {garbage}" in broken.err
 
-    forbidden = await cli("list", "--as", "alice")
+    forbidden = await cli("list", "--as", "mallory")
     assert forbidden.code == 2
-    assert 'User "alice" cannot list resource "applications"' in forbidden.err
+    assert 'User "mallory" cannot list resource "applications"' in forbidden.err

@@ -225,7 +225,14 @@ async def test_a_reconcile_pass_is_one_trace_in_jaeger(
     assert parent_id(root) is None
     assert tags(root)["driftwarden.sync"] == "Synced"
     assert tags(root)["driftwarden.revision"] == repo.head()
-    assert [s["operationName"] for s in children(trace, root)] == ["git.fetch", "diff", "apply", "diff"]
+    assert [s["operationName"] for s in children(trace, root)] == [
+        "git.fetch",
+        "render",
+        "diff",
+        "apply",
+        "diff",
+        "health",
+    ]
     assert {service_of(trace, s) for s in trace["spans"]} == {"driftwarden-auditor"}
 
 
