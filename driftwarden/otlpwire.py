@@ -1,17 +1,21 @@
 """OTLP trace protobufs written straight to the wire format, for a cheaper export of driftwarden's spans.
 
 The SDK's encoder builds a protobuf object per span, attribute and value in Python; that is most of what
-exporting a span costs. This writes the same ``ExportTraceServiceRequest`` bytes directly. Pure: spans in,
-bytes out, no I/O. Tests check that the bytes decode to exactly what the SDK's own encoder produces.
+exporting a span costs. This writes the same ``ExportTraceServiceRequest`` bytes directly: ``encode_span``
+turns one ended span into its bytes (driftwarden.otlpbatch calls it as each span ends), ``request`` joins
+such spans into one request, grouped by resource and scope. Attributes that repeat from span to span are
+encoded once and looked up after. Pure: spans in, bytes out, no I/O. Tests check that the bytes decode to
+exactly what the SDK's own encoder produces.
 """
 
 from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -180,19 +184,36 @@ def _span(span: ReadableSpan) -> bytes:
     return out + (_REMOTE_FLAGS if parent is not None and parent.is_remote else _LOCAL_FLAGS)
 
 
-def encode(spans: Sequence[ReadableSpan]) -> bytes:
+ScopeKey = tuple[str, str, str]
+"""An instrumentation scope's name, version and schema URL."""
+
+EncodedSpan = tuple[Resource, ScopeKey, bytes]
+"""One span as ``encode_span`` writes it, with what ``request`` groups it by."""
+
+
+def encode_span(span: ReadableSpan) -> EncodedSpan:
+    """One span's bytes (a ``ScopeSpans.spans`` entry), with its resource and scope for ``request``."""
+    scope = span.instrumentation_scope
+    key = (scope.name, scope.version or "", scope.schema_url or "") if scope is not None else ("", "", "")
+    return span.resource, key, _field(2, _span(span))
+
+
+def request(spans: Iterable[EncodedSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` holding ``spans``, grouped by resource and instrumentation scope."""
-    groups: dict[int, tuple[Any, dict[tuple[str, str, str], list[ReadableSpan]]]] = {}
-    for span in spans:
-        scope = span.instrumentation_scope
-        key = (scope.name, scope.version or "", scope.schema_url or "") if scope is not None else ("", "", "")
-        groups.setdefault(id(span.resource), (span.resource, {}))[1].setdefault(key, []).append(span)
+    groups: dict[int, tuple[Resource, dict[ScopeKey, list[bytes]]]] = {}
+    for resource, key, data in spans:
+        groups.setdefault(id(resource), (resource, {}))[1].setdefault(key, []).append(data)
     out = []
     for resource, scopes in groups.values():
         body = _field(1, _attributes(1, resource.attributes))
         for (name, version, schema_url), members in scopes.items():
             scope_body = _field(1, _string(1, name) + _string(2, version))
-            scope_body += b"".join([_field(2, _span(s)) for s in members]) + _string(3, schema_url)
+            scope_body += b"".join(members) + _string(3, schema_url)
             body += _field(2, scope_body)
         out.append(_field(1, body + _string(3, resource.schema_url or "")))
     return b"".join(out)
+
+
+def encode(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` holding ``spans`` (``request`` of each span's ``encode_span``)."""
+    return request([encode_span(span) for span in spans])

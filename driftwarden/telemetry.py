@@ -30,12 +30,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -45,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from driftwarden.errors import ConfigError
+from driftwarden.otlpbatch import WireBatchSpanProcessor
 
 Signal = Literal["traces", "metrics"]
 DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000
@@ -114,16 +110,14 @@ def otlp_target(env: Mapping[str, str], signal: Signal) -> OtlpTarget | None:
 
 def _span_exporter(target: OtlpTarget) -> SpanExporter:
     # Imported lazily: grpc is slow to import and not needed when no exporter is configured.
+    from driftwarden.otlpexport import GrpcBatchExporter, HttpBatchExporter  # noqa: PLC0415
+
     headers = dict(target.headers) or None
     if target.protocol == "grpc":
-        from driftwarden.otlpgrpc import FastGrpcSpanExporter  # noqa: PLC0415
-
-        return FastGrpcSpanExporter(
+        return GrpcBatchExporter(
             endpoint=target.endpoint, insecure=target.insecure, headers=headers, timeout=target.timeout
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http  # noqa: PLC0415
-
-    return Http(endpoint=target.endpoint, headers=headers, timeout=target.timeout)
+    return HttpBatchExporter(endpoint=target.endpoint, headers=headers, timeout=target.timeout)
 
 
 def _metric_exporter(target: OtlpTarget) -> MetricExporter:
@@ -171,12 +165,13 @@ def sampler(env: Mapping[str, str]) -> Sampler:
 def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool = False) -> TracerProvider:
     """A TracerProvider for ``service_name`` (``OTEL_SERVICE_NAME`` wins) with the configured exporters.
 
-    Spans go out through a batch processor (export happens on its own thread, never on the event loop).
+    Spans go out through a batch processor that encodes each span as it ends and exports from its own
+    thread, never on the event loop (driftwarden.otlpbatch).
     """
     provider = TracerProvider(resource=_resource(service_name, env), sampler=sampler(env))
     target = None if _disabled(env) else otlp_target(env, "traces")
     if target is not None:
-        provider.add_span_processor(BatchSpanProcessor(_span_exporter(target)))
+        provider.add_span_processor(WireBatchSpanProcessor(_span_exporter(target)))
     if console:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     return provider
