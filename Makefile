@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest control-plane helm jaeger bench venv constraints clean help
+.PHONY: test lint typecheck pytest control-plane helm jaeger system-tools bench bench-instructions venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane (built from source if not cached) + ruff + mypy + pytest"
@@ -13,6 +13,7 @@ help:
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
 	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger)"
+	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
 	@echo "make pytest         the test suite only"
@@ -44,13 +45,22 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv control-plane helm jaeger
+# Programs the tests run besides the project's own: curl (tests/e2e/test_metrics_curl.py).
+system-tools:
+	@command -v curl >/dev/null || { echo "curl is missing: installing it from Debian"; \
+		apt-get update -qq && apt-get install -y -qq curl; }
+
+pytest: venv control-plane helm jaeger system-tools
 	$(BIN)/pytest -q
 
 test: venv control-plane lint typecheck pytest
 
 bench: venv jaeger
 	$(BIN)/python -m benchmarks.admission_load
+
+bench-instructions: venv jaeger
+	@command -v valgrind >/dev/null || { echo "error: valgrind is needed (apt-get install -y valgrind)"; exit 2; }
+	$(BIN)/python -m benchmarks.admission_instructions
 
 constraints: venv
 	@{ echo "# Pinned versions of every Python package driftwarden and its dev tools install (pip constraints)."; \

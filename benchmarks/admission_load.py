@@ -5,8 +5,8 @@ separate load-generator process (this module's ``generate`` command) that keeps 
 connections posting a realistic AdmissionReview (a ``kubectl edit`` of a Git-managed Deployment: full
 managedFields, denied in enforce mode) to ``/validate`` for a fixed time, and reports requests/s and
 p50/p95/p99 latency. Modes alternate: tracing off (no OTEL_* endpoint: spans made and dropped in-process)
-and tracing on (OTLP gRPC to a real Jaeger on loopback through the batch span processor). Metrics are
-recorded in both. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
+and tracing on (OTLP gRPC to a real Jaeger on loopback through driftwarden's batch span processor).
+Metrics are recorded in both. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
 
     python -m benchmarks.admission_load [--connections 32] [--duration 15] [--rounds 5] [--json out.json]
 """
@@ -112,7 +112,7 @@ async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, dura
 # --- the orchestration --------------------------------------------------------------------------------
 
 
-def _serving_files(directory: Path) -> tuple[Path, Path, Path]:
+def serving_files(directory: Path) -> tuple[Path, Path, Path]:
     now = dt.datetime.now(dt.UTC)
     ca = new_ca("driftwarden-bench-ca", now=now, validity=dt.timedelta(days=1))
     leaf = issue(CertRequest(common_name="driftwarden-webhook", ip_addresses=("127.0.0.1",), server=True,
@@ -123,9 +123,9 @@ def _serving_files(directory: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-async def _ready(url: str, ca_file: Path, server: ManagedProcess) -> None:
+async def ready(url: str, ca_file: Path, server: ManagedProcess, *, seconds: float = 60) -> None:
     context = ssl.create_default_context(cafile=str(ca_file))
-    async with asyncio.timeout(60), aiohttp.ClientSession() as session:
+    async with asyncio.timeout(seconds), aiohttp.ClientSession() as session:
         while True:
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(url + "/readyz", ssl=context) as resp:
@@ -136,22 +136,38 @@ async def _ready(url: str, ca_file: Path, server: ManagedProcess) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
-                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    ca_file, cert, key = files
-    port = free_port()
+def webhook_server(
+    files: tuple[Path, Path, Path],
+    otel: Mapping[str, str],
+    *,
+    port: int,
+    log: Path,
+    wrapper: tuple[str, ...] = (),
+) -> ManagedProcess:
+    """The real ``driftwarden webhook serve`` on 127.0.0.1:``port`` with exactly ``otel`` as its OTEL_*.
+
+    ``wrapper`` runs it under another program (valgrind, for admission_instructions).
+    """
+    _ca, cert, key = files
     env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")} | dict(otel)
     # ManagedProcess passes our own environment on; `env -i` gives the child exactly ``env`` instead.
-    server = ManagedProcess("webhook", [
-        "env", "-i", *(f"{k}={v}" for k, v in env.items()),
+    return ManagedProcess("webhook", [
+        "env", "-i", *(f"{k}={v}" for k, v in env.items()), *wrapper,
         sys.executable, "-m", "driftwarden.cli", "webhook", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--log-level", "warning",
-    ], work / f"webhook-{mode}.log")  # fmt: skip
+    ], log)  # fmt: skip
+
+
+async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
+                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    ca_file = files[0]
+    port = free_port()
+    server = webhook_server(files, otel, port=port, log=work / f"webhook-{mode}.log")
     url = f"https://127.0.0.1:{port}"
     await server.start()
     try:
-        await _ready(url, ca_file, server)
+        await ready(url, ca_file, server)
         load = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + "/validate",
             "--ca-file", str(ca_file), "--body-file", str(REVIEW), "--connections", str(args.connections),
@@ -193,7 +209,7 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="driftwarden-bench-") as tmp:
         work = Path(tmp)
-        files = await asyncio.to_thread(_serving_files, work)
+        files = await asyncio.to_thread(serving_files, work)
         async with Jaeger(find_jaeger(environment()), work / "jaeger") as jaeger:
             rounds = []
             for number in range(args.rounds):
