@@ -38,6 +38,7 @@ from auditor.takeover import STRICT_OPTION, takeover_patch
 from driftwarden import contract
 from driftwarden.errors import DriftwardenError
 from driftwarden.kubewatch import Informer
+from driftwarden.semconv import name_attribute
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ class Healer:
             span.set_attribute("driftwarden.kind", ref.kind)
             span.set_attribute("driftwarden.fields", list(diff.changed_paths))
             span.set_attribute("driftwarden.manager", manager)
+            if named := name_attribute(group=ref.group, kind=ref.kind):
+                span.set_attribute(named, ref.name)  # k8s.deployment.name and the like
             stored = await self.cluster.apply(desired.manifest)
             if stamp is not None:
                 remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]

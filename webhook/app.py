@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from driftwarden.errors import AdmissionRequestError
 from driftwarden.metrics import Instruments, metrics_handler
+from driftwarden.semconv import name_attribute_of_resource
 from webhook.decision import Decision, decide
 from webhook.patches import drift_patch
 from webhook.review import AdmissionRequest, build_response, parse_admission_review
@@ -86,6 +87,9 @@ def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
         attributes["driftwarden.app"] = decision.app
     if review.namespace:
         attributes["k8s.namespace.name"] = review.namespace
+    named = name_attribute_of_resource(group=review.resource.group, resource=review.resource.resource)
+    if named:  # k8s.deployment.name and the like, where the semantic conventions have one
+        attributes[named] = review.name
     span.set_attributes(attributes)
     if not decision.allowed:
         span.set_status(Status(StatusCode.ERROR, decision.message[:256]))

@@ -121,6 +121,7 @@ async def test_the_heal_trace_links_to_the_admission_trace_in_jaeger(
     )
     (heal,) = [s for s in spans_named(heal_trace, "auditor.heal") if tags(s).get("k8s.namespace.name") == ns]
     assert "/spec/template/spec/containers/0/image" in str(tags(heal)["driftwarden.fields"])
+    assert tags(heal)["k8s.deployment.name"] == tags(heal)["k8s.resource.name"] == "web"
     (link,) = _links(heal)
     # The heal is the root of its own trace: no CHILD_OF reference to the pass that started the watch.
     assert [r for r in heal.get("references") or [] if r["refType"] == "CHILD_OF"] == []

@@ -144,6 +144,8 @@ async def test_each_review_is_one_span_with_decision_fields_and_status(metered: 
     assert denied.attributes["driftwarden.app"] == "driftwarden-system/web-app"
     assert denied.attributes["k8s.resource.type"] == "deployments"
     assert denied.attributes["k8s.namespace.name"] == "production"
+    # The semantic conventions' own name attribute of the kind, beside the kind-neutral one.
+    assert denied.attributes["k8s.deployment.name"] == denied.attributes["k8s.resource.name"]
     assert denied.status.status_code is StatusCode.ERROR
     assert invalid.status.status_code is StatusCode.ERROR
     assert invalid.attributes["driftwarden.endpoint"] == "validate"
