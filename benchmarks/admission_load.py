@@ -4,11 +4,12 @@ For each round it starts the real ``driftwarden webhook serve`` as a child proce
 separate load-generator process (this module's ``generate`` command) that keeps N concurrent aiohttp
 connections posting a realistic AdmissionReview (a ``kubectl edit`` of a Git-managed Deployment: full
 managedFields, denied in enforce mode) to ``/validate`` for a fixed time, and reports requests/s and
-p50/p95/p99 latency. Modes alternate: tracing off (no OTEL_* endpoint: spans made and dropped in-process)
-and tracing on (OTLP gRPC to a real Jaeger on loopback through driftwarden's batch span processor).
-Metrics are recorded in both. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
+p50/p95/p99 latency. Modes alternate, off-on then on-off: tracing off (no OTEL_* endpoint: spans made and
+dropped in-process) and tracing on (OTLP gRPC to a real Jaeger on loopback through driftwarden's batch
+span processor). Metrics are recorded in both. Every process runs on 127.0.0.1 and stops by itself;
+nothing is left running.
 
-    python -m benchmarks.admission_load [--connections 32] [--duration 15] [--rounds 5] [--json out.json]
+    python -m benchmarks.admission_load [--connections 32] [--duration 15] [--rounds 6] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,8 @@ async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, dura
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / duration, 1),
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
         "server_cpu_us_per_request": round(cpu_seconds / len(latencies) * 1e6, 1) if latencies else 0,
+        # 1.0: the webhook kept its core busy the whole time, so it, not the load generator, set the pace.
+        "server_cpu_utilization": round(cpu_seconds / duration, 2),
     }  # fmt: skip
 
 
@@ -159,16 +163,41 @@ def webhook_server(
     ], log)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Which CPUs the webhook gets, and which the load generator and Jaeger share (empty: no pinning)."""
+
+    webhook: tuple[int, ...] = ()
+    others: tuple[int, ...] = ()
+
+    @classmethod
+    def for_machine(cls, *, pin: bool) -> Placement:
+        cpus = sorted(os.sched_getaffinity(0))
+        return cls((cpus[0],), tuple(cpus[1:])) if pin and len(cpus) >= 2 else cls()
+
+    def taskset(self, cpus: tuple[int, ...]) -> tuple[str, ...]:
+        return ("taskset", "-c", ",".join(map(str, cpus))) if cpus else ()
+
+    def pin(self, pid: int) -> None:
+        """Move every thread of ``pid`` (Jaeger's Go threads) onto ``others``; new threads inherit it."""
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(task.name), set(self.others))
+
+
 async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
-                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+                 args: argparse.Namespace, *, placement: Placement) -> dict[str, Any]:  # fmt: skip
     ca_file = files[0]
     port = free_port()
-    server = webhook_server(files, otel, port=port, log=work / f"webhook-{mode}.log")
+    server = webhook_server(
+        files, otel, port=port, log=work / f"webhook-{mode}.log", wrapper=placement.taskset(placement.webhook)
+    )
     url = f"https://127.0.0.1:{port}"
     await server.start()
     try:
         await ready(url, ca_file, server)
         load = await asyncio.create_subprocess_exec(
+            *placement.taskset(placement.others),
             sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + "/validate",
             "--ca-file", str(ca_file), "--body-file", str(REVIEW), "--connections", str(args.connections),
             "--duration", str(args.duration), "--warmup", str(args.warmup),
@@ -207,21 +236,26 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    placement = Placement.for_machine(pin=args.pin)
     with tempfile.TemporaryDirectory(prefix="driftwarden-bench-") as tmp:
         work = Path(tmp)
         files = await asyncio.to_thread(serving_files, work)
         async with Jaeger(find_jaeger(environment()), work / "jaeger") as jaeger:
+            if placement.others and jaeger.process.process is not None:
+                placement.pin(jaeger.process.process.pid)
             rounds = []
             for number in range(args.rounds):
-                for mode in ("off", "on"):
+                # ABBA order: a machine that slows down (or speeds up) during a run favours neither mode.
+                for mode in ("off", "on") if number % 2 == 0 else ("on", "off"):
                     otel = jaeger.otel_env() if mode == "on" else {}
-                    result = await _round(mode, work, files, otel, args)
+                    result = await _round(mode, work, files, otel, args, placement=placement)
                     print(f"round {number + 1} tracing {mode:3}: {json.dumps(result)}", flush=True)
                     rounds.append(result)
             traces = await jaeger.traces("driftwarden-webhook", limit=5)
         if not traces:
             raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
     settings = {k: getattr(args, k) for k in ("connections", "duration", "warmup", "rounds")}
+    settings["placement"] = {"webhook": placement.webhook, "others": placement.others}
     return {"settings": settings, "rounds": rounds, "summary": _summary(rounds)}
 
 
@@ -232,7 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per round")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of (off, on)")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="rounds of (off, on), every other one in reverse order"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the webhook alone on the first CPU, the load generator and Jaeger on the others (default: the "
+        "scheduler places them)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     sub = parser.add_subparsers(dest="command")
     gen = sub.add_parser("generate", help="the load generator (run by the benchmark itself)")
