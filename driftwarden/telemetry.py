@@ -11,7 +11,9 @@ Variables: ``OTEL_SERVICE_NAME``, ``OTEL_SDK_DISABLED``, ``OTEL_EXPORTER_OTLP_EN
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``..._METRICS_ENDPOINT``), ``OTEL_EXPORTER_OTLP_PROTOCOL``
 (``grpc`` or ``http/protobuf``, also per signal), ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT``,
 ``..._INSECURE``, ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (``none`` turns a signal's export
-off), ``OTEL_TRACES_SAMPLER`` (+ ``_ARG``) and ``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds).
+off), ``OTEL_TRACES_SAMPLER`` (+ ``_ARG``), ``OTEL_BSP_SCHEDULE_DELAY`` (milliseconds),
+``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and ``OTEL_METRIC_EXPORT_INTERVAL``
+(milliseconds).
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool 
     provider = TracerProvider(resource=_resource(service_name, env), sampler=sampler(env))
     target = None if _disabled(env) else otlp_target(env, "traces")
     if target is not None:
-        provider.add_span_processor(WireBatchSpanProcessor(_span_exporter(target)))
+        provider.add_span_processor(batch_span_processor(_span_exporter(target), env))
     if console:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     return provider
@@ -191,15 +193,30 @@ class Metering:
         self.provider.shutdown()
 
 
-def _export_interval(env: Mapping[str, str]) -> float:
-    raw = env.get("OTEL_METRIC_EXPORT_INTERVAL", "")
+def _positive(env: Mapping[str, str], name: str, default: float, *, unit: str = "milliseconds") -> float:
+    """``env[name]`` as a positive number, ``default`` when unset; ConfigError naming the variable."""
+    raw = env.get(name, "").strip()
     try:
-        interval = float(raw) if raw else DEFAULT_METRIC_EXPORT_INTERVAL_MS
+        value = float(raw) if raw else default
     except ValueError as exc:
-        raise ConfigError(f"OTEL_METRIC_EXPORT_INTERVAL={raw!r} is not a number of milliseconds") from exc
-    if interval <= 0:
-        raise ConfigError(f"OTEL_METRIC_EXPORT_INTERVAL={raw!r} must be positive")
-    return interval
+        raise ConfigError(f"{name}={raw!r} is not a number of {unit}") from exc
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def batch_span_processor(exporter: SpanExporter, env: Mapping[str, str]) -> WireBatchSpanProcessor:
+    """The span batch processor, tuned by ``OTEL_BSP_*`` as the SDK's own would be."""
+    queue = int(_positive(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, unit="spans"))
+    batch = int(_positive(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, unit="spans"))
+    if batch > queue:
+        raise ConfigError(
+            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE ({batch}) must not exceed OTEL_BSP_MAX_QUEUE_SIZE ({queue})"
+        )
+    delay = _positive(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
+    return WireBatchSpanProcessor(
+        exporter, max_queue_size=queue, max_export_batch_size=batch, schedule_delay=delay
+    )
 
 
 def meter_provider(service_name: str, *, env: Mapping[str, str]) -> Metering:
@@ -214,7 +231,10 @@ def meter_provider(service_name: str, *, env: Mapping[str, str]) -> Metering:
     if target is not None:
         readers.append(
             PeriodicExportingMetricReader(
-                _metric_exporter(target), export_interval_millis=_export_interval(env)
+                _metric_exporter(target),
+                export_interval_millis=_positive(
+                    env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_EXPORT_INTERVAL_MS
+                ),
             )
         )
     provider = MeterProvider(metric_readers=readers, resource=_resource(service_name, env))

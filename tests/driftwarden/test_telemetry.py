@@ -14,10 +14,18 @@ import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftwarden.errors import ConfigError
 from driftwarden.metrics import Instruments
-from driftwarden.telemetry import OtlpTarget, meter_provider, otlp_target, sampler, tracer_provider
+from driftwarden.telemetry import (
+    OtlpTarget,
+    batch_span_processor,
+    meter_provider,
+    otlp_target,
+    sampler,
+    tracer_provider,
+)
 
 
 def test_no_endpoint_means_no_exporter() -> None:
@@ -83,6 +91,51 @@ def test_headers_are_parsed_url_decoded_and_never_echoed_when_malformed() -> Non
 def test_bad_settings_are_config_errors(name: str, value: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         otlp_target({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", name: value}, "traces")
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (
+            {"OTEL_BSP_SCHEDULE_DELAY": "soon"},
+            "OTEL_BSP_SCHEDULE_DELAY='soon' is not a number of milliseconds",
+        ),
+        ({"OTEL_BSP_SCHEDULE_DELAY": "0"}, "OTEL_BSP_SCHEDULE_DELAY='0' must be positive"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "-5"}, "OTEL_BSP_MAX_QUEUE_SIZE='-5' must be positive"),
+        ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "many"}, "is not a number of spans"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, r"OTEL_BSP_MAX_EXPORT_BATCH_SIZE \(512\) must not exceed"),
+    ],
+)
+def test_bad_batch_settings_are_config_errors(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        batch_span_processor(InMemorySpanExporter(), env)
+
+
+def test_the_batch_processor_takes_the_otel_bsp_settings() -> None:
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "250", "OTEL_BSP_MAX_QUEUE_SIZE": "100",
+           "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10"}  # fmt: skip
+    processor = batch_span_processor(InMemorySpanExporter(), env)
+    try:
+        assert (processor.schedule_delay, processor.max_queue_size, processor.max_export_batch_size) == (
+            0.25, 100, 10,
+        )  # fmt: skip
+    finally:
+        processor.shutdown()
+    default = batch_span_processor(InMemorySpanExporter(), {})
+    try:
+        assert (default.schedule_delay, default.max_queue_size, default.max_export_batch_size) == (
+            5,
+            2048,
+            512,
+        )
+    finally:
+        default.shutdown()
+
+
+def test_a_bad_metric_export_interval_is_a_config_error() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_METRIC_EXPORT_INTERVAL": "-1"}
+    with pytest.raises(ConfigError, match="OTEL_METRIC_EXPORT_INTERVAL='-1' must be positive"):
+        meter_provider("svc", env=env)
 
 
 def test_sdk_disabled_exports_nothing_and_service_name_can_be_overridden() -> None:
