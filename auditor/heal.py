@@ -236,8 +236,8 @@ class Healer:
             self.reconciler.notifier.notify(
                 NotificationEvent(desired.app.key, "drift_healed", (ref,), paths, manager=who)
             )
-        kind = f"{ref.group}/{ref.kind}" if ref.group else ref.kind
-        self.reconciler.instruments.record_drift_healed(str(desired.app.key), kind, self.monotonic() - seen)
+        latency = self.monotonic() - seen
+        self.reconciler.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
         await self._report(ref, desired, diff, manager, stamp, action="healed")
 
     async def _report(
@@ -254,8 +254,7 @@ class Healer:
         what = "recreated" if diff.action == "create" else "reverted"
         user = stamp.user if stamp else ""
         message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {user or manager or 'unknown'}"
-        kind = f"{ref.group}/{ref.kind}" if ref.group else ref.kind
-        self.reconciler.instruments.record_drift_detected(str(desired.app.key), kind)
+        self.reconciler.instruments.record_drift_detected(str(desired.app.key), ref.group_kind)
         events = self.reconciler.events
         app_ref = self._app_ref(desired.app)
         await events.record_event(app_ref, reason="DriftDetected", message=message, type="Warning")

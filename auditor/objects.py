@@ -102,6 +102,11 @@ class ObjectRef:
         return ResourceKey(self.group, self.kind, self.namespace, self.name)
 
     @property
+    def group_kind(self) -> str:
+        """``apps/Deployment``, or just ``ConfigMap`` for the core group (the metrics' ``kind`` label)."""
+        return f"{self.group}/{self.kind}" if self.group else self.kind
+
+    @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 

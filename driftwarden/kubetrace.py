@@ -12,7 +12,7 @@ stream starts, not when it ends.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -39,8 +39,7 @@ def path_template(path: str) -> str:
     return "/".join(parts[:start] + head + rest)
 
 
-def _start_attributes(method: str, url: str) -> dict[str, Any]:
-    split = urlsplit(url)
+def _start_attributes(method: str, split: SplitResult) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.full": f"{split.scheme}://{split.netloc}{split.path}",
@@ -69,9 +68,10 @@ class TracedApiClient(client.ApiClient):
         self, method: str, url: str, query_params: Any = None, headers: Any = None, post_params: Any = None,
         body: Any = None, _preload_content: bool = True, _request_timeout: Any = None,
     ) -> Any:  # fmt: skip
-        name = f"{method} {path_template(urlsplit(url).path)}"
+        split = urlsplit(url)
         with self.tracer.start_as_current_span(
-            name, kind=SpanKind.CLIENT, attributes=_start_attributes(method, url),
+            f"{method} {path_template(split.path)}", kind=SpanKind.CLIENT,
+            attributes=_start_attributes(method, split),
             record_exception=False, set_status_on_exception=False,
         ) as span:  # fmt: skip
             try:
