@@ -48,6 +48,8 @@ COPY driftwarden driftwarden
 COPY webhook webhook
 COPY auditor auditor
 COPY certs certs
+COPY cli cli
+COPY devtools devtools
 # driftwarden's own wheel, then the wheels of its runtime dependencies (no dev extras) at the pinned versions.
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && pip wheel --wheel-dir /wheels -c requirements/constraints.txt /wheels/driftwarden-*.whl

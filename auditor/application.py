@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.normalize import parse_pointer
+from auditor.diff.normalize import parse_pointer
 from auditor.objects import AppKey, parse_sync_options
 from driftwarden.contract import API_VERSION, APPLICATION_KIND, GUARD_MODES
 from driftwarden.errors import PermanentError

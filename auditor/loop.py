@@ -17,13 +17,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.heal import Healer
+from auditor.heal.healer import Healer
 from auditor.objects import AppKey
 from auditor.reconcile import Reconciler
 from driftwarden import contract
 from driftwarden.errors import TemporaryError
-from driftwarden.kuberest import resource_path
-from driftwarden.kubewatch import Informer
+from driftwarden.kube.rest import resource_path
+from driftwarden.kube.watch import Informer
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,15 @@ from kubernetes_asyncio import client
 from opentelemetry import trace
 
 from auditor.application import Application, parse_application
-from auditor.cluster import Cluster
-from auditor.compare import Comparison, DryRunCache, compare
+from auditor.diff.compare import Comparison, DryRunCache, compare
 from auditor.health import Health
-from auditor.kubeapps import ApplicationStore
-from auditor.kubeevents import EventRecorder
+from auditor.kube.applications import ApplicationStore
+from auditor.kube.cluster import Cluster
+from auditor.kube.events import EventRecorder
 from auditor.notify import Notifier, transition_events
 from auditor.objects import AppKey, ObjectRef
 from auditor.settings import AuditorSettings
-from auditor.source import Rendered, render_revision, repository_credentials, resolve_revision
+from auditor.source.resolve import Rendered, render_revision, repository_credentials, resolve_revision
 from auditor.status import (
     COMPARISON_ERROR,
     GIT_UNREACHABLE,
@@ -45,9 +45,9 @@ from auditor.status import (
     resource_entries,
     set_condition,
 )
-from auditor.sync import SyncOutcome, apply_all, prune_all
+from auditor.sync.apply import SyncOutcome, apply_all, prune_all
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
-from driftwarden.metrics import Instruments
+from driftwarden.telemetry.metrics import Instruments
 
 
 def _utcnow() -> dt.datetime:

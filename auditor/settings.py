@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditor.renderers import RenderTools
+from auditor.source.renderers import RenderTools
 from driftwarden import contract
 from driftwarden.errors import ConfigError
 

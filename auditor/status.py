@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from auditor.application import Source
-from auditor.changeset import Action, ChangeSet
-from auditor.diff import ObjectDiff, SyncStatus
+from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
 from auditor.objects import ObjectRef, ResourceKey
+from auditor.sync.changeset import Action, ChangeSet
 
 HISTORY_LIMIT = 10
 SYNC_FAILED = "SyncFailed"

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.admission_load import REVIEW, ready, serving_files, webhook_server
-from driftwarden.jaeger import Jaeger, find_jaeger, free_port
+from devtools.jaeger import Jaeger, find_jaeger, free_port
 from driftwarden.settings import environment
 
 COLLECTED = re.compile(r"Collected : (\d+)")

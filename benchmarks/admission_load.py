@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 
 from certs.pki import CertRequest, issue, new_ca
-from driftwarden.controlplane.processes import ManagedProcess
-from driftwarden.jaeger import Jaeger, find_jaeger, free_port
+from devtools.controlplane.processes import ManagedProcess
+from devtools.jaeger import Jaeger, find_jaeger, free_port
 from driftwarden.settings import environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def webhook_server(
     # ManagedProcess passes our own environment on; `env -i` gives the child exactly ``env`` instead.
     return ManagedProcess("webhook", [
         "env", "-i", *(f"{k}={v}" for k, v in env.items()), *wrapper,
-        sys.executable, "-m", "driftwarden.cli", "webhook", "serve", "--host", "127.0.0.1",
+        sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--log-level", "warning",
     ], log)  # fmt: skip

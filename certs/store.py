@@ -19,7 +19,7 @@ from certs.pki import KeyPair
 from certs.plan import PublishMark, Stored
 from driftwarden import contract
 from driftwarden.errors import KubeError
-from driftwarden.kuberest import APPLY_PATCH, request_json, resource_path
+from driftwarden.kube.rest import APPLY_PATCH, request_json, resource_path
 
 FIELD_MANAGER = "driftwarden-certs"
 ANNOTATION_PUBLISHED = "certs.driftwarden.io/ca-published"

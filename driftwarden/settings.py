@@ -10,8 +10,6 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from driftwarden.controlplane.binaries import cache_dir
-
 
 def environment() -> Mapping[str, str]:
     """A snapshot of the process environment, for the entry point to pass on."""
@@ -26,11 +24,21 @@ def cache_root(env: Mapping[str, str]) -> Path:
     return base / "driftwarden"
 
 
+KUBERNETES_VERSION = "v1.35.4"
+ETCD_VERSION = "v3.6.5"
+"""etcd as pinned by Kubernetes v1.35.4's own go.mod; keep both in step with tools/k8s/go.mod."""
+
+
+def kubernetes_cache_dir(cache_root: Path) -> Path:
+    """Where tools/build-control-plane.sh puts the Kubernetes binaries of the pinned versions."""
+    return cache_root / f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}"
+
+
 def control_plane_bin_dir(env: Mapping[str, str]) -> Path:
     """``$DRIFTWARDEN_K8S_BIN_DIR``, else the cache directory of the pinned versions."""
     if env.get("DRIFTWARDEN_K8S_BIN_DIR"):
         return Path(env["DRIFTWARDEN_K8S_BIN_DIR"])
-    return cache_dir(cache_root(env))
+    return kubernetes_cache_dir(cache_root(env))
 
 
 HELM_VERSION = "v3.19.0"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from driftwarden.controlplane import ControlPlane, ControlPlaneSettings
+from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from driftwarden.settings import control_plane_bin_dir, environment
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo, make_repo

@@ -4,7 +4,7 @@
 #
 # The end-to-end tracing tests and the benchmark export OTLP to a real Jaeger and read traces back from its
 # query API. The cache is keyed by the pinned module version (tools/jaeger/go.mod), so a fresh clone, CI and
-# later sessions reuse the same binary. driftwarden/jaeger.py jaeger_bin_dir computes the same directory;
+# later sessions reuse the same binary. devtools/jaeger.py jaeger_bin_dir computes the same directory;
 # keep the two in step. The UI assets are not embedded (that needs the separate jaeger-ui npm build): the
 # query API, which is all the tests use, works without them, and the UI path serves Jaeger's placeholder.
 # Usage: tools/build-jaeger.sh [--print-dir]

@@ -40,11 +40,11 @@ import aiohttp
 from kubernetes_asyncio import client
 from opentelemetry.sdk.trace import TracerProvider
 
-from driftwarden.controlplane import ControlPlane, ControlPlaneSettings
-from driftwarden.jaeger import Jaeger, find_jaeger, free_port
-from driftwarden.kube import api_client_for
+from devtools.controlplane import ControlPlane, ControlPlaneSettings
+from devtools.jaeger import Jaeger, find_jaeger, free_port
+from driftwarden.kube.client import api_client_for
 from driftwarden.settings import control_plane_bin_dir, environment
-from driftwarden.telemetry import tracer_provider
+from driftwarden.telemetry.setup import tracer_provider
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

@@ -21,8 +21,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Span, Status, StatusCode
 
 from driftwarden.errors import AdmissionRequestError
-from driftwarden.metrics import Instruments, metrics_handler
-from driftwarden.semconv import name_attribute_of_resource
+from driftwarden.telemetry.metrics import Instruments, metrics_handler
+from driftwarden.telemetry.semconv import name_attribute_of_resource
 from webhook.decision import Decision, decide
 from webhook.patches import drift_patch
 from webhook.review import AdmissionRequest, build_response, parse_admission_review

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from auditor.cluster import Cluster
-from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
+from auditor.kube.cluster import Cluster
+from devtools.controlplane import ControlPlane
+from driftwarden.kube.client import api_client_for
 from tests.support.auditor import install_crd_and_rbac
 from tests.support.auditorprocs import auditors, site  # noqa: F401 - fixtures, found by name
 

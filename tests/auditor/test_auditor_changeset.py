@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.application import Automated, SyncPolicy
-from auditor.changeset import (
+from auditor.diff.objectdiff import ObjectDiff
+from auditor.objects import AppKey, ObjectRef, is_owned_by, stamp
+from auditor.sync.changeset import (
     STAGE_BOOTSTRAP,
     STAGE_CLUSTER,
     STAGE_NAMESPACED,
@@ -18,8 +20,6 @@ from auditor.changeset import (
     build_changeset,
     stage_of,
 )
-from auditor.diff import ObjectDiff
-from auditor.objects import AppKey, ObjectRef, is_owned_by, stamp
 from driftwarden.contract import ANNOTATION_SYNC_OPTIONS, ANNOTATION_TRACKING_ID
 
 APP = AppKey("dw", "web")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.application import IgnoreDifference
-from auditor.diff import ObjectDiff, changed_paths, diff_object, sync_status
+from auditor.diff.objectdiff import ObjectDiff, changed_paths, diff_object, sync_status
 from auditor.objects import ObjectRef
 
 SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

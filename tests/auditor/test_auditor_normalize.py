@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.fieldsv1 import PathElement, leaf_paths, managers_fields, owned_locations, resolve
-from auditor.normalize import (
+from auditor.diff.fieldsv1 import PathElement, leaf_paths, managers_fields, owned_locations, resolve
+from auditor.diff.normalize import (
     FIRST_MASK,
     LAST_APPLIED,
     format_pointer,

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from auditor.application import Source
-from auditor.changeset import Action, ChangeSet, SharedResource
-from auditor.diff import ObjectDiff
+from auditor.diff.objectdiff import ObjectDiff
 from auditor.health import Health
 from auditor.objects import ObjectRef
 from auditor.status import (
@@ -27,6 +26,7 @@ from auditor.status import (
     set_condition,
     timestamp,
 )
+from auditor.sync.changeset import Action, ChangeSet, SharedResource
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SOURCE = Source("https://git.example.com/infra.git", "main", "apps/web")

@@ -1,4 +1,4 @@
-"""auditor.cluster against the real API server, acting as the auditor's real service account.
+"""auditor.kube.cluster against the real API server, acting as the auditor's real service account.
 
 The service account has only what manifests/rbac/auditor-clusterrole.yaml grants it.
 """
@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from auditor.cluster import Cluster, NamespaceNotFoundError
+from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.objects import AppKey, ObjectRef, stamp
+from devtools.controlplane import ControlPlane
+from devtools.controlplane.plane import free_port
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.controlplane.plane import free_port
 from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster

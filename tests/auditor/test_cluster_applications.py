@@ -1,4 +1,5 @@
-"""auditor.kubeapps against the real API server: Application reads, status writes, rollback spec patch.
+"""auditor.kube.applications against the real API server: Application reads, status writes, rollback spec
+patch.
 
 Acts as the auditor's real service account, bound to manifests/rbac/auditor-clusterrole.yaml.
 """
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 
 from auditor.application import parse_application
-from auditor.cluster import Cluster
-from auditor.kubeapps import ApplicationStore
+from auditor.kube.applications import ApplicationStore
+from auditor.kube.cluster import Cluster
 from auditor.objects import AppKey
 from driftwarden import contract
 from driftwarden.errors import KubeError

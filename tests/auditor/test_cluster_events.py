@@ -1,4 +1,4 @@
-"""auditor.kubeevents against the real API server: Events the auditor records, and their series.
+"""auditor.kube.events against the real API server: Events the auditor records, and their series.
 
 Acts as the auditor's real service account, bound to manifests/rbac/auditor-clusterrole.yaml; reads
 back through the core v1 Event API, as ``kubectl describe`` does.
@@ -17,13 +17,13 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from auditor.cluster import Cluster
-from auditor.kubeevents import NOTE_LIMIT, EventRecorder
+from auditor.kube.cluster import Cluster
+from auditor.kube.events import NOTE_LIMIT, EventRecorder
 from auditor.objects import ObjectRef
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster

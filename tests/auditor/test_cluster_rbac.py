@@ -18,12 +18,12 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from auditor.cluster import Cluster
+from auditor.kube.cluster import Cluster
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from driftwarden.errors import KubeError
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster

@@ -18,12 +18,12 @@ import yaml
 from kubernetes_asyncio import client
 
 from auditor.application import parse_application
-from auditor.cluster import Cluster
+from auditor.kube.cluster import Cluster
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from driftwarden.errors import KubeError, PermanentError
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import MERGE_PATCH, request_json, resource_path
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 
 pytestmark = pytest.mark.cluster
 

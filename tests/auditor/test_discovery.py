@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from auditor.cluster import Cluster
-from auditor.discovery import RestMapper, UnknownKindError
+from auditor.kube.cluster import Cluster
+from auditor.kube.discovery import RestMapper, UnknownKindError
 from auditor.objects import fill_namespace
+from devtools.controlplane import ControlPlane
+from devtools.controlplane.plane import free_port
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.controlplane.plane import free_port
 from driftwarden.errors import KubeUnavailableError
-from driftwarden.kube import api_client_for
+from driftwarden.kube.client import api_client_for
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster

@@ -1,10 +1,10 @@
-"""The pure REST-mapping table (auditor.kubemap) built from discovery documents."""
+"""The pure REST-mapping table (auditor.kube.restmap) built from discovery documents."""
 
 from __future__ import annotations
 
 import pytest
 
-from auditor.kubemap import (
+from auditor.kube.restmap import (
     ApiResource,
     build_table,
     parse_core_versions,

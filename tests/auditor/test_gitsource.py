@@ -1,4 +1,4 @@
-"""auditor.gitsource against real repositories on disk (file:// and a local HTTP server), nothing mocked."""
+"""auditor.source.git against real repositories on disk (file:// and a local HTTP server), nothing mocked."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.gitsource import (
+from auditor.source.git import (
     GitCredentials,
     cached,
     credential_environment,

@@ -21,10 +21,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from auditor.heal import DRIFT_FIGHT, Healer
+from auditor.heal.healer import DRIFT_FIGHT, Healer
 from auditor.loop import AuditorLoop
-from driftwarden.controlplane import ControlPlane
-from driftwarden.metrics import Instruments, prometheus_text
+from devtools.controlplane import ControlPlane
+from driftwarden.telemetry.metrics import Instruments, prometheus_text
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

@@ -1,6 +1,6 @@
 """Two real ``driftwarden auditor run`` processes with leader election, against the real API server.
 
-Each runs as ``python -m driftwarden.cli`` with the admin kubeconfig, a 3 s lease, its own Git cache and
+Each runs as ``python -m cli.main`` with the admin kubeconfig, a 3 s lease, its own Git cache and
 its own log file. Their Applications live in a namespace of their own (``--namespace``), and so does the
 Lease, so Applications of other tests are never touched. The leader is killed with SIGKILL (no release);
 the standby must take over and sync a commit made after the kill.
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from auditor.leaderlease import ElectionSettings
-from driftwarden.cli import build_parser
-from driftwarden.commands.auditorrun import ServeOptions, default_identity, options_from
+from auditor.leadership.lease import ElectionSettings
+from cli.auditorrun import ServeOptions, default_identity, options_from
+from cli.main import build_parser
 from driftwarden.errors import ConfigError
 from tests.support.auditorprocs import CM, Auditor, Site
 from tests.support.gitrepo import GitRepo

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from auditor.leader import Ending, LeaderElector
-from auditor.leaderlease import ElectionSettings, parse_lease
+from auditor.leadership.elector import Ending, LeaderElector
+from auditor.leadership.lease import ElectionSettings, parse_lease
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json, resource_path
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json, resource_path
 from tests.support.auditor import AUDITOR_NS, install_crd_and_rbac, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.waiting import eventually

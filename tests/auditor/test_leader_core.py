@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from auditor.leaderlease import (
+from auditor.leadership.lease import (
     ElectionSettings,
     LeaseRecord,
     decide,

@@ -11,7 +11,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from auditor.loop import AuditorLoop
-from driftwarden.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
 from tests.support.auditor import (
     application,
     auditor_api,

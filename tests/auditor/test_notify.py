@@ -23,9 +23,9 @@ from auditor.notify import (
     transition_events,
 )
 from auditor.objects import AppKey, ObjectRef
-from driftwarden.cli import build_parser
-from driftwarden.commands.auditorrun import options_from
-from driftwarden.controlplane.plane import free_port
+from cli.auditorrun import options_from
+from cli.main import build_parser
+from devtools.controlplane.plane import free_port
 from driftwarden.errors import ConfigError
 from tests.support.waiting import eventually
 

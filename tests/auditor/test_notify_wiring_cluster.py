@@ -13,8 +13,8 @@ from aiohttp import web
 from kubernetes_asyncio import client
 
 from auditor.notify import Notifier, NotifierSettings
-from driftwarden.controlplane import ControlPlane
-from driftwarden.controlplane.plane import free_port
+from devtools.controlplane import ControlPlane
+from devtools.controlplane.plane import free_port
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from driftwarden.cli import build_parser
-from driftwarden.commands.auditorrun import options_from
-from driftwarden.controlplane.plane import free_port
+from cli.auditorrun import options_from
+from cli.main import build_parser
+from devtools.controlplane.plane import free_port
 from driftwarden.errors import ConfigError
 from tests.support.auditorprocs import CM, Auditor, Site
 from tests.support.gitrepo import GitRepo

@@ -13,7 +13,7 @@ import pytest
 
 from auditor.application import parse_application
 from auditor.objects import AppKey
-from auditor.pushhooks import (
+from auditor.push.hooks import (
     Ping,
     PushEvent,
     Rejected,

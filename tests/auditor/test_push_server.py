@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from auditor.objects import AppKey
-from auditor.pushserver import WEBHOOK_PATH, PushServer, PushServerSettings, make_push_app
+from auditor.push.server import WEBHOOK_PATH, PushServer, PushServerSettings, make_push_app
 from driftwarden.errors import ConfigError, KubeUnavailableError
 from tests.support.auditor import AUDITOR_NS, application
 from tests.support.guard import serving_pair

@@ -17,10 +17,10 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from auditor.cluster import Cluster
+from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

@@ -1,4 +1,4 @@
-"""auditor.render: the pure rendering core (detection, parsing, kustomize/helm arguments)."""
+"""auditor.source.render: the pure rendering core (detection, parsing, kustomize/helm arguments)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from auditor.application import (
     KustomizeSource,
     Source,
 )
-from auditor.render import (
+from auditor.source.render import (
     clip_output,
     detect_source_type,
     helm_sources,

@@ -1,4 +1,5 @@
-"""auditor.renderers end to end: a real Git repository, fetched and exported, rendered by kubectl and helm."""
+"""auditor.source.renderers end to end: a real Git repository, fetched and exported, rendered by kubectl
+and helm."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 
 from auditor.application import Application, parse_application
-from auditor.gitsource import fetch
-from auditor.renderers import RenderTools, render
+from auditor.source.git import fetch
+from auditor.source.renderers import RenderTools, render
 from driftwarden.contract import API_VERSION, APPLICATION_KIND
 from driftwarden.errors import PermanentError, RenderError
 from driftwarden.settings import control_plane_bin_dir, environment, helm_bin_dir

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from kubernetes_asyncio import client
 
-from auditor.source import SECRET_TYPE_LABEL, repository_credentials
+from auditor.source.resolve import SECRET_TYPE_LABEL, repository_credentials
 from tests.support.clients import Clients
 from tests.support.guard import ensure_namespace
 

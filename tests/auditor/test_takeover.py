@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditor.takeover import kubectl_managers, merge_fields, takeover_patch
+from auditor.sync.takeover import kubectl_managers, merge_fields, takeover_patch
 
 
 def entry(manager: str, operation: str, fields: dict[str, Any], **extra: str) -> dict[str, Any]:

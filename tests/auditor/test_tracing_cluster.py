@@ -1,7 +1,7 @@
 """The auditor's spans and metrics from real reconcile passes against the real API server and real Git.
 
 Spans go to the SDK's in-memory exporter, metrics to the in-memory reader that ``/metrics`` renders (the
-MeterProvider of driftwarden.telemetry, as ``driftwarden auditor run`` builds it); the auditor's metrics
+MeterProvider of driftwarden.telemetry.setup, as ``driftwarden auditor run`` builds it); the auditor's metrics
 server is scraped over real HTTP.
 """
 
@@ -22,12 +22,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from auditor.cluster import Cluster
+from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.metrics import Instruments, MetricsServer, prometheus_text
-from driftwarden.telemetry import Metering, meter_provider
+from driftwarden.telemetry.metrics import Instruments, MetricsServer, prometheus_text
+from driftwarden.telemetry.setup import Metering, meter_provider
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from driftwarden.kuberest import request_json, resource_path
+from driftwarden.kube.rest import request_json, resource_path
 
 
 def unb64(text: str) -> bytes:

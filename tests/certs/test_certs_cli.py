@@ -16,8 +16,8 @@ from certs.pki import new_ca
 from certs.policy import ServingNames
 from certs.rotate import RotateSettings, reconcile
 from certs.store import CertStore, Location
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from tests.certs.support import published_bundles, read_secret
 from tests.support.clients import Clients
 from tests.support.guard import ensure_namespace
@@ -28,7 +28,7 @@ from webhook.registration import Endpoint, mutating_configuration, selection_for
 
 async def cli(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "driftwarden.cli", *args,
+        sys.executable, "-m", "cli.main", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await proc.communicate()

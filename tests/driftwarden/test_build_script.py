@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from driftwarden.controlplane.binaries import BINARY_NAMES, cache_dir
+from devtools.controlplane.binaries import BINARY_NAMES, cache_dir
 
 SCRIPT = Path(__file__).parents[2] / "tools" / "build-control-plane.sh"
 

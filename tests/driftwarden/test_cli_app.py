@@ -1,6 +1,6 @@
 """``driftwarden app`` against the real control plane and real Git repositories on disk.
 
-The CLI runs as ``driftwarden.cli.main`` in a worker thread (its own event loop, as from a shell) with the
+The CLI runs as ``cli.main.main`` in a worker thread (its own event loop, as from a shell) with the
 admin kubeconfig; out-of-band edits are made as admin through the API. Output is read from stdout/stderr.
 """
 
@@ -20,11 +20,11 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from cli.main import main
+from devtools.controlplane import ControlPlane
+from devtools.controlplane.serviceaccounts import service_account_credentials
 from driftwarden import contract
-from driftwarden.cli import main
-from driftwarden.controlplane import ControlPlane
-from driftwarden.controlplane.serviceaccounts import service_account_credentials
-from driftwarden.kube import api_client_for
+from driftwarden.kube.client import api_client_for
 from driftwarden.settings import environment, helm_bin_dir
 from tests.support.auditor import (
     AUDITOR_NS,

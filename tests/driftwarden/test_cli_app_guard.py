@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from tests.driftwarden.test_cli_app import (
     CONFIG,
     MANUAL,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from auditor.diff import diff_object
-from driftwarden.commands import appview
+from auditor.diff.objectdiff import diff_object
+from cli import appview
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from driftwarden.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster

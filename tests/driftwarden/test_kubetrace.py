@@ -1,4 +1,4 @@
-"""Client spans of Kubernetes API requests (driftwarden.kubetrace), against the real API server.
+"""Client spans of Kubernetes API requests (driftwarden.kube.trace), against the real API server.
 
 Spans go to the SDK's in-memory exporter. A request that succeeds, one the API server refuses, one it cannot
 be reached for, and a Secret written through the traced client whose value must appear nowhere.
@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from driftwarden.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
+from devtools.jaeger import free_port
 from driftwarden.errors import KubeError, KubeUnavailableError
-from driftwarden.jaeger import free_port
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json
-from driftwarden.kubetrace import path_template
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json
+from driftwarden.kube.trace import path_template
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""driftwarden.otlpbatch: spans become OTLP bytes as they end, and leave in batches from one thread.
+"""driftwarden.telemetry.otlp.batch: spans become OTLP bytes as they end, and leave in batches from one
+thread.
 
 The exporter here records the batches it is handed; every payload is decoded with the OpenTelemetry
 protobufs and compared with what the SDK's own encoder makes of the very same spans.
@@ -19,8 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-from driftwarden.otlpbatch import WireBatchSpanProcessor
-from driftwarden.otlpexport import EncodedBatch
+from driftwarden.telemetry.otlp.batch import WireBatchSpanProcessor
+from driftwarden.telemetry.otlp.export import EncodedBatch
 from tests.support.waiting import eventually
 
 

@@ -1,4 +1,5 @@
-"""driftwarden.otlpwire writes exactly the OTLP request the SDK's own encoder builds, only faster."""
+"""driftwarden.telemetry.otlp.wire writes exactly the OTLP request the SDK's own encoder builds, only
+faster."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from driftwarden.otlpwire import encode
+from driftwarden.telemetry.otlp.wire import encode
 
 
 def _spans(make: Callable[[Any], None], *, resource: Resource | None = None) -> list[ReadableSpan]:

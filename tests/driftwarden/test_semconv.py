@@ -1,10 +1,10 @@
-"""driftwarden.semconv: the OpenTelemetry Kubernetes convention's name attribute of each kind."""
+"""driftwarden.telemetry.semconv: the OpenTelemetry Kubernetes convention's name attribute of each kind."""
 
 from __future__ import annotations
 
 import pytest
 
-from driftwarden.semconv import name_attribute, name_attribute_of_resource
+from driftwarden.telemetry.semconv import name_attribute, name_attribute_of_resource
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""driftwarden.telemetry: OTEL_* settings read from the mapping given, and exports that really leave.
+"""driftwarden.telemetry.setup: OTEL_* settings read from the mapping given, and exports that really leave.
 
 The export tests run a real OTLP/HTTP receiver (aiohttp on 127.0.0.1) and decode what arrives with the
 OpenTelemetry protobufs: the endpoint comes only from the mapping, never from the process environment.
@@ -17,8 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftwarden.errors import ConfigError
-from driftwarden.metrics import Instruments
-from driftwarden.telemetry import (
+from driftwarden.telemetry.metrics import Instruments
+from driftwarden.telemetry.setup import (
     OtlpTarget,
     batch_span_processor,
     meter_provider,

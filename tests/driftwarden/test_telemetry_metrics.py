@@ -1,4 +1,4 @@
-"""driftwarden.metrics: the shared instruments and their Prometheus text, line by line."""
+"""driftwarden.telemetry.metrics: the shared instruments and their Prometheus text, line by line."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from opentelemetry.metrics import NoOpCounter, NoOpHistogram
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from driftwarden.jaeger import free_port
-from driftwarden.metrics import Instruments, metrics_server, prometheus_text
+from devtools.jaeger import free_port
+from driftwarden.telemetry.metrics import Instruments, metrics_server, prometheus_text
 
 
 @pytest.fixture

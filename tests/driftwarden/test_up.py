@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from driftwarden.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
 
 pytestmark = pytest.mark.cluster
 
@@ -25,7 +25,7 @@ def _processes_mentioning(text: str) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmdline and "driftwarden.cli" not in cmdline:
+        if text in cmdline and "cli.main" not in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -46,7 +46,7 @@ async def test_up_serves_until_interrupted_and_stops_everything(
 ) -> None:
     work = tmp_path / "up"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "driftwarden.cli", "up", "--work-dir", str(work),
+        sys.executable, "-m", "cli.main", "up", "--work-dir", str(work),
         "--bin-dir", str(control_plane.settings.bin_dir),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip

@@ -118,7 +118,7 @@ def test_the_final_image_runs_as_non_root_with_the_console_script() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (entrypoint,) = values(final, "ENTRYPOINT")
     assert json.loads(entrypoint) == list(pyproject["project"]["scripts"])
-    assert pyproject["project"]["scripts"]["driftwarden"] == "driftwarden.cli:main"
+    assert pyproject["project"]["scripts"]["driftwarden"] == "cli.main:main"
     runs = " ".join(values(final, "RUN"))
     assert "apt-get install" in runs and " git " in runs + " "
     assert "--no-index" in runs and "-c /tmp/constraints.txt driftwarden" in runs and "[dev]" not in runs

@@ -21,11 +21,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from auditor.heal import Healer
+from auditor.heal.healer import Healer
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

@@ -1,7 +1,8 @@
 """Traces from the webhook and the auditor reach a real Jaeger over OTLP and read back from its query API.
 
 Jaeger v2 is the one ``make jaeger`` builds from source; the processes get its OTLP endpoint as the
-``OTEL_*`` mapping driftwarden.telemetry reads (never through the real environment). The webhook runs both
+``OTEL_*`` mapping driftwarden.telemetry.setup reads (never through the real environment). The webhook runs
+both
 in-process and as the real ``driftwarden webhook serve`` command; the reconcile pass runs against the real
 control plane and real Git.
 """
@@ -27,12 +28,12 @@ import yaml
 from opentelemetry.trace import Link
 
 from auditor.reconcile import Reconciler
+from devtools.controlplane import ControlPlane
+from devtools.jaeger import Jaeger, JaegerPorts, find_jaeger, free_port, jaeger_config
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.jaeger import Jaeger, JaegerPorts, find_jaeger, free_port, jaeger_config
-from driftwarden.kube import api_client_for
+from driftwarden.kube.client import api_client_for
 from driftwarden.settings import environment
-from driftwarden.telemetry import tracer_provider
+from driftwarden.telemetry.setup import tracer_provider
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
@@ -239,7 +240,7 @@ async def test_a_reconcile_pass_is_one_trace_in_jaeger(
 async def test_the_webhook_command_exports_spans_and_serves_metrics(jaeger: Jaeger, tmp_path: Path) -> None:
     ca, cert, key = serving_pair(tmp_path)
     port = free_port()
-    argv = [sys.executable, "-m", "driftwarden.cli", "webhook", "serve", "--host", "127.0.0.1",
+    argv = [sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]  # fmt: skip
     env = {**environment(), **jaeger.otel_env()}
     log = (tmp_path / "webhook.log").open("wb")

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from driftwarden.controlplane import ControlPlane
-from driftwarden.jaeger import Jaeger
-from driftwarden.kube import api_client_for
-from driftwarden.telemetry import tracer_provider
+from devtools.controlplane import ControlPlane
+from devtools.jaeger import Jaeger
+from driftwarden.kube.client import api_client_for
+from driftwarden.telemetry.setup import tracer_provider
 from tests.support.auditor import (
     AUDITOR_NS,
     application,

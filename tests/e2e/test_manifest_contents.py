@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.main import build_parser
+from devtools.controlplane.binaries import find_binaries
 from driftwarden import contract
-from driftwarden.cli import build_parser
-from driftwarden.controlplane.binaries import find_binaries
 from driftwarden.settings import control_plane_bin_dir, environment
 from webhook.profiles import get_profile
 from webhook.registration import (

@@ -23,8 +23,8 @@ from certs.facts import facts, issuer_in
 from certs.policy import ServingNames
 from certs.rotate import RotateSettings, reconcile
 from certs.store import CertStore, Location
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from tests.support.clients import Clients
 from tests.support.guard import ensure_namespace
 from webhook.install import uninstall

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
+from devtools.jaeger import free_port
 from driftwarden import contract
-from driftwarden.jaeger import free_port
 from driftwarden.settings import environment
 from tests.support.auditorprocs import Auditor, Site, auditors, site  # noqa: F401 - fixtures, found by name
 from tests.support.gitrepo import GitRepo
@@ -66,7 +66,7 @@ async def webhook_command(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     ca_file = tmp_path / "ca.crt"
     ca_file.write_bytes(ca.cert_pem)
     port = free_port()
-    argv = [sys.executable, "-m", "driftwarden.cli", "webhook", "serve", "--host", "127.0.0.1",
+    argv = [sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]  # fmt: skip
     env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")}
     with (tmp_path / "webhook.log").open("wb") as log:

@@ -17,20 +17,20 @@ import yaml
 from kubernetes_asyncio import client
 from opentelemetry import trace
 
-from auditor.cluster import Cluster
-from auditor.heal import Healer
+from auditor.heal.healer import Healer
+from auditor.kube.cluster import Cluster
 from auditor.loop import AuditorLoop
 from auditor.notify import Notifier
 from auditor.objects import AppKey
 from auditor.reconcile import Reconciler
-from auditor.renderers import RenderTools
 from auditor.settings import AuditorSettings
+from auditor.source.renderers import RenderTools
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json, resource_path
-from driftwarden.metrics import Instruments
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json, resource_path
 from driftwarden.settings import environment, helm_bin_dir
+from driftwarden.telemetry.metrics import Instruments
 from tests.support.clients import Clients
 
 ROOT = Path(__file__).parents[2]

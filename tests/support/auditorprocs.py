@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
 from driftwarden.errors import KubeError
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import request_json, resource_path
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import request_json, resource_path
 from driftwarden.settings import environment
 from tests.support.auditor import install_crd_and_rbac
 from tests.support.gitrepo import GitRepo
@@ -71,7 +71,7 @@ class Site:
         ]  # fmt: skip
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "driftwarden.cli", *argv, cwd=ROOT, env=env, stdout=out, stderr=out
+                sys.executable, "-m", "cli.main", *argv, cwd=ROOT, env=env, stdout=out, stderr=out
             )
         return Auditor(identity, proc, log)
 

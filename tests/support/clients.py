@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from kubernetes_asyncio import client
 from opentelemetry import trace
 
-from driftwarden.controlplane import ControlPlane, UserCredentials
-from driftwarden.controlplane.serviceaccounts import service_account_credentials
-from driftwarden.kube import api_client_for
+from devtools.controlplane import ControlPlane, UserCredentials
+from devtools.controlplane.serviceaccounts import service_account_credentials
+from driftwarden.kube.client import api_client_for
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Clients:
     ) -> client.ApiClient:
         """A client that authenticates as ``system:serviceaccount:<namespace>:<name>`` by token.
 
-        With ``tracer``, its requests are client spans (driftwarden.kubetrace), as in the auditor.
+        With ``tracer``, its requests are client spans (driftwarden.kube.trace), as in the auditor.
         """
         creds = await service_account_credentials(
             self.admin, namespace, name, server=self.plane.url, ca_file=self.plane.pki.serving_ca_file

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from certs.pki import CertRequest, KeyPair, issue, new_ca
 from driftwarden import contract
-from driftwarden.kuberest import APPLY_PATCH, request_json, resource_path
+from driftwarden.kube.rest import APPLY_PATCH, request_json, resource_path
 from webhook.app import make_app
 from webhook.install import install, uninstall
 from webhook.profiles import get_profile

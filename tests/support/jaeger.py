@@ -2,7 +2,7 @@
 
 Use it in a test module with ``from tests.support.jaeger import jaeger_fixture  # noqa: F401`` (the fixture is
 named ``jaeger``), or run ``running_jaeger(work_dir)`` yourself. Point a process at it with
-``jaeger.otel_env()`` (OTEL_* settings, passed as the mapping driftwarden.telemetry takes), flush that
+``jaeger.otel_env()`` (OTEL_* settings, passed as the mapping driftwarden.telemetry.setup takes), flush that
 process's TracerProvider, then ``await wait_for_traces(jaeger, "driftwarden-webhook", ...)``.
 
 Jaeger's JSON: a trace is ``{traceID, spans, processes}``; a span ``{traceID, spanID, operationName,
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from driftwarden.jaeger import Jaeger, find_jaeger
+from devtools.jaeger import Jaeger, find_jaeger
 from driftwarden.settings import environment
 
 Trace = dict[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from driftwarden.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
 
 
 async def kubectl(plane: ControlPlane, kubeconfig: Path, *args: str) -> tuple[int, str, str]:

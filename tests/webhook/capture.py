@@ -22,10 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
-from driftwarden.controlplane import ControlPlane, ControlPlaneSettings
-from driftwarden.controlplane.serviceaccounts import service_account_credentials
-from driftwarden.kube import api_client_for
-from driftwarden.kuberest import MERGE_PATCH, request_json, resource_path
+from devtools.controlplane import ControlPlane, ControlPlaneSettings
+from devtools.controlplane.serviceaccounts import service_account_credentials
+from driftwarden.kube.client import api_client_for
+from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.settings import control_plane_bin_dir, environment
 from tests.support.guard import (
     AUDITOR_NS,

@@ -16,9 +16,9 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.controlplane import ControlPlane
-from driftwarden.kube import api_client_for
+from driftwarden.kube.client import api_client_for
 from tests.support.clients import Clients
 from tests.support.guard import (
     AUDITOR_NS,

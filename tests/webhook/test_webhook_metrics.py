@@ -1,6 +1,7 @@
 """The webhook's metrics and spans over real HTTPS: /metrics after real reviews, span per decision.
 
-The app is wired the way ``driftwarden webhook serve`` wires it (driftwarden.telemetry.meter_provider with
+The app is wired the way ``driftwarden webhook serve`` wires it (driftwarden.telemetry.setup.meter_provider
+with
 no exporter configured), served by WebhookServer with a certificate from its own CA.
 """
 
@@ -21,8 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from driftwarden.metrics import CONTENT_TYPE, Instruments
-from driftwarden.telemetry import Metering, meter_provider
+from driftwarden.telemetry.metrics import CONTENT_TYPE, Instruments
+from driftwarden.telemetry.setup import Metering, meter_provider
 from tests.support.guard import serving_pair
 from tests.webhook.reviews import admission_review, changed, deployment
 from webhook.app import make_app

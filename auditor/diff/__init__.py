@@ -1,0 +1,1 @@
+"""Compare Git with the cluster: SSA dry runs, normalisation, ignore rules, diffs."""

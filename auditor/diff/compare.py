@@ -1,0 +1,199 @@
+"""Compare what Git says with the live cluster: desired objects, SSA dry runs, live objects, diffs, plan.
+
+Orchestration over the Kubernetes adapter and the pure core: render output in, a frozen ``Comparison``
+out. It writes nothing to the cluster (dry runs only). An object whose kind or namespace does not exist
+yet (a CRD or Namespace the same sync creates) is compared as "to create" with its manifest as desired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.application import Application
+from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_status
+from auditor.health import Health, aggregate, resource_health
+from auditor.kube.cluster import Cluster, NamespaceNotFoundError
+from auditor.kube.discovery import UnknownKindError
+from auditor.objects import ObjectRef, ResourceKey, fill_namespace, stamp
+from auditor.sync.changeset import ChangeSet, build_changeset
+from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
+
+Manifest = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One Application compared at one revision."""
+
+    app: Application
+    revision: str
+    desired: tuple[dict[str, Any], ...]
+    """The rendered manifests, namespaced and stamped with the contract's label and annotations."""
+    diffs: tuple[ObjectDiff, ...]
+    live: tuple[dict[str, Any], ...]
+    changeset: ChangeSet
+    healths: Mapping[ResourceKey, Health]
+
+    @property
+    def sync_status(self) -> SyncStatus:
+        return sync_status(self.diffs)
+
+    @property
+    def health(self) -> Health:
+        return aggregate(self.healths.values()) if self.healths else Health("Healthy", "")
+
+    def live_for(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return next((obj for obj in self.live if ObjectRef.from_manifest(obj).key == ref.key), None)
+
+    def manifest_for(self, ref: ObjectRef) -> dict[str, Any] | None:
+        for manifest in self.desired:
+            if ObjectRef.from_manifest(manifest).key == ref.key:
+                return manifest
+        return None
+
+
+def strict_diff(diff: ObjectDiff, live: Mapping[str, Any] | None, *, strict: bool) -> ObjectDiff:
+    """With strict self-heal, fields kubectl added (owned by a kubectl manager) are drift too."""
+    managers = kubectl_managers(live) if strict and live is not None else ()
+    if not managers:
+        return diff
+    extra = tuple(f"(fields written by {m})" for m in managers)
+    return dataclasses.replace(diff, action="update", changed_paths=diff.changed_paths + extra)
+
+
+def desired_objects(
+    app: Application, manifests: Iterable[Manifest], *, cluster_scoped: Any
+) -> tuple[dict[str, Any], ...]:
+    """Render output as the auditor applies it: destination namespace filled in, contract stamped."""
+    out = []
+    for manifest in manifests:
+        placed = fill_namespace(manifest, app.destination.namespace, cluster_scoped=cluster_scoped)
+        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode))
+    return tuple(out)
+
+
+class DryRunCache:
+    """Dry-run results by object, valid while neither what Git says nor the live object changed.
+
+    It keeps a full pass's cost from growing with objects that did not change: those are answered from
+    here, and only changed ones are dry-run again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[ResourceKey, tuple[str, str, dict[str, Any]]] = {}
+        self.hits = 0
+
+    @staticmethod
+    def _versions(manifest: Manifest, live: Mapping[str, Any] | None) -> tuple[str, str]:
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        return digest, str(((live or {}).get("metadata") or {}).get("resourceVersion", ""))
+
+    def get(self, manifest: Manifest, live: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        entry = self._entries.get(ObjectRef.from_manifest(manifest).key)
+        if entry is None or live is None or entry[:2] != self._versions(manifest, live):
+            return None
+        self.hits += 1
+        return entry[2]
+
+    def put(self, manifest: Manifest, live: Mapping[str, Any] | None, result: dict[str, Any]) -> None:
+        if live is not None:
+            self._entries[ObjectRef.from_manifest(manifest).key] = (*self._versions(manifest, live), result)
+
+
+async def _dry_run(
+    cluster: Cluster, manifest: Manifest, live: Mapping[str, Any] | None, cache: DryRunCache | None
+) -> dict[str, Any]:
+    cached = cache.get(manifest, live) if cache is not None else None
+    if cached is not None:
+        return cached
+    try:
+        result = await cluster.dry_run_apply(manifest)
+    except (UnknownKindError, NamespaceNotFoundError):
+        # Its CRD or Namespace is created by this very sync: compare it as a plain "create".
+        return dict(manifest)
+    if cache is not None:
+        cache.put(manifest, live, result)
+    return result
+
+
+async def _live_for(
+    cluster: Cluster, manifest: Manifest, listed: Mapping[ResourceKey, dict[str, Any]]
+) -> dict[str, Any] | None:
+    found = listed.get(ObjectRef.from_manifest(manifest).key)
+    if found is not None:
+        return found  # from the per-kind list: no request per object
+    try:
+        return await cluster.get(ObjectRef.from_manifest(manifest))
+    except UnknownKindError:
+        return None
+
+
+def _kinds(desired: Sequence[Manifest], recorded: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    kinds = {(ObjectRef.from_manifest(m).group, ObjectRef.from_manifest(m).kind) for m in desired}
+    # Kinds that left Git still need listing, or their objects could never be pruned.
+    kinds.update((str(r.get("group", "")), str(r.get("kind", ""))) for r in recorded if r.get("kind"))
+    return kinds
+
+
+async def _list_managed(
+    cluster: Cluster, app: Application, kinds: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for group, kind in sorted(kinds):
+        try:
+            found.extend(await cluster.list_managed(app.key, kinds=[(group, kind)]))
+        except UnknownKindError:
+            continue  # a CRD that is gone: nothing of that kind can be live
+    return found
+
+
+async def compare(
+    cluster: Cluster,
+    app: Application,
+    *,
+    revision: str,
+    manifests: Sequence[Manifest],
+    recorded_resources: Sequence[Mapping[str, Any]] = (),
+    prune_requested: bool = False,
+    cache: DryRunCache | None = None,
+) -> Comparison:
+    """Dry-run every desired object that changed, read the live ones, and plan the sync (nothing is written).
+
+    Live objects come from one list per kind (label-selected); only objects that are not listed (not ours
+    yet) are read one by one, and only objects whose desired or live state changed are dry-run again.
+    """
+    await cluster.mapper.refresh()
+    desired = desired_objects(app, manifests, cluster_scoped=cluster.mapper.is_cluster_scoped)
+    managed = await _list_managed(cluster, app, _kinds(desired, recorded_resources))
+    listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
+    lives = await asyncio.gather(*(_live_for(cluster, m, listed) for m in desired))
+    dry_runs = await asyncio.gather(
+        *(_dry_run(cluster, m, live, cache) for m, live in zip(desired, lives, strict=True))
+    )
+    wanted = {ObjectRef.from_manifest(m).key for m in desired}
+    leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
+    strict = app.sync_policy.enabled(STRICT_OPTION)
+    diffs = [
+        strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
+        for dry, live in zip(dry_runs, lives, strict=True)
+    ]
+    diffs += [diff_object(None, obj, ignore=app.ignore_differences) for obj in leftovers]
+    live_objects = [obj for obj in lives if obj is not None] + leftovers
+    changeset = build_changeset(
+        [ObjectRef.from_manifest(m) for m in desired],
+        live_objects,
+        app=app.key,
+        diffs=diffs,
+        policy=app.sync_policy,
+        prune_requested=prune_requested,
+    )
+    healths = {
+        ObjectRef.from_manifest(m).key: resource_health(live) for m, live in zip(desired, lives, strict=True)
+    }
+    return Comparison(app, revision, desired, tuple(diffs), tuple(live_objects), changeset, healths)

@@ -1,0 +1,1 @@
+"""Watch-driven self-heal between full passes: pure decisions and their orchestration."""

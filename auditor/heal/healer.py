@@ -1,0 +1,289 @@
+"""Watch-driven self-heal: one object at a time, between full passes (orchestration).
+
+Every kind the Applications manage is watched (label ``driftwarden.io/app``), resumed after a dropped
+connection and relisted after 410 Gone (driftwarden.kube.watch). An event whose resourceVersion is our own
+write is ignored. Any other change to a managed object is re-diffed against what Git says (SSA dry run)
+and, with ``selfHeal``, healed at once; a deleted one is recreated. A webhook drift stamp
+(``driftwarden.io/drift``) is removed with the heal, and the heal span links to the edit's trace.
+Repeated heals back off; a manager that keeps taking the same fields back gets a ``DriftFight``
+condition naming it, and the object is left alone until Git changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+from auditor.application import Application
+from auditor.diff.compare import Comparison, strict_diff
+from auditor.diff.normalize import normalize
+from auditor.diff.objectdiff import ObjectDiff, diff_object
+from auditor.heal.core import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
+from auditor.notify import NotificationEvent
+from auditor.objects import ObjectRef, ResourceKey
+from auditor.reconcile import Reconciler
+from auditor.status import set_condition
+from auditor.sync.takeover import STRICT_OPTION, takeover_patch
+from driftwarden import contract
+from driftwarden.errors import DriftwardenError
+from driftwarden.kube.watch import Informer
+from driftwarden.telemetry.semconv import name_attribute
+
+log = logging.getLogger(__name__)
+
+DRIFT_FIGHT = "DriftFight"
+_ESCAPED_DRIFT = contract.ANNOTATION_DRIFT.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What Git says one object must be, and the Application that says it."""
+
+    app: Application
+    manifest: dict[str, Any]
+    digest: str
+
+
+def _digest(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _link(stamp: DriftStamp | None) -> list[Link]:
+    """A span link to the admission span that flagged the edit (W3C traceparent in the drift stamp)."""
+    parts = stamp.traceparent.split("-") if stamp else []
+    if len(parts) != 4:
+        return []
+    try:
+        context = SpanContext(
+            int(parts[1], 16), int(parts[2], 16), is_remote=True, trace_flags=TraceFlags(int(parts[3], 16))
+        )
+    except ValueError:
+        return []
+    return [Link(context)] if context.is_valid else []
+
+
+class Healer:
+    """Heals managed objects as their watch events arrive; ``track`` feeds it each pass's comparison."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reconciler = reconciler
+        self.cluster = reconciler.cluster
+        self.tracer = reconciler.tracer
+        self.monotonic = monotonic
+        self.book = HealBook()
+        self.desired: dict[ResourceKey, Desired] = {}
+        self.own_versions: dict[ResourceKey, str] = {}
+        self._locks: dict[ResourceKey, asyncio.Lock] = {}
+        self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
+        """Each object as last seen, normalised: events that change nothing Git could own are skipped."""
+        self.heals = 0
+        self.checks = 0
+
+    def paused(self, ref: ObjectRef) -> str:
+        """Why a sync must not apply ``ref`` now: a field fight it gave up until Git changes, else ""."""
+        fight = self.book.fights().get(str(ref.key))
+        if fight is None:
+            return ""
+        desired = self.desired.get(ref.key)
+        if desired is not None and desired.digest != self.book.state(str(ref.key)).fight_desired:
+            return ""  # Git changed since: the next heal tries again
+        return f"not applied: field manager {fight[0]!r} keeps changing {', '.join(fight[1])} (DriftFight)"
+
+    def own_write(self, ref: ObjectRef, stored: Mapping[str, Any]) -> None:
+        """A sync stored ``ref``: its watch event is our own write, not drift."""
+        version = (stored.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.own_versions[ref.key] = str(version)
+
+    def track(self, comparison: Comparison) -> None:
+        """Remember what ``comparison.app`` wants; start watching kinds not watched yet."""
+        app = comparison.app
+        for key in [k for k, d in self.desired.items() if d.app.key == app.key]:
+            del self.desired[key]
+        for manifest in comparison.desired:
+            ref = ObjectRef.from_manifest(manifest)
+            self.desired[ref.key] = Desired(app, manifest, _digest(manifest))
+            if (ref.group, ref.kind) not in self._watches:
+                # A fresh context: the watch outlives the pass that started it, and its heals must be
+                # root spans of their own traces, not children of that pass's ``auditor.reconcile``.
+                self._watches[(ref.group, ref.kind)] = asyncio.create_task(
+                    self._watch(ref.group, ref.kind),
+                    name=f"watch {ref.group}/{ref.kind}",
+                    context=contextvars.Context(),
+                )
+
+    async def stop(self) -> None:
+        for task in self._watches.values():
+            task.cancel()
+        for task in self._watches.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._watches.clear()
+
+    async def _watch(self, group: str, kind: str) -> None:
+        while True:  # guarded: a failure to resolve the kind (a CRD not served yet) retries
+            try:
+                path = await self.cluster.collection_path(group, kind)
+                await Informer(self.reconciler.api, path, label_selector=contract.LABEL_APP).run(
+                    self.on_event
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch of %s/%s failed; retrying", group, kind)
+                await asyncio.sleep(2)
+
+    async def on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        ref = ObjectRef.from_manifest(obj)
+        desired = self.desired.get(ref.key)
+        if desired is None:
+            return
+        version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        shape = normalize(obj) if kind != "DELETED" else None
+        before, self._shapes[ref.key] = self._shapes.get(ref.key), shape
+        if kind != "DELETED" and version and self.own_versions.get(ref.key) == version:
+            return  # our own write coming back
+        if shape is not None and shape == before and drift_stamp(obj) is None:
+            return  # only status or bookkeeping changed (controllers write status all the time)
+        self.checks += 1
+        lock = self._locks.setdefault(ref.key, asyncio.Lock())
+        async with lock:
+            try:
+                await self._check(ref, None if kind == "DELETED" else obj, desired, seen=self.monotonic())
+            except DriftwardenError as exc:
+                log.warning("heal of %s failed: %s", ref, exc)
+
+    async def _check(
+        self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired, *, seen: float
+    ) -> None:
+        """``seen``: when the edit's watch event arrived (within milliseconds of the edit itself)."""
+        dry = await self.cluster.dry_run_apply(desired.manifest)
+        strict = desired.app.sync_policy.enabled(STRICT_OPTION)
+        diff = strict_diff(diff_object(dry, live, ignore=desired.app.ignore_differences), live, strict=strict)
+        stamp = drift_stamp(live) if live is not None else None
+        if diff.in_sync and stamp is None:
+            return
+        automated = desired.app.sync_policy.automated
+        manager = last_writer(live) if live is not None else "deleted"
+        if automated is None or not automated.self_heal:
+            await self._report(ref, desired, diff, manager, stamp, action="reported")
+            return
+        verdict = self.book.decide(
+            str(ref.key),
+            manager=manager,
+            fields=diff.changed_paths,
+            desired=desired.digest,
+            now=self.monotonic(),
+        )
+        if verdict.fight is not None:
+            await self._fight(ref, desired, *verdict.fight)
+            return
+        if not verdict.heal:
+            return
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        if strict and live is not None and (patch := takeover_patch(live)):
+            await self.cluster.json_patch(ref, patch)  # kubectl's fields become ours: the apply prunes them
+        await self._heal(ref, desired, diff, manager, stamp, seen=seen)
+
+    async def _heal(
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
+        *, seen: float,
+    ) -> None:  # fmt: skip
+        with self.tracer.start_as_current_span("auditor.heal", links=_link(stamp)) as span:
+            span.set_attribute("driftwarden.app", str(desired.app.key))
+            span.set_attribute("k8s.namespace.name", ref.namespace)
+            span.set_attribute("k8s.resource.name", ref.name)
+            span.set_attribute("driftwarden.kind", ref.kind)
+            span.set_attribute("driftwarden.fields", list(diff.changed_paths))
+            span.set_attribute("driftwarden.manager", manager)
+            if named := name_attribute(group=ref.group, kind=ref.kind):
+                span.set_attribute(named, ref.name)  # k8s.deployment.name and the like
+            stored = await self.cluster.apply(desired.manifest)
+            if stamp is not None:
+                remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
+                stored = await self.cluster.json_patch(ref, remove)
+            self.own_versions[ref.key] = str(stored["metadata"]["resourceVersion"])
+            # The record and Events are part of the heal's trace (their API requests are its children).
+            await self._healed(ref, desired, diff, manager, stamp, seen=seen)
+
+    async def _healed(
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
+        *, seen: float,
+    ) -> None:  # fmt: skip
+        self.book.healed(str(ref.key), now=self.monotonic())
+        self.heals += 1
+        if self.reconciler.notifier is not None:
+            who = stamp.user if stamp is not None and stamp.user else manager
+            paths = diff.changed_paths
+            self.reconciler.notifier.notify(
+                NotificationEvent(desired.app.key, "drift_healed", (ref,), paths, manager=who)
+            )
+        latency = self.monotonic() - seen
+        self.reconciler.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
+        await self._report(ref, desired, diff, manager, stamp, action="healed")
+
+    async def _report(
+        self,
+        ref: ObjectRef,
+        desired: Desired,
+        diff: ObjectDiff,
+        manager: str,
+        stamp: DriftStamp | None,
+        *,
+        action: str,
+    ) -> None:
+        fields = list(diff.changed_paths) or list(stamp.fields if stamp else ())
+        what = "recreated" if diff.action == "create" else "reverted"
+        user = stamp.user if stamp else ""
+        message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {user or manager or 'unknown'}"
+        self.reconciler.instruments.record_drift_detected(str(desired.app.key), ref.group_kind)
+        events = self.reconciler.events
+        app_ref = self._app_ref(desired.app)
+        await events.record_event(app_ref, reason="DriftDetected", message=message, type="Warning")
+        if action == "healed":
+            await events.record_event(app_ref, reason="SelfHealed", message=f"{ref} {what} to Git's state")
+            await events.record_event(
+                ref, reason="SelfHealed", message=f"{what} to Git's state ({', '.join(fields)})"
+            )
+        record = drift_record(
+            ref=str(ref), fields=fields, manager=manager, user=user, at=dt.datetime.now(dt.UTC), action=action
+        )
+        current = await self.reconciler.store.get_application(desired.app.key) or {}
+        drift = append_drift(((current.get("status") or {}).get("drift")) or [], record)
+        await self.reconciler.store.patch_application_status(desired.app.key, {"drift": drift})
+
+    async def _fight(self, ref: ObjectRef, desired: Desired, manager: str, fields: tuple[str, ...]) -> None:
+        message = (
+            f"{ref}: field manager {manager!r} keeps changing {', '.join(fields) or 'it'} back; driftwarden "
+            f"stopped healing it until Git changes. Remove the field from Git, or stop {manager} from "
+            "managing it (an HPA on spec.replicas: drop replicas from Git)."
+        )
+        current = await self.reconciler.store.get_application(desired.app.key) or {}
+        conditions = (current.get("status") or {}).get("conditions") or []
+        updated = set_condition(conditions, type=DRIFT_FIGHT, message=message, at=dt.datetime.now(dt.UTC))
+        await self.reconciler.store.patch_application_status(desired.app.key, {"conditions": updated})
+        await self.reconciler.events.record_event(
+            self._app_ref(desired.app), reason="DriftFight", message=message, type="Warning"
+        )
+
+    @staticmethod
+    def _app_ref(app: Application) -> ObjectRef:
+        return ObjectRef(contract.GROUP, contract.VERSION, contract.APPLICATION_KIND, app.namespace, app.name)

@@ -1,0 +1,1 @@
+"""The auditor's Kubernetes adapters: objects, Applications, Events, discovery and REST mapping."""

@@ -1,0 +1,1 @@
+"""Leader election between auditor replicas over a coordination.k8s.io Lease."""

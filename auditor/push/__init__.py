@@ -1,0 +1,1 @@
+"""Git push webhooks (GitHub, GitLab, Gitea): verify, match, refresh."""

@@ -1,0 +1,1 @@
+"""Git and rendering: resolve an Application's revision, export its tree, render manifests."""

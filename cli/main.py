@@ -1,0 +1,54 @@
+"""The ``driftwarden`` command line: parse flags, read the environment once, dispatch to a command.
+
+Each subcommand lives in ``driftwarden.commands``; this module only wires them together and turns
+driftwarden's own errors into a one-line message and exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cli import app, auditor, certs, up, webhook
+from driftwarden import __version__
+from driftwarden.errors import DriftwardenError
+from driftwarden.settings import environment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftwarden",
+        description=(
+            "Keep a Kubernetes cluster equal to Git: an admission webhook that stops out-of-band "
+            "edits to Git-managed objects, and an auditor that heals drift."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"driftwarden {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    up.register(sub)
+    app.register(sub)
+    webhook.register(sub)
+    auditor.register(sub)
+    certs.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.run(args, environment())
+    except DriftwardenError as exc:
+        print(f"driftwarden: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

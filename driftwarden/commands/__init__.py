@@ -1,1 +1,0 @@
-"""Subcommands of the ``driftwarden`` CLI, one module each."""

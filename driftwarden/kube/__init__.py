@@ -1,0 +1,1 @@
+"""Kubernetes clients shared by both processes: credentials, REST, watches, client spans."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry for both processes: setup, metrics, semantic conventions, OTLP export."""

@@ -1,0 +1,247 @@
+"""driftwarden's metrics: one set of instrument names for both processes, and their Prometheus text.
+
+``Instruments`` is built from a Meter (driftwarden.telemetry.setup.meter_provider) by the webhook and the
+auditor alike, so the two can never disagree on a name or a label. ``prometheus_text`` renders what the
+in-memory reader holds in the Prometheus text format (0.0.4) for ``/metrics``; ``metrics_handler`` and
+``MetricsServer`` serve it from aiohttp (the webhook adds the route to its HTTPS app; the auditor runs the
+small plain-HTTP server). Labels carry Application names, kinds and decisions: never object content.
+
+OpenTelemetry instrument names have no ``_total``; the Prometheus rendering adds it to counters, as the
+OpenTelemetry → Prometheus compatibility rules (and the Collector) do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeter
+from opentelemetry.metrics import _Gauge as Gauge  # the synchronous Gauge; public API, underscored name
+from opentelemetry.sdk.metrics.export import Gauge as GaugeData
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, Sum
+from opentelemetry.util.types import Attributes
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SYNC_STATUSES = ("Synced", "OutOfSync", "Unknown")
+HEALTH_STATUSES = ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
+# Admission reviews are answered in milliseconds; heals and passes take tenths of seconds to a minute.
+ADMISSION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+HEAL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RECONCILE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """Every instrument driftwarden records; ``Instruments.noop()`` when nothing is measured."""
+
+    admission_requests: Counter
+    admission_duration: Histogram
+    drift_detected: Counter
+    drift_healed: Counter
+    heal_latency: Histogram
+    reconcile_duration: Histogram
+    app_sync_status: Gauge
+    app_health_status: Gauge
+
+    @classmethod
+    def from_meter(cls, meter: Meter) -> Instruments:
+        return cls(
+            admission_requests=meter.create_counter(
+                "driftwarden_admission_requests", unit="1",
+                description="Admission reviews answered, by decision, operation and endpoint"),
+            admission_duration=meter.create_histogram(
+                "driftwarden_admission_duration_seconds", unit="s",
+                description="Time to read, decide and answer one admission review",
+                explicit_bucket_boundaries_advisory=ADMISSION_BUCKETS),
+            drift_detected=meter.create_counter(
+                "driftwarden_drift_detected", unit="1",
+                description="Out-of-band changes to Git-managed objects seen by the auditor"),
+            drift_healed=meter.create_counter(
+                "driftwarden_drift_healed", unit="1",
+                description="Drifted objects put back to what Git says"),
+            heal_latency=meter.create_histogram(
+                "driftwarden_heal_latency_seconds", unit="s",
+                description="From the out-of-band edit to the heal that undid it",
+                explicit_bucket_boundaries_advisory=HEAL_BUCKETS),
+            reconcile_duration=meter.create_histogram(
+                "driftwarden_reconcile_duration_seconds", unit="s",
+                description="One full reconcile pass of one Application",
+                explicit_bucket_boundaries_advisory=RECONCILE_BUCKETS),
+            app_sync_status=meter.create_gauge(
+                "driftwarden_app_sync_status", unit="1",
+                description="1 for the Application's current sync status, 0 for the others"),
+            app_health_status=meter.create_gauge(
+                "driftwarden_app_health_status", unit="1",
+                description="1 for the Application's current health status, 0 for the others"),
+        )  # fmt: skip
+
+    @classmethod
+    def noop(cls) -> Instruments:
+        return cls.from_meter(NoOpMeter("driftwarden"))
+
+    def record_admission(self, *, decision: str, operation: str, endpoint: str, seconds: float) -> None:
+        """One answered review; ``decision``: allowed, denied, warned, breakglass, off, error or invalid."""
+        labels = {"decision": decision, "operation": operation, "endpoint": endpoint}
+        self.admission_requests.add(1, labels)
+        self.admission_duration.record(seconds, labels)
+
+    def record_reconcile(self, app: str, *, seconds: float, sync: str, health: str) -> None:
+        """One pass of ``app`` (``namespace/name``) and the sync and health status it left."""
+        self.reconcile_duration.record(seconds, {"app": app})
+        self.record_app_status(app, sync=sync, health=health)
+
+    def record_app_status(self, app: str, *, sync: str, health: str) -> None:
+        """Set the status gauges: 1 for the current status of each, 0 for every other known one."""
+        for status in _with(SYNC_STATUSES, sync):
+            self.app_sync_status.set(1 if status == sync else 0, {"app": app, "status": status})
+        for status in _with(HEALTH_STATUSES, health):
+            self.app_health_status.set(1 if status == health else 0, {"app": app, "status": status})
+
+    def record_drift_detected(self, app: str, kind: str) -> None:
+        """An out-of-band change to a managed object of ``kind`` (e.g. ``apps/Deployment``) of ``app``."""
+        self.drift_detected.add(1, {"app": app, "kind": kind})
+
+    def record_drift_healed(self, app: str, kind: str, latency: float | None = None) -> None:
+        """A heal of an object of ``kind``; ``latency``: seconds since the edit, when its time is known."""
+        self.drift_healed.add(1, {"app": app, "kind": kind})
+        if latency is not None and latency >= 0:
+            self.heal_latency.record(latency, {"app": app, "kind": kind})
+
+
+def _with(known: Sequence[str], current: str) -> Iterable[str]:
+    return known if current in known else (*known, current)
+
+
+# --- Prometheus text format -------------------------------------------------------------------------
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(attributes: Attributes, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    items = sorted((str(k), str(v)) for k, v in (attributes or {}).items()) + list(extra)
+    if not items:
+        return ""
+    return "{" + ",".join(f'{_name(k)}="{_escape(v)}"' for k, v in items) + "}"
+
+
+def _name(raw: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_:" else "_" for c in raw)
+    return cleaned if not cleaned[:1].isdigit() else f"_{cleaned}"
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if isinstance(value, float) and not value.is_integer() else str(int(value))
+
+
+def _counter_name(name: str) -> str:
+    return name if name.endswith("_total") else f"{name}_total"
+
+
+def render(data: MetricsData | None) -> str:
+    """``data`` (a reader's collection) in the Prometheus text format; empty text when there is none."""
+    lines: list[str] = []
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                lines.extend(_render_metric(metric.name, metric.description or "", metric.data))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _render_metric(raw_name: str, description: str, data: object) -> list[str]:
+    name = _name(raw_name)
+    help_line = f"# HELP {{}} {_escape(description)}" if description else ""
+    out: list[str] = []
+    if isinstance(data, Sum):
+        monotonic = data.is_monotonic
+        name = _counter_name(name) if monotonic else name
+        out += [help_line.format(name), f"# TYPE {name} {'counter' if monotonic else 'gauge'}"]
+        out += [f"{name}{_labels(p.attributes)} {_number(p.value)}" for p in data.data_points]
+    elif isinstance(data, GaugeData):
+        out += [help_line.format(name), f"# TYPE {name} gauge"]
+        out += [f"{name}{_labels(p.attributes)} {_number(p.value)}" for p in data.data_points]
+    elif isinstance(data, HistogramData):
+        out += [help_line.format(name), f"# TYPE {name} histogram"]
+        for point in data.data_points:
+            cumulative = 0
+            for bound, count in zip((*point.explicit_bounds, math.inf), point.bucket_counts, strict=True):
+                cumulative += count
+                le = (("le", _number(bound)),)
+                out.append(f"{name}_bucket{_labels(point.attributes, le)} {cumulative}")
+            out.append(f"{name}_sum{_labels(point.attributes)} {_number(point.sum)}")
+            out.append(f"{name}_count{_labels(point.attributes)} {point.count}")
+    return [line for line in out if line]
+
+
+def prometheus_text(reader: InMemoryMetricReader) -> str:
+    """Collect ``reader`` now and render it (what ``GET /metrics`` answers)."""
+    return render(reader.get_metrics_data())
+
+
+def metrics_handler(reader: InMemoryMetricReader) -> Handler:
+    """An aiohttp handler for ``GET /metrics`` over ``reader``."""
+
+    async def handle(_request: web.Request) -> web.Response:
+        body = prometheus_text(reader)
+        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    return handle
+
+
+class MetricsServer:
+    """``async with MetricsServer(reader, host, port)``: plain HTTP ``/metrics`` (and ``/healthz``)."""
+
+    def __init__(self, reader: InMemoryMetricReader, *, host: str = "0.0.0.0", port: int = 8081) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", metrics_handler(reader))
+        app.router.add_get("/healthz", _ok)
+        self.host = host
+        self.port = port
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+
+    async def __aenter__(self) -> MetricsServer:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        for address in self._runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                self.port = int(address[1])
+                break
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
+        return f"http://{host}:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def metrics_server(
+    reader: InMemoryMetricReader, *, host: str = "0.0.0.0", port: int = 8081
+) -> AsyncIterator[MetricsServer | None]:
+    """A running ``MetricsServer`` for the block; None, and nothing listening, when ``port`` is 0 (off)."""
+    if port == 0:
+        yield None
+        return
+    async with MetricsServer(reader, host=host, port=port) as server:
+        yield server
+
+
+async def _ok(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")

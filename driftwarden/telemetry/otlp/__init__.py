@@ -1,0 +1,1 @@
+"""driftwarden's measured OTLP span export path: wire encoder, batch processor, exporters."""
