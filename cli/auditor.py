@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from cli.auditorrun import ServeOptions, add_flags, notifications, options_from,
 from driftwarden import contract
 from driftwarden.kube.client import api_client
 from driftwarden.settings import cache_root, helm_path, kubectl_path
+from driftwarden.signals import stop_on_signals
 from driftwarden.telemetry.metrics import Instruments, metrics_server
 from driftwarden.telemetry.setup import Metering, meter_provider, tracer_provider
 
@@ -105,10 +105,19 @@ async def _serve(
     tracer: trace.Tracer,
     metering: Metering,
 ) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    with stop_on_signals() as stop:
+        return await _serve_until(args, settings, options, tracer, metering, stop=stop)
+
+
+async def _serve_until(
+    args: argparse.Namespace,
+    settings: AuditorSettings,
+    options: ServeOptions,
+    tracer: trace.Tracer,
+    metering: Metering,
+    *,
+    stop: asyncio.Event,
+) -> int:
     async with (
         await api_client(kubeconfig=args.kubeconfig, context=args.context, tracer=tracer) as api,
         notifications(options.notify) as notifier,

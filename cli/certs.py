@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
-import signal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from certs.store import CertStore, Location
 from driftwarden import contract
 from driftwarden.errors import ConfigError
 from driftwarden.kube.client import api_client
+from driftwarden.signals import stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -248,9 +248,6 @@ async def _rotate(args: argparse.Namespace, settings: RotateSettings, *, locatio
         if not args.watch:
             _print(await reconcile(store, settings))
             return 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await watch(store, settings, stop=stop, on_report=_print)
+        with stop_on_signals() as stop:
+            await watch(store, settings, stop=stop, on_report=_print)
     return 0

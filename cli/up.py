@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import signal
 from collections.abc import Mapping
 from pathlib import Path
 
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from driftwarden.settings import cache_root, control_plane_bin_dir
+from driftwarden.signals import stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,20 +52,17 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 async def _serve(settings: ControlPlaneSettings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     plane = ControlPlane(settings)
     print(f"starting etcd and kube-apiserver (binaries in {settings.bin_dir}) ...", flush=True)
-    async with plane:
-        assert plane.admin is not None and plane.admin.kubeconfig is not None
-        print(f"kube-apiserver ready at {plane.url}")
-        print(f"kubeconfig (admin, system:masters): {plane.admin.kubeconfig}")
-        print(f"  export KUBECONFIG={plane.admin.kubeconfig}")
-        print(f"logs: {plane.work_dir}/etcd.log, {plane.work_dir}/kube-apiserver.log")
-        print("press Ctrl-C to stop", flush=True)
-        await stop.wait()
-        print("stopping kube-apiserver and etcd ...", flush=True)
+    with stop_on_signals() as stop:
+        async with plane:
+            assert plane.admin is not None and plane.admin.kubeconfig is not None
+            print(f"kube-apiserver ready at {plane.url}")
+            print(f"kubeconfig (admin, system:masters): {plane.admin.kubeconfig}")
+            print(f"  export KUBECONFIG={plane.admin.kubeconfig}")
+            print(f"logs: {plane.work_dir}/etcd.log, {plane.work_dir}/kube-apiserver.log")
+            print("press Ctrl-C to stop", flush=True)
+            await stop.wait()
+            print("stopping kube-apiserver and etcd ...", flush=True)
     print("stopped")
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from driftwarden import contract
 from driftwarden.kube.client import api_client
+from driftwarden.signals import stop_on_signals
 from driftwarden.telemetry.metrics import Instruments
 from driftwarden.telemetry.setup import meter_provider, tracer_provider
 from webhook.app import make_app
@@ -137,14 +137,11 @@ def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 async def _serve(app: web.Application, settings: ServerSettings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with WebhookServer(app, settings) as server:
-        log.info("serving admission reviews on https://%s:%d", settings.host, server.port)
-        await stop.wait()
-        log.info("shutting down")
+    with stop_on_signals() as stop:
+        async with WebhookServer(app, settings) as server:
+            log.info("serving admission reviews on https://%s:%d", settings.host, server.port)
+            await stop.wait()
+            log.info("shutting down")
     return 0
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
 
+from driftwarden.serving import serving
 from webhook.tlsreload import ReloadingTLS
 
 
@@ -38,37 +38,34 @@ class WebhookServer:
         self.app = app
         self.settings = settings
         self.tls = ReloadingTLS(settings.cert_file, settings.key_file, interval=settings.reload_interval)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
-        )
-        self._watcher: asyncio.Task[None] | None = None
+        self._stack = contextlib.AsyncExitStack()
         self.port = settings.port
 
     async def __aenter__(self) -> WebhookServer:
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=self.tls.server_context()
-        )
-        await site.start()
-        self.port = self._bound_port(site)
-        self._watcher = asyncio.create_task(self.tls.watch(), name="webhook-tls-watch")
+        async with contextlib.AsyncExitStack() as stack:
+            listening = await stack.enter_async_context(
+                serving(
+                    self.app,
+                    host=self.settings.host,
+                    port=self.settings.port,
+                    what="the admission webhook",
+                    ssl_context=self.tls.server_context(),
+                    shutdown_timeout=self.settings.shutdown_timeout,
+                )
+            )
+            self.port = listening.port
+            watcher = asyncio.create_task(self.tls.watch(), name="webhook-tls-watch")
+            stack.push_async_callback(_cancel, watcher)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-        await self._runner.cleanup()
+        await self._stack.aclose()
 
-    def _bound_port(self, site: web.TCPSite) -> int:
-        # With port 0 the OS picks one; read it back so callers can register the URL.
-        server = site._server  # aiohttp exposes no public accessor for the bound sockets
-        sockets = getattr(server, "sockets", None) or []
-        for sock in sockets:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                port: int = sock.getsockname()[1]
-                return port
-        return self.settings.port
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

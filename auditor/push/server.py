@@ -13,8 +13,8 @@ The secret is never logged or echoed, and neither is a signature header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from auditor.application import Application, parse_application
 from auditor.objects import AppKey
 from auditor.push.hooks import Ping, Rejected, matching_applications, normalize_repo_url, parse_hook
 from driftwarden.errors import ConfigError, DriftwardenError, PermanentError
+from driftwarden.serving import serving
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,10 @@ class PushServer:
     """``async with PushServer(app, settings) as server:`` serves until the block ends; ``server.port``."""
 
     def __init__(self, app: web.Application, settings: PushServerSettings) -> None:
+        self.app = app
         self.settings = settings
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
-        )
         self.port = settings.port
+        self._stack = contextlib.AsyncExitStack()
 
     @property
     def scheme(self) -> str:
@@ -143,14 +143,11 @@ class PushServer:
                 context = await asyncio.to_thread(_tls_context, self.settings.tls_cert, self.settings.tls_key)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"cannot load the webhook's TLS certificate or key: {exc}") from exc
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=context)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(f"cannot listen on {self.settings.host}:{self.settings.port}: {exc}") from exc
-        self.port = _bound_port(site, self.settings.port)
+        listening = await self._stack.enter_async_context(
+            serving(self.app, host=self.settings.host, port=self.settings.port, what="the Git push webhook",
+                    ssl_context=context, shutdown_timeout=self.settings.shutdown_timeout)
+        )  # fmt: skip
+        self.port = listening.port
         log.info("push webhook listening on %s://%s:%s%s", self.scheme, self.settings.host, self.port,
                  WEBHOOK_PATH)  # fmt: skip
         return self
@@ -158,13 +155,4 @@ class PushServer:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._runner.cleanup()
-
-
-def _bound_port(site: web.TCPSite, default: int) -> int:
-    server = site._server  # aiohttp exposes no public accessor for the bound sockets (port 0 in tests)
-    for sock in getattr(server, "sockets", None) or []:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            port: int = sock.getsockname()[1]
-            return port
-    return default
+        await self._stack.aclose()

@@ -15,8 +15,16 @@ from pathlib import Path
 from driftwarden.errors import ControlPlaneError
 from driftwarden.settings import kubernetes_cache_dir as cache_dir
 
-__all__ = ["BINARY_NAMES", "KWOK_VERSION", "BinarySet", "KwokFiles", "cache_dir", "find_binaries", "find_kwok",
-           "kwok_cache_dir"]  # fmt: skip
+__all__ = [
+    "BINARY_NAMES",
+    "KWOK_VERSION",
+    "BinarySet",
+    "KwokFiles",
+    "cache_dir",
+    "find_binaries",
+    "find_kwok",
+    "kwok_cache_dir",
+]
 
 BINARY_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 BARE_NAMES = ("etcd", "kube-apiserver", "kubectl")

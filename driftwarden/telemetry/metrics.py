@@ -3,7 +3,7 @@
 ``Instruments`` is built from a Meter (driftwarden.telemetry.setup.meter_provider) by the webhook and the
 auditor alike, so the two can never disagree on a name or a label. ``prometheus_text`` renders what the
 in-memory reader holds in the Prometheus text format (0.0.4) for ``/metrics``; ``metrics_handler`` and
-``MetricsServer`` serve it from aiohttp (the webhook adds the route to its HTTPS app; the auditor runs the
+``metrics_server`` serve it from aiohttp (the webhook adds the route to its HTTPS app; the auditor runs the
 small plain-HTTP server). Labels carry Application names, kinds and decisions: never object content.
 
 OpenTelemetry instrument names have no ``_total``; the Prometheus rendering adds it to counters, as the
@@ -16,7 +16,6 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -26,6 +25,8 @@ from opentelemetry.sdk.metrics.export import Gauge as GaugeData
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, Sum
 from opentelemetry.util.types import Attributes
+
+from driftwarden.serving import Listening, serving
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SYNC_STATUSES = ("Synced", "OutOfSync", "Unknown")
@@ -199,48 +200,20 @@ def metrics_handler(reader: InMemoryMetricReader) -> Handler:
     return handle
 
 
-class MetricsServer:
-    """``async with MetricsServer(reader, host, port)``: plain HTTP ``/metrics`` (and ``/healthz``)."""
-
-    def __init__(self, reader: InMemoryMetricReader, *, host: str = "0.0.0.0", port: int = 8081) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", metrics_handler(reader))
-        app.router.add_get("/healthz", _ok)
-        self.host = host
-        self.port = port
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
-
-    async def __aenter__(self) -> MetricsServer:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        for address in self._runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                self.port = int(address[1])
-                break
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
-        return f"http://{host}:{self.port}"
-
-
 @contextlib.asynccontextmanager
 async def metrics_server(
     reader: InMemoryMetricReader, *, host: str = "0.0.0.0", port: int = 8081
-) -> AsyncIterator[MetricsServer | None]:
-    """A running ``MetricsServer`` for the block; None, and nothing listening, when ``port`` is 0 (off)."""
+) -> AsyncIterator[Listening | None]:
+    """Plain HTTP ``/metrics`` (and ``/healthz``) for the block; None, and nothing listening, when ``port``
+    is 0 (off)."""
     if port == 0:
         yield None
         return
-    async with MetricsServer(reader, host=host, port=port) as server:
-        yield server
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler(reader))
+    app.router.add_get("/healthz", _ok)
+    async with serving(app, host=host, port=port, what="metrics", shutdown_timeout=2.0) as listening:
+        yield listening
 
 
 async def _ok(_request: web.Request) -> web.Response:

@@ -26,7 +26,7 @@ from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.telemetry.metrics import Instruments, MetricsServer, prometheus_text
+from driftwarden.telemetry.metrics import Instruments, metrics_server, prometheus_text
 from driftwarden.telemetry.setup import Metering, meter_provider
 from tests.support.auditor import (
     AUDITOR_NS,
@@ -268,7 +268,7 @@ async def test_metrics_after_passes_are_scraped_from_the_auditors_metrics_server
     await traced.reconciler.run(await get_application(clients.admin, app.split("/")[1]))
 
     async with (
-        MetricsServer(traced.metering.scrape, host="127.0.0.1", port=0) as server,
+        metrics_server(traced.metering.scrape, host="127.0.0.1", port=0) as server,
         aiohttp.ClientSession() as session,
         session.get(server.url + "/metrics") as resp,
     ):
