@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest control-plane helm jaeger system-tools bench bench-instructions venv constraints clean help
+.PHONY: test lint typecheck pytest control-plane kwok helm jaeger system-tools bench bench-instructions venv constraints clean help
 
 help:
-	@echo "make test           venv + control plane (built from source if not cached) + ruff + mypy + pytest"
-	@echo "make control-plane  build etcd, kube-apiserver and kubectl into ~/.cache/driftwarden"
+	@echo "make test           venv + control plane and kwok (built from source if not cached) + ruff + mypy + pytest"
+	@echo "make control-plane  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl"
+	@echo "                    into ~/.cache/driftwarden"
+	@echo "make kwok           build the pinned kwok (fake Nodes for the local cluster) into ~/.cache/driftwarden"
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
 	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger)"
@@ -31,6 +33,9 @@ $(INSTALLED): pyproject.toml requirements/constraints.txt
 control-plane:
 	@tools/build-control-plane.sh
 
+kwok:
+	@tools/build-kwok.sh
+
 helm:
 	@tools/build-helm.sh
 
@@ -50,10 +55,10 @@ system-tools:
 	@command -v curl >/dev/null || { echo "curl is missing: installing it from Debian"; \
 		apt-get update -qq && apt-get install -y -qq curl; }
 
-pytest: venv control-plane helm jaeger system-tools
+pytest: venv control-plane kwok helm jaeger system-tools
 	$(BIN)/pytest -q
 
-test: venv control-plane lint typecheck pytest
+test: venv control-plane kwok lint typecheck pytest
 
 bench: venv jaeger
 	$(BIN)/python -m benchmarks.admission_load

@@ -1,7 +1,8 @@
-"""``driftwarden up``: run the local control plane (etcd + kube-apiserver) until interrupted.
+"""``driftwarden up``: run the local control plane until interrupted.
 
-Orchestration only: flags → settings → ControlPlane; the control plane itself lives in
-``devtools.controlplane``.
+Orchestration only: flags → settings → ControlPlane (``devtools.controlplane``), then what runs, where the
+kubeconfigs are and how to give a user edit rights, printed for a person to follow. It must not start
+driftwarden's own processes (that is ``driftwarden dev``'s job).
 """
 
 from __future__ import annotations
@@ -9,22 +10,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
-from driftwarden.settings import cache_root, control_plane_bin_dir
+from driftwarden.settings import cache_root, control_plane_bin_dir, kwok_bin_dir
 from driftwarden.signals import stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "up",
-        help="run a local etcd + kube-apiserver until interrupted",
+        help="run a local Kubernetes control plane (with controllers and kwok nodes) until interrupted",
         description=(
-            "Start a real local control plane (etcd and kube-apiserver, built from source by "
-            "`make control-plane`) on 127.0.0.1, write an admin kubeconfig, print its path, and "
-            "stay up until Ctrl-C, which stops both processes."
+            "Start a real local Kubernetes control plane on 127.0.0.1, built from source by `make "
+            "control-plane` and `make kwok`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler "
+            "and kwok playing fake Nodes, so Deployments get Pods that become Ready (no container runs), "
+            "Jobs complete, Namespaces finish deleting and the garbage collector works. Writes an admin "
+            "kubeconfig, prints its path, and stays up until Ctrl-C, which stops every process."
         ),
     )
     parser.add_argument(
@@ -36,33 +39,84 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--bin-dir",
         type=Path,
-        help="directory with etcd, kube-apiserver and kubectl "
+        help="directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl "
         "(default: $DRIFTWARDEN_K8S_BIN_DIR or the build cache)",
     )
+    parser.add_argument(
+        "--kwok-dir",
+        type=Path,
+        help="directory with kwok and its stages.yaml "
+        "(default: $DRIFTWARDEN_KWOK_BIN_DIR or the build cache)",
+    )
+    parser.add_argument("--nodes", type=_count, default=2, help="fake Nodes kwok plays (default %(default)s)")
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="only etcd and kube-apiserver: no controllers, scheduler or nodes (objects are stored and "
+        "admitted, but nothing acts on them)",
+    )
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also write a client-certificate kubeconfig for person NAME (repeatable)",
+    )
     parser.set_defaults(run=run)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("give 1 to 100 nodes")
+    return value
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     work_dir: Path = args.work_dir or cache_root(env) / "up"
     shutil.rmtree(work_dir, ignore_errors=True)  # a previous run's etcd data would clash with new certs
     settings = ControlPlaneSettings(
-        bin_dir=args.bin_dir or control_plane_bin_dir(env), work_dir=work_dir, keep_work_dir=True
+        bin_dir=args.bin_dir or control_plane_bin_dir(env),
+        work_dir=work_dir,
+        keep_work_dir=True,
+        bare=args.bare,
+        kwok_dir=None if args.bare else (args.kwok_dir or kwok_bin_dir(env)),
+        nodes=args.nodes,
     )
-    return asyncio.run(_serve(settings))
+    return asyncio.run(_serve(settings, users=args.user))
 
 
-async def _serve(settings: ControlPlaneSettings) -> int:
+async def _serve(settings: ControlPlaneSettings, *, users: Sequence[str]) -> int:
     plane = ControlPlane(settings)
-    print(f"starting etcd and kube-apiserver (binaries in {settings.bin_dir}) ...", flush=True)
+    print(f"starting {', '.join(plane.processes)} (binaries in {settings.bin_dir}) ...", flush=True)
     with stop_on_signals() as stop:
         async with plane:
             assert plane.admin is not None and plane.admin.kubeconfig is not None
             print(f"kube-apiserver ready at {plane.url}")
+            print(f"running: {', '.join(plane.processes)}")
+            if plane.node_names:
+                print(f"nodes (kwok; no container runs, Pod IPs are fake): {', '.join(plane.node_names)}")
             print(f"kubeconfig (admin, system:masters): {plane.admin.kubeconfig}")
             print(f"  export KUBECONFIG={plane.admin.kubeconfig}")
-            print(f"logs: {plane.work_dir}/etcd.log, {plane.work_dir}/kube-apiserver.log")
+            for name in users:
+                made = await asyncio.to_thread(plane.user, name)
+                print(f"kubeconfig ({name}, no rights until bound): {made.kubeconfig}")
+            _print_edit_hint(plane, users)
+            logs = ", ".join(str(plane.work_dir / f"{name}.log") for name in plane.processes)
+            print(f"logs: {logs}")
             print("press Ctrl-C to stop", flush=True)
             await stop.wait()
-            print("stopping kube-apiserver and etcd ...", flush=True)
+            print(f"stopping {', '.join(reversed(plane.processes))} ...", flush=True)
     print("stopped")
     return 0
+
+
+def _print_edit_hint(plane: ControlPlane, users: Sequence[str]) -> None:
+    name = users[0] if users else "alice"
+    if plane.settings.bare:
+        print("note: bare plane: the built-in edit/view roles have no rules (nothing aggregates them)")
+        return
+    print(f"edit rights for {name} in namespace default (the aggregated edit role works):")
+    print(f"  kubectl create rolebinding {name}-edit --clusterrole=edit --user={name} --namespace=default")
+    if not users:
+        print("  (driftwarden up --user alice also writes a kubeconfig for alice)")

@@ -41,6 +41,17 @@ def control_plane_bin_dir(env: Mapping[str, str]) -> Path:
     return kubernetes_cache_dir(cache_root(env))
 
 
+KWOK_VERSION = "v0.8.0"
+"""The kwok tools/build-kwok.sh builds (pinned in tools/kwok/go.mod); keep the two in step."""
+
+
+def kwok_bin_dir(env: Mapping[str, str]) -> Path:
+    """``$DRIFTWARDEN_KWOK_BIN_DIR``, else the cache directory of the pinned kwok (its binary and stages)."""
+    if env.get("DRIFTWARDEN_KWOK_BIN_DIR"):
+        return Path(env["DRIFTWARDEN_KWOK_BIN_DIR"])
+    return cache_root(env) / f"kwok-{KWOK_VERSION}"
+
+
 HELM_VERSION = "v3.19.0"
 """The Helm CLI tools/build-helm.sh builds (pinned in tools/helm/go.mod); keep the two in step."""
 

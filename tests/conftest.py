@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
-from driftwarden.settings import control_plane_bin_dir, environment
+from driftwarden.settings import control_plane_bin_dir, environment, kwok_bin_dir
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo, make_repo
 
@@ -25,14 +25,18 @@ settings.load_profile("driftwarden")
 
 @pytest.fixture(scope="session")
 def control_plane_settings(tmp_path_factory: pytest.TempPathFactory) -> ControlPlaneSettings:
+    env = environment()
     return ControlPlaneSettings(
-        bin_dir=control_plane_bin_dir(environment()), work_dir=tmp_path_factory.mktemp("control-plane")
+        bin_dir=control_plane_bin_dir(env),
+        work_dir=tmp_path_factory.mktemp("control-plane"),
+        kwok_dir=kwok_bin_dir(env),
     )
 
 
 @pytest.fixture(scope="session")
 async def control_plane(control_plane_settings: ControlPlaneSettings) -> AsyncIterator[ControlPlane]:
-    """The session's etcd + kube-apiserver; started on first use, stopped at the end of the run."""
+    """The session's living control plane (etcd, kube-apiserver, controller manager, scheduler, kwok
+    nodes); started on first use, stopped at the end of the run."""
     async with ControlPlane(control_plane_settings) as plane:
         yield plane
 

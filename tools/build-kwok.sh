@@ -4,7 +4,7 @@
 # Ready, Job Pods complete, deleted Pods go away. No container runs.
 #
 # The cache is keyed by the pinned version (tools/kwok/go.mod), so a fresh clone, CI and later sessions reuse it.
-# driftwarden/devtools/binaries.py computes the same directory; keep the two in step.
+# driftwarden/settings.py kwok_bin_dir computes the same directory; keep the two in step.
 # Usage: tools/build-kwok.sh [--print-dir]
 set -euo pipefail
 

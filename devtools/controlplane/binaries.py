@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from driftwarden.errors import ControlPlaneError
+from driftwarden.settings import KWOK_VERSION
 from driftwarden.settings import kubernetes_cache_dir as cache_dir
 
 __all__ = [
@@ -23,15 +24,11 @@ __all__ = [
     "cache_dir",
     "find_binaries",
     "find_kwok",
-    "kwok_cache_dir",
 ]
 
 BINARY_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 BARE_NAMES = ("etcd", "kube-apiserver", "kubectl")
 """What a bare plane (``--bare``: etcd + kube-apiserver only) needs."""
-
-KWOK_VERSION = "v0.8.0"
-"""The kwok tools/build-kwok.sh builds (pinned in tools/kwok/go.mod); keep the two in step."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +48,6 @@ class KwokFiles:
 
     kwok: Path
     stages: Path
-
-
-def kwok_cache_dir(cache_root: Path) -> Path:
-    """Where tools/build-kwok.sh puts the pinned kwok under ``cache_root``."""
-    return cache_root / f"kwok-{KWOK_VERSION}"
 
 
 def find_binaries(bin_dir: Path, *, bare: bool = False) -> BinarySet:

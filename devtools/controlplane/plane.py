@@ -1,8 +1,13 @@
-"""Start and stop a real etcd + kube-apiserver on loopback, the way controller-runtime's envtest does.
+"""Start and stop a real local Kubernetes control plane on loopback.
 
-Orchestration: it owns the work directory, the ports, the two processes and the readiness waits, and
-hands out credentials for real users (client certificates signed by the client CA). It must not
-know anything about driftwarden's webhook or auditor.
+By default a living one: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok playing
+``nodes`` Nodes, so Deployments get Pods that become Ready, Jobs complete, Namespaces finish deleting, the
+garbage collector runs and aggregated RBAC roles have rules. ``bare=True`` starts only etcd and
+kube-apiserver, the way controller-runtime's envtest does.
+
+Orchestration: it owns the work directory, the ports, the processes and the readiness waits, and hands
+out credentials for real users (client certificates signed by the client CA). It must not know anything
+about driftwarden's webhook or auditor.
 """
 
 from __future__ import annotations
@@ -18,11 +23,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 import yaml
 
-from devtools.controlplane.binaries import BinarySet, find_binaries
+from devtools.controlplane.binaries import BinarySet, KwokFiles, find_binaries, find_kwok
+from devtools.controlplane.components import (
+    CONTROLLER_MANAGER_USER,
+    SCHEDULER_USER,
+    ControllerFiles,
+    controller_manager_argv,
+    kwok_argv,
+    node_manifest,
+    node_names,
+    nodes_ready,
+    roles_aggregated,
+    scheduler_argv,
+)
 from devtools.controlplane.kubeconfig import kubeconfig
 from devtools.controlplane.pkifiles import ControlPlanePki, create_pki
 from devtools.controlplane.processes import ManagedProcess
@@ -44,6 +62,12 @@ class ControlPlaneSettings:
     """Where data, certificates, logs and kubeconfigs go; a temporary directory when None."""
     start_timeout: float = 90.0
     keep_work_dir: bool = False
+    bare: bool = False
+    """Only etcd and kube-apiserver: no controllers, scheduler or nodes."""
+    kwok_dir: Path | None = None
+    """Where kwok and its stages are (``devtools.controlplane.binaries.kwok_dir``); needed unless bare."""
+    nodes: int = 2
+    """How many fake Nodes kwok plays."""
 
 
 def free_port() -> int:
@@ -63,7 +87,12 @@ class ControlPlane:
 
     def __init__(self, settings: ControlPlaneSettings) -> None:
         self.settings = settings
-        self.binaries: BinarySet = find_binaries(settings.bin_dir)
+        self.binaries: BinarySet = find_binaries(settings.bin_dir, bare=settings.bare)
+        self.kwok: KwokFiles | None = None
+        if not settings.bare:
+            if settings.kwok_dir is None:
+                raise ControlPlaneError("a living control plane needs kwok: set kwok_dir, or run it bare")
+            self.kwok = find_kwok(settings.kwok_dir)
         self._own_dir = settings.work_dir is None
         self.work_dir = settings.work_dir or Path(tempfile.mkdtemp(prefix="driftwarden-cp-"))
         self.etcd_url = ""
@@ -71,6 +100,7 @@ class ControlPlane:
         self._pki: ControlPlanePki | None = None
         self._etcd: ManagedProcess | None = None
         self._apiserver: ManagedProcess | None = None
+        self._living: list[ManagedProcess] = []
         self.admin: UserCredentials | None = None
 
     @property
@@ -92,8 +122,23 @@ class ControlPlane:
     ) -> None:
         await self.stop()
 
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """The names of the processes this plane runs, in start order."""
+        if self.settings.bare:
+            return ("etcd", "kube-apiserver")
+        return ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return () if self.settings.bare else node_names(self.settings.nodes)
+
     async def start(self) -> None:
-        """Start etcd, then kube-apiserver; return when ``/readyz`` and the default namespace answer."""
+        """Start etcd, then kube-apiserver, then (unless bare) the controllers, the scheduler and kwok.
+
+        Returns when ``/readyz`` and the default namespace answer and, for a living plane, when every Node
+        is Ready and schedulable and the aggregated ``edit`` role has its rules.
+        """
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._pki = await asyncio.to_thread(create_pki, self.work_dir / "pki", now=_now())
         try:
@@ -101,12 +146,17 @@ class ControlPlane:
             self.apiserver_port = free_port()
             self.admin = await asyncio.to_thread(self.user, ADMIN_USER, groups=ADMIN_GROUPS)
             await self.start_apiserver()
+            if not self.settings.bare:
+                await self._start_living()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        """Stop kube-apiserver, then etcd; remove the work directory unless asked to keep it."""
+        """Stop kwok, the scheduler and the controllers, then kube-apiserver, then etcd; remove the work
+        directory unless asked to keep it."""
+        for proc in reversed(self._living):
+            await proc.stop()
         if self._apiserver is not None:
             await self._apiserver.stop()
         if self._etcd is not None:
@@ -145,6 +195,64 @@ class ControlPlane:
         await self._etcd.start()
         await self._poll(self._etcd, self._etcd_healthy, what="etcd /health")
 
+    async def _start_living(self) -> None:
+        assert self.kwok is not None and self.admin is not None and self.admin.kubeconfig is not None
+        controller_manager, scheduler = await asyncio.to_thread(
+            lambda: (self.user(CONTROLLER_MANAGER_USER), self.user(SCHEDULER_USER))
+        )
+        assert controller_manager.kubeconfig is not None and scheduler.kubeconfig is not None
+        files = ControllerFiles(
+            controller_manager_kubeconfig=controller_manager.kubeconfig,
+            scheduler_kubeconfig=scheduler.kubeconfig,
+            kwok_kubeconfig=self.admin.kubeconfig,
+            kwok_stages=self.kwok.stages,
+            service_account_key=self.pki.sa_key_file,
+            serving_ca=self.pki.serving_ca_file,
+        )
+        binaries = self.binaries
+        assert binaries.kube_controller_manager is not None and binaries.kube_scheduler is not None
+        for name, argv in (
+            (
+                "kube-controller-manager",
+                controller_manager_argv(binaries.kube_controller_manager, files),
+            ),
+            ("kube-scheduler", scheduler_argv(binaries.kube_scheduler, files)),
+            ("kwok", kwok_argv(self.kwok.kwok, files)),
+        ):
+            proc = ManagedProcess(name, argv, self.work_dir / f"{name}.log")
+            self._living.append(proc)
+            await proc.start()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            for node in self.node_names:
+                await self._create_node(session, node)
+        kwok_proc = self._living[-1]
+        await self._poll(kwok_proc, self._nodes_ready, what=f"{self.settings.nodes} kwok Nodes Ready")
+        await self._poll(self._living[0], self._controllers_ready, what="kube-controller-manager")
+
+    async def _create_node(self, session: aiohttp.ClientSession, name: str) -> None:
+        url = f"{self.url}/api/v1/nodes"
+        async with session.post(url, json=node_manifest(name), ssl=self._admin_ssl()) as resp:
+            if resp.status not in (201, 409):
+                raise ControlPlaneError(f"cannot create Node {name}: {resp.status} {await resp.text()}")
+
+    async def _get_json(self, session: aiohttp.ClientSession, path: str) -> dict[str, Any] | None:
+        async with session.get(f"{self.url}{path}", ssl=self._admin_ssl()) as resp:
+            if resp.status != 200:
+                return None
+            body: dict[str, Any] = await resp.json()
+            return body
+
+    async def _nodes_ready(self, session: aiohttp.ClientSession) -> bool:
+        nodes = await self._get_json(session, "/api/v1/nodes")
+        return nodes is not None and nodes_ready(nodes, self.node_names)
+
+    async def _controllers_ready(self, session: aiohttp.ClientSession) -> bool:
+        # Aggregation and the service-account controller are among the first controllers to act: when
+        # both have, the controller manager is running with working credentials.
+        edit = await self._get_json(session, "/apis/rbac.authorization.k8s.io/v1/clusterroles/edit")
+        account = await self._get_json(session, "/api/v1/namespaces/default/serviceaccounts/default")
+        return edit is not None and roles_aggregated(edit) and account is not None
+
     def _apiserver_argv(self) -> list[str]:
         pki = self.pki
         return [
@@ -162,8 +270,11 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.sa_key_file}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
-            # No controllers run, so nothing would mint the tokens this plugin expects.
-            "--disable-admission-plugins=ServiceAccount",
+            *(
+                # A bare plane runs no controllers, so nothing would make the ServiceAccounts this
+                # plugin expects; a living one runs with it, as a real cluster does.
+                ["--disable-admission-plugins=ServiceAccount"] if self.settings.bare else []
+            ),
             f"--cert-dir={self.work_dir / 'apiserver-certs'}",
         ]
 

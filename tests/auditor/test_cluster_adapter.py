@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json
 from tests.support.clients import Clients
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -115,7 +117,8 @@ async def test_apply_creates_then_updates_as_the_driftwarden_manager(auditor: Cl
     assert (created["metadata"]["generation"], updated["metadata"]["generation"]) == (1, 2)
     live = await auditor.get(ref_of(deployment("web", ns)))
     assert live is not None and live["spec"]["replicas"] == 3
-    [entry] = live["metadata"]["managedFields"]
+    # Besides driftwarden's apply, only the Deployment controller's status and revision writes.
+    [entry] = [e for e in live["metadata"]["managedFields"] if e["manager"] != "kube-controller-manager"]
     assert (entry["manager"], entry["operation"]) == (contract.FIELD_MANAGER, "Apply")
     assert "f:replicas" in entry["fieldsV1"]["f:spec"]
 
@@ -204,15 +207,39 @@ async def test_delete_in_the_background_removes_the_object(auditor: Cluster, ns:
     assert await auditor.delete(ref, propagation="Background") is False  # already gone
 
 
-async def test_delete_in_the_foreground_waits_for_dependents(auditor: Cluster, ns: str) -> None:
+async def test_delete_in_the_foreground_waits_for_dependents(
+    auditor: Cluster, clients: Clients, ns: str
+) -> None:
     await auditor.apply(deployment("web", ns))
     ref = ref_of(deployment("web", ns))
+    apps = client.AppsV1Api(clients.admin)
+
+    async def replica_set() -> str | None:
+        sets = (await apps.list_namespaced_replica_set(ns)).items
+        return sets[0].metadata.name if sets else None
+
+    await eventually(lambda: _is_set(replica_set()), seconds=60)  # the Deployment controller made it
+    name = await replica_set()
+    assert name is not None
+    # A finalizer of our own holds the dependent, so the owner's foreground deletion must wait for it.
+    hold = {"metadata": {"finalizers": ["example.com/hold"]}}
+    await apps.patch_namespaced_replica_set(name, ns, hold)
     assert await auditor.delete(ref) is True  # Foreground is the default
 
-    # No garbage collector runs in this control plane, so the object stays, marked for deletion.
     live = await auditor.get(ref)
     assert live is not None and live["metadata"]["deletionTimestamp"]
     assert "foregroundDeletion" in live["metadata"]["finalizers"]
+
+    await apps.patch_namespaced_replica_set(name, ns, [{"op": "remove", "path": "/metadata/finalizers"}])
+
+    async def gone() -> bool:
+        return await auditor.get(ref) is None and await replica_set() is None
+
+    await eventually(gone, seconds=60)  # the garbage collector deleted the dependent, then the owner
+
+
+async def _is_set(value: Awaitable[str | None]) -> bool:
+    return await value is not None
 
 
 async def test_wait_established_on_a_crd_that_never_comes_is_temporary(auditor: Cluster) -> None:

@@ -1,4 +1,5 @@
-"""tools/build-control-plane.sh: cache hits return at once; without Go it names what is missing."""
+"""tools/build-control-plane.sh and tools/build-kwok.sh: cache hits return at once; without Go they name
+what is missing; the scripts and the Python side agree on where the binaries are."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devtools.controlplane.binaries import BINARY_NAMES, cache_dir
+import pytest
+
+from devtools.controlplane.binaries import BINARY_NAMES, cache_dir, find_kwok
+from driftwarden.errors import ControlPlaneError
+from driftwarden.settings import KWOK_VERSION, kwok_bin_dir
 
 SCRIPT = Path(__file__).parents[2] / "tools" / "build-control-plane.sh"
 
@@ -53,3 +58,34 @@ def test_without_go_the_error_says_so(tmp_path: Path) -> None:
     result = _run(tmp_path, _bin_dir_without_go(tmp_path))
     assert result.returncode == 2
     assert "Go toolchain" in result.stderr and "'go' is not on PATH" in result.stderr
+
+
+KWOK_SCRIPT = Path(__file__).parents[2] / "tools" / "build-kwok.sh"
+
+
+def test_the_kwok_script_and_the_python_side_agree_on_the_cache_directory(tmp_path: Path) -> None:
+    env = {**os.environ, "DRIFTWARDEN_CACHE": str(tmp_path)}
+    printed = subprocess.run(["bash", str(KWOK_SCRIPT), "--print-dir"], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()  # fmt: skip
+    assert Path(printed) == kwok_bin_dir({"DRIFTWARDEN_CACHE": str(tmp_path)})
+    assert Path(printed).name == f"kwok-{KWOK_VERSION}"
+
+
+def test_cached_kwok_is_reused_and_found_without_building(tmp_path: Path) -> None:
+    target = kwok_bin_dir({"DRIFTWARDEN_CACHE": str(tmp_path)})
+    target.mkdir(parents=True)
+    (target / "kwok").write_text("#!/bin/sh\n")
+    (target / "kwok").chmod(0o755)
+    (target / "stages.yaml").write_text("---\nkind: Stage\n")
+    bash = shutil.which("bash") or "/bin/bash"
+    env = {"PATH": _bin_dir_without_go(tmp_path), "HOME": str(tmp_path), "DRIFTWARDEN_CACHE": str(tmp_path)}
+    result = subprocess.run([bash, str(KWOK_SCRIPT)], env=env, capture_output=True, text=True, timeout=60,
+                            check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"cached in {target}" in result.stdout
+    assert find_kwok(target).stages == target / "stages.yaml"
+
+
+def test_missing_kwok_names_the_make_target(tmp_path: Path) -> None:
+    with pytest.raises(ControlPlaneError, match="make kwok"):
+        find_kwok(tmp_path)

@@ -1,4 +1,4 @@
-"""`driftwarden up` runs a real control plane until Ctrl-C, and Ctrl-C leaves no process behind."""
+"""`driftwarden up` runs a living control plane until Ctrl-C, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ async def test_up_serves_until_interrupted_and_stops_everything(
     work = tmp_path / "up"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli.main", "up", "--work-dir", str(work),
-        "--bin-dir", str(control_plane.settings.bin_dir),
+        "--bin-dir", str(control_plane.settings.bin_dir), "--kwok-dir", str(control_plane.settings.kwok_dir),
+        "--user", "alice",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -56,7 +57,11 @@ async def test_up_serves_until_interrupted_and_stops_everything(
             lines = await _read_until(proc.stdout, "press Ctrl-C")
         kubeconfig = next(line.split(": ", 1)[1] for line in lines if line.startswith("kubeconfig"))
         assert Path(kubeconfig).is_file()
-        assert len(_processes_mentioning(str(work))) == 2  # etcd and kube-apiserver
+        # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+        assert len(_processes_mentioning(str(work))) == 5
+        running = next(line for line in lines if line.startswith("running: "))
+        assert running == "running: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
+        assert "kubectl create rolebinding alice-edit --clusterrole=edit --user=alice" in "\n".join(lines)
 
         kubectl = await asyncio.create_subprocess_exec(
             str(control_plane.binaries.kubectl), "--kubeconfig", kubeconfig, "get", "ns", "default",
@@ -65,6 +70,15 @@ async def test_up_serves_until_interrupted_and_stops_everything(
         out, _ = await kubectl.communicate()
         assert kubectl.returncode == 0
         assert out.decode() == "Active"
+        alice = next(line.split(": ", 1)[1] for line in lines if line.startswith("kubeconfig (alice"))
+        assert Path(alice).is_file()
+
+        nodes = await asyncio.create_subprocess_exec(
+            str(control_plane.binaries.kubectl), "--kubeconfig", kubeconfig, "get", "nodes",
+            "-o", "jsonpath={.items[*].metadata.name}", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await nodes.communicate()
+        assert sorted(out.decode().split()) == ["kwok-node-0", "kwok-node-1"]
 
         proc.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(proc.communicate(), timeout=60)

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
-
-from devtools.controlplane import ControlPlane
-from driftwarden import contract
-from tests.driftwarden.test_cli_app import (
+from tests.cli.test_cli_app import (
     CONFIG,
     MANUAL,
     SERVICE,
@@ -25,6 +22,9 @@ from tests.driftwarden.test_cli_app import (
     prepare_cluster,
     rows,
 )
+
+from devtools.controlplane import ControlPlane
+from driftwarden import contract
 from tests.support.auditor import AUDITOR_NS, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
