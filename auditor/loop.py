@@ -1,12 +1,15 @@
 """``driftwarden auditor run``: keep every Application reconciled (orchestration).
 
-A watch on Applications starts one worker per Application; with a ``Healer``, each pass also tells it what
-Git wants, so managed objects are healed one at a time as their watch events arrive (auditor.heal).
-A worker runs a pass at once, then whenever
+A watch on Applications starts one worker per Application, each running passes of the ``Reconciler``.
+With a ``Healer`` (built over the same clients and ledger), the healer runs beside the workers: each pass
+writes what Git wants into the ledger, and the healer watches those objects and heals them one at a time
+as their watch events arrive (auditor.heal). The loop only runs the two; it does not pass anything
+between them. A worker runs a pass at once, then whenever
 the Application's spec changes (its ``metadata.generation``; our own status writes do not count) and
 on the Git poll interval. A temporary failure (API server or Git unreachable) is retried with backoff
 (2 s, times 3, up to 5 min, like Argo CD's self-heal); a permanent one waits for the next change or poll.
 Every task is guarded: one Application's failure never stops the others, and all are cancelled on exit.
+It must not build its own clients or pass anything between the Reconciler and the Healer.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.clients import AuditorClients
 from auditor.heal.healer import Healer
 from auditor.objects import AppKey
 from auditor.reconcile import Reconciler
@@ -50,25 +54,29 @@ class AuditorLoop:
     """Reconciles the Applications of ``namespace`` (all namespaces when None) until cancelled."""
 
     def __init__(
-        self, reconciler: Reconciler, *, namespace: str | None = None, healer: Healer | None = None
+        self,
+        clients: AuditorClients,
+        reconciler: Reconciler,
+        *,
+        healer: Healer | None = None,
+        namespace: str | None = None,
     ) -> None:
+        self.clients = clients
         self.reconciler = reconciler
         self.healer = healer
-        if healer is not None:
-            reconciler.paused = healer.paused
-            reconciler.on_compared = healer.track
-            reconciler.on_applied = healer.own_write
-        self.settings = reconciler.settings
-        self.informer = Informer(reconciler.api, applications_path(namespace))
+        self.settings = clients.settings
+        self.informer = Informer(clients.api, applications_path(namespace))
         self.workers: dict[AppKey, _Worker] = {}
 
     async def run(self) -> None:
+        """Until cancelled, or until the Application watch or the healer fails (then both stop)."""
         try:
-            await self.informer.run(self._on_application)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.informer.run(self._on_application), name="applications")
+                if self.healer is not None:
+                    group.create_task(self.healer.run(), name="heal")
         finally:
             await self.stop_workers()
-            if self.healer is not None:
-                await self.healer.stop()
 
     async def stop_workers(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]
@@ -123,7 +131,7 @@ class AuditorLoop:
     async def _pass(self, worker: _Worker) -> bool:
         """One guarded pass; True when it failed in a way that trying again soon may fix."""
         try:
-            obj = await self.reconciler.store.get_application(worker.key)
+            obj = await self.clients.store.get_application(worker.key)
             if obj is None:
                 return False
             result = await self.reconciler.run(obj)

@@ -9,28 +9,29 @@ Spans: ``auditor.reconcile`` with children, in order, ``git.fetch`` (credentials
 a second ``diff`` that records what the cluster now says; every compared pass ends with ``health`` (the
 aggregate verdict written to status). When a step raises (Git, render, comparison), its span and the root
 are in ERROR and no later step runs.
+
+Its collaborators come in one ``AuditorClients`` bundle; what the watch-driven heal must know (what Git
+wants, our own writes) it writes into the shared ``Ledger``, and it reads the fights the heal paused there.
+It must not call the heal, and must not apply or prune anything in a pass that failed before comparing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio import client
 from opentelemetry import trace
 
 from auditor.application import Application, parse_application
+from auditor.clients import AuditorClients
 from auditor.diff.compare import Comparison, DryRunCache, compare
 from auditor.health import Health
-from auditor.kube.applications import ApplicationStore
-from auditor.kube.cluster import Cluster
-from auditor.kube.events import EventRecorder
-from auditor.notify import Notifier, transition_events
-from auditor.objects import AppKey, ObjectRef
-from auditor.settings import AuditorSettings
+from auditor.ledger import Ledger
+from auditor.notify import transition_events
+from auditor.objects import AppKey
 from auditor.source.resolve import Rendered, render_revision, repository_credentials, resolve_revision
 from auditor.status import (
     COMPARISON_ERROR,
@@ -46,12 +47,8 @@ from auditor.status import (
     set_condition,
 )
 from auditor.sync.apply import SyncOutcome, apply_all, prune_all
+from auditor.sync.takeover import STRICT_OPTION
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
-from driftwarden.telemetry.metrics import Instruments
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -74,49 +71,31 @@ def should_sync(comparison: Comparison, previous: Mapping[str, Any]) -> bool:
 
 
 class Reconciler:
-    """Runs passes for Applications with one set of clients; safe to share between tasks."""
+    """Runs passes for Applications with one bundle of clients; safe to share between tasks.
 
-    def __init__(
-        self,
-        api: client.ApiClient,
-        *,
-        settings: AuditorSettings,
-        tracer: trace.Tracer | None = None,
-        clock: Callable[[], dt.datetime] = _utcnow,
-        instruments: Instruments | None = None,
-        notifier: Notifier | None = None,
-    ) -> None:
-        self.api = api
-        self.notifier = notifier
-        self.cluster = Cluster(api)
-        self.store = ApplicationStore(api)
-        self.events = EventRecorder(api)
-        self.settings = settings
+    It writes what each compared pass wants into ``ledger`` (before anything is applied) and each object
+    a sync stores; a sync leaves alone what the ledger says is paused.
+    """
+
+    def __init__(self, clients: AuditorClients, ledger: Ledger) -> None:
+        self.clients = clients
+        self.ledger = ledger
+        self.tracer = clients.tracer
         self.dry_runs = DryRunCache()
-        self.paused: Callable[[ObjectRef], str] = lambda _ref: ""
-        """Objects a sync must leave alone, and why (the heal loop sets it for field fights)."""
-        self.on_compared: Callable[[Comparison], None] = lambda _comparison: None
-        """Told what Git wants before anything is applied, so the heal loop never heals toward the past."""
-        self.on_applied: Callable[[ObjectRef, Mapping[str, Any]], None] = lambda _ref, _stored: None
-        """Told each object a sync stored, so its watch event is known as our own write."""
-        self.tracer = tracer or trace.get_tracer("driftwarden.auditor")
-        self.clock = clock
-        self.instruments = instruments or Instruments.noop()
 
     async def render(self, app: Application, *, revision: str | None = None) -> Rendered:
         """Resolve the revision (span ``git.fetch``), then render that commit (span ``render``)."""
         with self.tracer.start_as_current_span("git.fetch") as span:
             span.set_attribute("driftwarden.app", str(app.key))
+            settings = self.clients.settings
             creds = await repository_credentials(
-                self.api, app.source.repo_url, namespace=self.settings.install_namespace
+                self.clients.api, app.source.repo_url, namespace=settings.install_namespace
             )
-            resolved = await resolve_revision(
-                app, settings=self.settings, credentials=creds, revision=revision
-            )
+            resolved = await resolve_revision(app, settings=settings, credentials=creds, revision=revision)
             span.set_attribute("driftwarden.revision", resolved.revision)
         with self.tracer.start_as_current_span("render") as span:
             span.set_attributes({"driftwarden.app": str(app.key), "driftwarden.revision": resolved.revision})
-            rendered = await render_revision(app, resolved, settings=self.settings)
+            rendered = await render_revision(app, resolved, settings=self.clients.settings)
             span.set_attributes(
                 {
                     "driftwarden.source.type": rendered.result.source_type,
@@ -130,7 +109,7 @@ class Reconciler:
     ) -> Comparison:
         with self.tracer.start_as_current_span("diff") as span:
             result = await compare(
-                self.cluster, app, revision=rendered.revision, manifests=rendered.result.manifests,
+                self.clients.cluster, app, revision=rendered.revision, manifests=rendered.result.manifests,
                 recorded_resources=previous.get("resources") or [], prune_requested=prune,
                 cache=self.dry_runs,
             )  # fmt: skip
@@ -162,10 +141,10 @@ class Reconciler:
                 await self._write(meta, status, before=obj.get("status") or {})
                 self._measure(meta, status, started_pass)
                 return PassResult(status, error=exc)
-            self.on_compared(comparison)
+            self.ledger.want(app, comparison.desired)  # before any apply: a heal never heals toward the past
             outcome = None
             if manual or should_sync(comparison, previous):
-                started = self.clock()
+                started = self.clients.clock()
                 outcome = await self._sync(comparison)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
@@ -179,15 +158,21 @@ class Reconciler:
 
     async def _sync(self, comparison: Comparison) -> SyncOutcome:
         """Apply everything that drifted (span ``apply``), then prune what left Git (span ``prune``)."""
+        cluster, app, changeset = self.clients.cluster, comparison.app, comparison.changeset
         with self.tracer.start_as_current_span("apply") as span:
-            applying = await apply_all(self.cluster, comparison, paused=self.paused, applied=self.on_applied)
+            applying = await apply_all(
+                cluster, changeset, manifests=comparison.desired_by_key(),
+                take_over=comparison.live_by_key() if app.sync_policy.enabled(STRICT_OPTION) else {},
+                create_namespace=app.destination.namespace if app.sync_policy.create_namespace else "",
+                ledger=self.ledger,
+            )  # fmt: skip
             span.set_attribute("driftwarden.applied", sum(r.status == "Synced" for r in applying.results))
-        if comparison.changeset.of_type("prune"):
+        if changeset.of_type("prune"):
             with self.tracer.start_as_current_span("prune") as span:
-                pruning = await prune_all(self.cluster, comparison)
+                pruning = await prune_all(cluster, changeset)
                 span.set_attribute("driftwarden.pruned", sum(r.status == "Pruned" for r in pruning.results))
         else:
-            pruning = await prune_all(self.cluster, comparison)  # skips only: results, and no request
+            pruning = await prune_all(cluster, changeset)  # skips only: results, and no request
         return SyncOutcome(applying.results + pruning.results)
 
     def _health(self, comparison: Comparison) -> Health:
@@ -205,7 +190,7 @@ class Reconciler:
             return health
 
     def _measure(self, meta: Mapping[str, Any], status: Mapping[str, Any], started: float) -> None:
-        self.instruments.record_reconcile(
+        self.clients.instruments.record_reconcile(
             f"{meta.get('namespace')}/{meta.get('name')}", seconds=time.perf_counter() - started,
             sync=str((status.get("sync") or {}).get("status") or "Unknown"),
             health=str((status.get("health") or {}).get("status") or "Unknown"),
@@ -219,7 +204,7 @@ class Reconciler:
         message = f"{len(failed)} resources failed to sync" if failed else "successfully synced"
         return operation_state(
             phase=phase, message=message, revision=comparison.revision, results=outcome.results,
-            started_at=started, finished_at=self.clock(),
+            started_at=started, finished_at=self.clients.clock(),
         )  # fmt: skip
 
     def _status(
@@ -231,7 +216,7 @@ class Reconciler:
         *,
         health: Health,
     ) -> dict[str, Any]:
-        now = self.clock()
+        now = self.clients.clock()
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
         conditions = clear_condition(clear_condition(conditions, COMPARISON_ERROR), SYNC_FAILED)
         if rendered.unreachable:
@@ -264,7 +249,8 @@ class Reconciler:
             kind = COMPARISON_ERROR
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
         status = {k: v for k, v in previous.items() if k != "conditions"}
-        status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=self.clock())
+        at = self.clients.clock()
+        status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=at)
         sync = dict(status.get("sync") or {})
         sync["status"] = "Unknown"
         status["sync"] = sync
@@ -274,18 +260,20 @@ class Reconciler:
         self, meta: Mapping[str, Any], status: Mapping[str, Any], *, before: Mapping[str, Any]
     ) -> None:
         key = AppKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
-        if self.notifier is not None:
+        notifier = self.clients.notifier
+        if notifier is not None:
             for event in transition_events(key, before, status):
-                self.notifier.notify(event)  # never waits: a slow endpoint cannot hold up a pass
-        await self.store.patch_application_status(key, dict(status))
+                notifier.notify(event)  # never waits: a slow endpoint cannot hold up a pass
+        await self.clients.store.patch_application_status(key, dict(status))
 
     async def _announce(self, obj: Mapping[str, Any], outcome: SyncOutcome) -> None:
+        events = self.clients.events
         if outcome.failed:
             message = "; ".join(f"{r.ref}: {r.message}" for r in outcome.failed)
-            await self.events.record_event(obj, reason="SyncFailed", message=message, type="Warning")
+            await events.record_event(obj, reason="SyncFailed", message=message, type="Warning")
         pruned = [str(r.ref) for r in outcome.results if r.status == "Pruned"]
         if pruned:
-            await self.events.record_event(obj, reason="Pruned", message=", ".join(pruned))
+            await events.record_event(obj, reason="Pruned", message=", ".join(pruned))
         synced = [str(r.ref) for r in outcome.results if r.status == "Synced"]
         if synced:
-            await self.events.record_event(obj, reason="Synced", message=f"applied {', '.join(synced)}")
+            await events.record_event(obj, reason="Synced", message=f"applied {', '.join(synced)}")

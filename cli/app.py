@@ -17,8 +17,12 @@ import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from kubernetes_asyncio import client
+
 from auditor.application import parse_application
+from auditor.clients import AuditorClients
 from auditor.kube.applications import ApplicationStore
+from auditor.ledger import Ledger
 from auditor.objects import AppKey
 from auditor.reconcile import PassResult, Reconciler
 from auditor.status import ref_fields
@@ -176,11 +180,17 @@ def run_history(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return 0
 
 
+def _reconciler(api: client.ApiClient, env: Mapping[str, str], *, namespace: str) -> Reconciler:
+    """A Reconciler for one pass from the command line, with a ledger of its own (no heal runs beside it)."""
+    settings = appconnect.auditor_settings(env, namespace=namespace)
+    return Reconciler(AuditorClients.build(api, settings=settings), Ledger())
+
+
 def run_diff(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     async def go() -> int:
         async with appconnect.connect(args, env) as api:
             obj = await _application(ApplicationStore(api), args.namespace, args.name)
-            reconciler = Reconciler(api, settings=appconnect.auditor_settings(env, namespace=args.namespace))
+            reconciler = _reconciler(api, env, namespace=args.namespace)
             app = parse_application(obj)
             # render + compare only: Reconciler.run would write the status (and sync per the policy).
             rendered = await reconciler.render(app, revision=args.revision)
@@ -218,7 +228,7 @@ def run_sync(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     async def go() -> int:
         async with appconnect.connect(args, env) as api:
             obj = await _application(ApplicationStore(api), args.namespace, args.name)
-            reconciler = Reconciler(api, settings=appconnect.auditor_settings(env, namespace=args.namespace))
+            reconciler = _reconciler(api, env, namespace=args.namespace)
             result = await reconciler.run(obj, manual=True, revision=args.revision, prune=args.prune)
         return _report(args, obj, result)
 
@@ -272,7 +282,7 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             if deployed is not None and deployed != current:
                 _note(f"warning: entry {args.id} was deployed from path {deployed}; the Application now "
                       f"points at {current}, and that path is what gets rendered")  # fmt: skip
-            reconciler = Reconciler(api, settings=appconnect.auditor_settings(env, namespace=args.namespace))
+            reconciler = _reconciler(api, env, namespace=args.namespace)
             revision = str(entry.get("revision"))
             result = await reconciler.run(obj, manual=True, revision=revision, prune=args.prune)
         code = _report(args, obj, result)

@@ -1,32 +1,25 @@
-"""``driftwarden auditor run``: flags → settings → the auditor loop, until SIGINT/SIGTERM.
+"""``driftwarden auditor run``: flags → frozen settings → ``auditor.process.run`` → exit code.
 
-Orchestration only: it builds the frozen settings once, sets up logging and telemetry, and runs
-``auditor.loop.AuditorLoop`` with the API client of the given kubeconfig (or in-cluster credentials).
-Leader election, the Git push webhook and notifications are wired in ``cli.auditorrun``.
+The command line only: it declares the flags (those of leader election, the push webhook and
+notifications are in ``cli.auditorrun``), builds the frozen ``ProcessSettings`` once and sets up logging.
+Everything the running process does (telemetry, the API client, the loop, the servers, stopping on
+SIGINT/SIGTERM) is ``auditor.process``'s; this module must not start or connect anything itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from opentelemetry import trace
-
-from auditor.reconcile import Reconciler
+from auditor import process
+from auditor.process import ProcessSettings
 from auditor.settings import AuditorSettings
 from auditor.source.renderers import RenderTools
-from cli.auditorrun import ServeOptions, add_flags, notifications, options_from, serve
+from cli.auditorrun import add_flags, options_from
 from driftwarden import contract
-from driftwarden.kube.client import api_client
 from driftwarden.settings import cache_root, helm_path, kubectl_path
-from driftwarden.signals import stop_on_signals
-from driftwarden.telemetry.metrics import Instruments, metrics_server
-from driftwarden.telemetry.setup import Metering, meter_provider, tracer_provider
-
-log = logging.getLogger("driftwarden.auditor")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,57 +76,18 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSe
     )
 
 
+def process_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ProcessSettings:
+    """Every setting of ``auditor run``, checked before anything starts (ConfigError when invalid)."""
+    return ProcessSettings(
+        auditor=settings_from(args, env),
+        serve=options_from(args, env),
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        metrics_port=args.metrics_port,
+        console_traces=args.console_traces,
+    )
+
+
 def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = settings_from(args, env)
-    options = options_from(args, env)
-    provider = tracer_provider("driftwarden-auditor", env=env, console=args.console_traces)
-    metering = meter_provider("driftwarden-auditor", env=env)
-    try:
-        return asyncio.run(
-            _serve(args, settings, options, provider.get_tracer("driftwarden.auditor"), metering)
-        )
-    finally:
-        metering.shutdown()
-        provider.shutdown()
-
-
-async def _serve(
-    args: argparse.Namespace,
-    settings: AuditorSettings,
-    options: ServeOptions,
-    tracer: trace.Tracer,
-    metering: Metering,
-) -> int:
-    with stop_on_signals() as stop:
-        return await _serve_until(args, settings, options, tracer, metering, stop=stop)
-
-
-async def _serve_until(
-    args: argparse.Namespace,
-    settings: AuditorSettings,
-    options: ServeOptions,
-    tracer: trace.Tracer,
-    metering: Metering,
-    *,
-    stop: asyncio.Event,
-) -> int:
-    async with (
-        await api_client(kubeconfig=args.kubeconfig, context=args.context, tracer=tracer) as api,
-        notifications(options.notify) as notifier,
-        metrics_server(metering.scrape, port=args.metrics_port) as metrics,
-    ):
-        instruments = Instruments.from_meter(metering.provider.get_meter("driftwarden.auditor"))
-        reconciler = Reconciler(
-            api, settings=settings, tracer=tracer, instruments=instruments, notifier=notifier
-        )
-        if metrics is not None:
-            log.info("serving Prometheus metrics on %s/metrics", metrics.url)
-        log.info(
-            "auditor starting (namespace %s, poll every %ss, leader election %s, push webhook %s, "
-            "notifications %s)", args.namespace or "*", settings.poll_interval,
-            "on" if options.election else "off", "on" if options.push else "off", "on" if notifier else "off",
-        )  # fmt: skip
-        code = await serve(reconciler, options, stop=stop)
-        log.info("auditor stopped")
-    return code
+    return process.run(process_settings(args, env), env)

@@ -1,35 +1,25 @@
-"""The long-running side of ``driftwarden auditor run``: leader election, the push webhook, notifications.
+"""The flags of ``driftwarden auditor run`` for leader election, the push webhook and notifications.
 
-Orchestration only: flags → frozen settings (``ElectionSettings``, ``PushServerSettings``,
-``NotifierSettings``), then ``serve`` runs the ``AuditorLoop`` — always, or only while this replica holds
-the Lease — next to the push webhook server, until asked to stop. A replica that loses the Lease cancels
-its loop and stands for election again. Secrets (the webhook secret, the notification URL) are read here
-from files or the environment snapshot and passed on; they are never logged.
+Flags → frozen settings only (``ElectionSettings``, ``PushServerSettings``, ``NotifierSettings``, in one
+``auditor.process.ServeOptions``), checked before anything starts; running them is ``auditor.process``'s
+job. Secrets (the webhook secret, the notification URL) are read here from files or the environment
+snapshot and passed on; they are never logged. It must not start, connect or serve anything.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
-from auditor.heal.healer import Healer
-from auditor.leadership.elector import LeaderElector
 from auditor.leadership.lease import LEASE_NAME, ElectionSettings
-from auditor.loop import AuditorLoop
-from auditor.notify import Notifier, NotifierSettings
-from auditor.push.server import PushServer, PushServerSettings, make_push_app
-from auditor.reconcile import Reconciler
+from auditor.notify import NotifierSettings
+from auditor.process import ServeOptions
+from auditor.push.server import PushServerSettings
 from driftwarden.errors import ConfigError
 from driftwarden.settings import webhook_secret
-
-log = logging.getLogger("driftwarden.auditor")
 
 
 def add_flags(run: argparse.ArgumentParser) -> None:
@@ -59,14 +49,6 @@ def add_flags(run: argparse.ArgumentParser) -> None:
     where.add_argument("--notify-url", help="POST sync failures, degradations and heals here (default: off)")
     where.add_argument("--notify-url-file", type=Path, help="file holding the URL (it is a credential)")
     note.add_argument("--notify-blocks", action="store_true", help="also send Slack blocks, not only text")
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    namespace: str | None
-    election: ElectionSettings | None = None
-    push: PushServerSettings | None = None
-    notify: NotifierSettings | None = None
 
 
 def default_identity() -> str:
@@ -118,63 +100,3 @@ def notify_from(args: argparse.Namespace) -> NotifierSettings | None:
 def options_from(args: argparse.Namespace, env: Mapping[str, str]) -> ServeOptions:
     """Every setting of this module, checked before anything starts (ConfigError when invalid)."""
     return ServeOptions(args.namespace, election_from(args), push_from(args, env), notify_from(args))
-
-
-@contextlib.asynccontextmanager
-async def notifications(settings: NotifierSettings | None) -> AsyncIterator[Notifier | None]:
-    """A running ``Notifier`` (None without ``--notify-url``), flushed and stopped on exit."""
-    if settings is None:
-        yield None
-        return
-    async with Notifier(settings) as notifier:
-        yield notifier
-
-
-class _Current:
-    """The loop this replica runs right now (None while standing by): what the push webhook refreshes."""
-
-    loop: AuditorLoop | None = None
-
-
-async def _reconcile(reconciler: Reconciler, options: ServeOptions, current: _Current) -> None:
-    loop = AuditorLoop(reconciler, namespace=options.namespace, healer=Healer(reconciler))
-    current.loop = loop
-    try:
-        await loop.run()
-    finally:
-        current.loop = None
-
-
-async def _campaign(reconciler: Reconciler, options: ServeOptions, current: _Current) -> None:
-    if options.election is None:
-        await _reconcile(reconciler, options, current)
-        return
-    elector = LeaderElector(reconciler.api, options.election)
-    log.info("standing for election as %s (lease %s/%s)", elector.identity, options.election.namespace,
-             options.election.name)  # fmt: skip
-    while await elector.run(lambda: _reconcile(reconciler, options, current)) == "lost":
-        log.warning("lost leadership; standing for election again")
-
-
-async def serve(reconciler: Reconciler, options: ServeOptions, *, stop: asyncio.Event) -> int:
-    """Run until ``stop`` is set (0) or the auditor fails (1); everything started is stopped on return."""
-    current = _Current()
-    async with contextlib.AsyncExitStack() as stack:
-        if options.push is not None:
-            app = make_push_app(
-                secret=options.push.secret,
-                applications=lambda: reconciler.store.list_applications(options.namespace),
-                refresher=lambda: current.loop,
-                max_body=options.push.max_body,
-            )
-            await stack.enter_async_context(PushServer(app, options.push))
-        work = asyncio.create_task(_campaign(reconciler, options, current), name="auditor")
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (work, stopper):
-            task.cancel()
-        await asyncio.wait({work, stopper})
-        if not work.cancelled() and work.exception() is not None:
-            log.error("the auditor failed", exc_info=work.exception())
-            return 1
-    return 0

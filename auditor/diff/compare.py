@@ -48,14 +48,11 @@ class Comparison:
     def health(self) -> Health:
         return aggregate(self.healths.values()) if self.healths else Health("Healthy", "")
 
-    def live_for(self, ref: ObjectRef) -> dict[str, Any] | None:
-        return next((obj for obj in self.live if ObjectRef.from_manifest(obj).key == ref.key), None)
+    def desired_by_key(self) -> dict[ResourceKey, dict[str, Any]]:
+        return {ObjectRef.from_manifest(manifest).key: manifest for manifest in self.desired}
 
-    def manifest_for(self, ref: ObjectRef) -> dict[str, Any] | None:
-        for manifest in self.desired:
-            if ObjectRef.from_manifest(manifest).key == ref.key:
-                return manifest
-        return None
+    def live_by_key(self) -> dict[ResourceKey, dict[str, Any]]:
+        return {ObjectRef.from_manifest(obj).key: obj for obj in self.live}
 
 
 def strict_diff(diff: ObjectDiff, live: Mapping[str, Any] | None, *, strict: bool) -> ObjectDiff:

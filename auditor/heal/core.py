@@ -145,6 +145,3 @@ class HealBook:
     def healed(self, key: str, *, now: float) -> None:
         """Record a heal of ``key`` at ``now``."""
         self.state(key).last_heal = now
-
-    def fights(self) -> dict[str, tuple[str, tuple[str, ...]]]:
-        return {k: v.fight for k, v in self._objects.items() if v.fight is not None}

@@ -7,6 +7,10 @@ and, with ``selfHeal``, healed at once; a deleted one is recreated. A webhook dr
 (``driftwarden.io/drift``) is removed with the heal, and the heal span links to the edit's trace.
 Repeated heals back off; a manager that keeps taking the same fields back gets a ``DriftFight``
 condition naming it, and the object is left alone until Git changes.
+
+What Git wants, and which writes were ours, it reads from the ledger (auditor.ledger) that the reconcile
+pass writes; a paused fight it writes there for the pass to read. It must not call the reconcile pass,
+and it heals only toward what the ledger says: never toward a manifest it rendered or guessed itself.
 """
 
 from __future__ import annotations
@@ -14,25 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import datetime as dt
-import hashlib
-import json
 import logging
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from auditor.application import Application
-from auditor.diff.compare import Comparison, strict_diff
+from auditor.clients import AuditorClients
+from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
 from auditor.heal.core import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
+from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
-from auditor.objects import ObjectRef, ResourceKey
-from auditor.reconcile import Reconciler
+from auditor.objects import GroupKind, ObjectRef, ResourceKey
 from auditor.status import set_condition
 from auditor.sync.takeover import STRICT_OPTION, takeover_patch
 from driftwarden import contract
@@ -44,19 +43,6 @@ log = logging.getLogger(__name__)
 
 DRIFT_FIGHT = "DriftFight"
 _ESCAPED_DRIFT = contract.ANNOTATION_DRIFT.replace("~", "~0").replace("/", "~1")
-
-
-@dataclass(frozen=True)
-class Desired:
-    """What Git says one object must be, and the Application that says it."""
-
-    app: Application
-    manifest: dict[str, Any]
-    digest: str
-
-
-def _digest(manifest: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _link(stamp: DriftStamp | None) -> list[Link]:
@@ -74,60 +60,37 @@ def _link(stamp: DriftStamp | None) -> list[Link]:
 
 
 class Healer:
-    """Heals managed objects as their watch events arrive; ``track`` feeds it each pass's comparison."""
+    """Heals managed objects as their watch events arrive; ``run`` watches each kind the ledger wants.
 
-    def __init__(
-        self,
-        reconciler: Reconciler,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.reconciler = reconciler
-        self.cluster = reconciler.cluster
-        self.tracer = reconciler.tracer
-        self.monotonic = monotonic
+    It reads what Git wants and which writes were ours from ``ledger``, records its own heals there, and
+    pauses there the objects whose field fight it gave up, so a sync leaves them alone too.
+    """
+
+    def __init__(self, clients: AuditorClients, ledger: Ledger) -> None:
+        self.clients = clients
+        self.ledger = ledger
+        self.cluster = clients.cluster
+        self.tracer = clients.tracer
         self.book = HealBook()
-        self.desired: dict[ResourceKey, Desired] = {}
-        self.own_versions: dict[ResourceKey, str] = {}
         self._locks: dict[ResourceKey, asyncio.Lock] = {}
-        self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._watches: dict[GroupKind, asyncio.Task[None]] = {}
         self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
         """Each object as last seen, normalised: events that change nothing Git could own are skipped."""
         self.heals = 0
         self.checks = 0
 
-    def paused(self, ref: ObjectRef) -> str:
-        """Why a sync must not apply ``ref`` now: a field fight it gave up until Git changes, else ""."""
-        fight = self.book.fights().get(str(ref.key))
-        if fight is None:
-            return ""
-        desired = self.desired.get(ref.key)
-        if desired is not None and desired.digest != self.book.state(str(ref.key)).fight_desired:
-            return ""  # Git changed since: the next heal tries again
-        return f"not applied: field manager {fight[0]!r} keeps changing {', '.join(fight[1])} (DriftFight)"
-
-    def own_write(self, ref: ObjectRef, stored: Mapping[str, Any]) -> None:
-        """A sync stored ``ref``: its watch event is our own write, not drift."""
-        version = (stored.get("metadata") or {}).get("resourceVersion")
-        if version:
-            self.own_versions[ref.key] = str(version)
-
-    def track(self, comparison: Comparison) -> None:
-        """Remember what ``comparison.app`` wants; start watching kinds not watched yet."""
-        app = comparison.app
-        for key in [k for k, d in self.desired.items() if d.app.key == app.key]:
-            del self.desired[key]
-        for manifest in comparison.desired:
-            ref = ObjectRef.from_manifest(manifest)
-            self.desired[ref.key] = Desired(app, manifest, _digest(manifest))
-            if (ref.group, ref.kind) not in self._watches:
-                # A fresh context: the watch outlives the pass that started it, and its heals must be
-                # root spans of their own traces, not children of that pass's ``auditor.reconcile``.
-                self._watches[(ref.group, ref.kind)] = asyncio.create_task(
-                    self._watch(ref.group, ref.kind),
-                    name=f"watch {ref.group}/{ref.kind}",
-                    context=contextvars.Context(),
-                )
+    async def run(self) -> None:
+        """Start a watch for every kind some Application wants, as it first appears; all end with it."""
+        try:
+            while True:
+                for group, kind in await self.ledger.new_kinds(self._watches.keys()):
+                    # A fresh context: the watch outlives the pass that wanted the kind, and its heals
+                    # must be root spans of their own traces, not children of that pass's span.
+                    self._watches[(group, kind)] = asyncio.create_task(
+                        self._watch(group, kind), name=f"watch {group}/{kind}", context=contextvars.Context()
+                    )
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         for task in self._watches.values():
@@ -141,9 +104,7 @@ class Healer:
         while True:  # guarded: a failure to resolve the kind (a CRD not served yet) retries
             try:
                 path = await self.cluster.collection_path(group, kind)
-                await Informer(self.reconciler.api, path, label_selector=contract.LABEL_APP).run(
-                    self.on_event
-                )
+                await Informer(self.clients.api, path, label_selector=contract.LABEL_APP).run(self.on_event)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -152,13 +113,13 @@ class Healer:
 
     async def on_event(self, kind: str, obj: dict[str, Any]) -> None:
         ref = ObjectRef.from_manifest(obj)
-        desired = self.desired.get(ref.key)
+        desired = self.ledger.desired(ref.key)
         if desired is None:
             return
         version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
         shape = normalize(obj) if kind != "DELETED" else None
         before, self._shapes[ref.key] = self._shapes.get(ref.key), shape
-        if kind != "DELETED" and version and self.own_versions.get(ref.key) == version:
+        if kind != "DELETED" and self.ledger.is_own(ref.key, version):
             return  # our own write coming back
         if shape is not None and shape == before and drift_stamp(obj) is None:
             return  # only status or bookkeeping changed (controllers write status all the time)
@@ -166,7 +127,8 @@ class Healer:
         lock = self._locks.setdefault(ref.key, asyncio.Lock())
         async with lock:
             try:
-                await self._check(ref, None if kind == "DELETED" else obj, desired, seen=self.monotonic())
+                seen = self.clients.monotonic()
+                await self._check(ref, None if kind == "DELETED" else obj, desired, seen=seen)
             except DriftwardenError as exc:
                 log.warning("heal of %s failed: %s", ref, exc)
 
@@ -190,10 +152,12 @@ class Healer:
             manager=manager,
             fields=diff.changed_paths,
             desired=desired.digest,
-            now=self.monotonic(),
+            now=self.clients.monotonic(),
         )
         if verdict.fight is not None:
-            await self._fight(ref, desired, *verdict.fight)
+            manager, fields = verdict.fight
+            self.ledger.pause(ref.key, manager=manager, fields=fields, digest=desired.digest)
+            await self._fight(ref, desired, manager, fields)
             return
         if not verdict.heal:
             return
@@ -220,7 +184,7 @@ class Healer:
             if stamp is not None:
                 remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
                 stored = await self.cluster.json_patch(ref, remove)
-            self.own_versions[ref.key] = str(stored["metadata"]["resourceVersion"])
+            self.ledger.own_write(ref, stored)
             # The record and Events are part of the heal's trace (their API requests are its children).
             await self._healed(ref, desired, diff, manager, stamp, seen=seen)
 
@@ -228,16 +192,16 @@ class Healer:
         self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
         *, seen: float,
     ) -> None:  # fmt: skip
-        self.book.healed(str(ref.key), now=self.monotonic())
+        self.book.healed(str(ref.key), now=self.clients.monotonic())
         self.heals += 1
-        if self.reconciler.notifier is not None:
+        if self.clients.notifier is not None:
             who = stamp.user if stamp is not None and stamp.user else manager
             paths = diff.changed_paths
-            self.reconciler.notifier.notify(
+            self.clients.notifier.notify(
                 NotificationEvent(desired.app.key, "drift_healed", (ref,), paths, manager=who)
             )
-        latency = self.monotonic() - seen
-        self.reconciler.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
+        latency = self.clients.monotonic() - seen
+        self.clients.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
         await self._report(ref, desired, diff, manager, stamp, action="healed")
 
     async def _report(
@@ -254,8 +218,8 @@ class Healer:
         what = "recreated" if diff.action == "create" else "reverted"
         user = stamp.user if stamp else ""
         message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {user or manager or 'unknown'}"
-        self.reconciler.instruments.record_drift_detected(str(desired.app.key), ref.group_kind)
-        events = self.reconciler.events
+        self.clients.instruments.record_drift_detected(str(desired.app.key), ref.group_kind)
+        events = self.clients.events
         app_ref = self._app_ref(desired.app)
         await events.record_event(app_ref, reason="DriftDetected", message=message, type="Warning")
         if action == "healed":
@@ -264,11 +228,12 @@ class Healer:
                 ref, reason="SelfHealed", message=f"{what} to Git's state ({', '.join(fields)})"
             )
         record = drift_record(
-            ref=str(ref), fields=fields, manager=manager, user=user, at=dt.datetime.now(dt.UTC), action=action
+            ref=str(ref), fields=fields, manager=manager, user=user, at=self.clients.clock(), action=action
         )
-        current = await self.reconciler.store.get_application(desired.app.key) or {}
+        store = self.clients.store
+        current = await store.get_application(desired.app.key) or {}
         drift = append_drift(((current.get("status") or {}).get("drift")) or [], record)
-        await self.reconciler.store.patch_application_status(desired.app.key, {"drift": drift})
+        await store.patch_application_status(desired.app.key, {"drift": drift})
 
     async def _fight(self, ref: ObjectRef, desired: Desired, manager: str, fields: tuple[str, ...]) -> None:
         message = (
@@ -276,11 +241,12 @@ class Healer:
             f"stopped healing it until Git changes. Remove the field from Git, or stop {manager} from "
             "managing it (an HPA on spec.replicas: drop replicas from Git)."
         )
-        current = await self.reconciler.store.get_application(desired.app.key) or {}
+        store = self.clients.store
+        current = await store.get_application(desired.app.key) or {}
         conditions = (current.get("status") or {}).get("conditions") or []
-        updated = set_condition(conditions, type=DRIFT_FIGHT, message=message, at=dt.datetime.now(dt.UTC))
-        await self.reconciler.store.patch_application_status(desired.app.key, {"conditions": updated})
-        await self.reconciler.events.record_event(
+        updated = set_condition(conditions, type=DRIFT_FIGHT, message=message, at=self.clients.clock())
+        await store.patch_application_status(desired.app.key, {"conditions": updated})
+        await self.clients.events.record_event(
             self._app_ref(desired.app), reason="DriftFight", message=message, type="Warning"
         )
 

@@ -5,26 +5,27 @@ and CRDs first; a CRD is waited on until Established before anything of its kind
 ``prune_all`` deletes what left Git, after every apply and in reverse stage order (namespaced objects
 first, Namespaces and CRDs last). Each object is applied or pruned on its own, so one failing object does
 not stop the others; its error is reported in its result. Only ``create``/``update`` actions are
-applied — objects already in sync are left alone.
+applied — objects already in sync are left alone. Every object stored is recorded in the ledger (our
+own write, not drift), and an object the ledger has paused (a field fight) is not applied. It takes
+exactly what it uses, never a whole Comparison, and must not decide what to sync: the ChangeSet did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.diff.compare import Comparison
 from auditor.kube.cluster import Cluster
-from auditor.objects import ObjectRef
+from auditor.ledger import Ledger
+from auditor.objects import ObjectRef, ResourceKey
 from auditor.status import ResourceResult, result_for
-from auditor.sync.changeset import Action
-from auditor.sync.takeover import STRICT_OPTION, takeover_patch
+from auditor.sync.changeset import Action, ChangeSet
+from auditor.sync.takeover import takeover_patch
 from driftwarden.errors import DriftwardenError
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
-Paused = Callable[[ObjectRef], str]
-Applied = Callable[[ObjectRef, Mapping[str, Any]], None]
+Manifests = Mapping[ResourceKey, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,20 @@ async def ensure_namespace(cluster: Cluster, name: str) -> None:
 
 
 async def _apply(
-    cluster: Cluster, comparison: Comparison, action: Action, *, paused: Paused, applied: Applied
+    cluster: Cluster, action: Action, *, manifests: Manifests, take_over: Manifests, ledger: Ledger
 ) -> ResourceResult | None:
     if action.type not in ("create", "update"):
         return result_for(action)
-    if why := paused(action.ref):
+    if why := ledger.paused(action.ref):
         return ResourceResult(action.ref, "SyncFailed", why)
-    manifest = comparison.manifest_for(action.ref)
+    manifest = manifests.get(action.ref.key)
     if manifest is None:
         return result_for(action, error="no desired manifest for this object")
     try:
-        await take_over_kubectl_fields(cluster, comparison, action.ref)
-        applied(action.ref, await cluster.apply(manifest))
+        live = take_over.get(action.ref.key)
+        if live is not None:
+            await take_over_kubectl_fields(cluster, action.ref, live)
+        ledger.own_write(action.ref, await cluster.apply(manifest))
         if (action.ref.group, action.ref.kind) == CRD:
             await cluster.wait_established(action.ref.name)
     except DriftwardenError as exc:
@@ -80,39 +83,35 @@ async def _prune(cluster: Cluster, action: Action) -> ResourceResult | None:
     return result_for(action)
 
 
-async def take_over_kubectl_fields(cluster: Cluster, comparison: Comparison, ref: ObjectRef) -> None:
+async def take_over_kubectl_fields(cluster: Cluster, ref: ObjectRef, live: Mapping[str, Any]) -> None:
     """Strict self-heal: make the fields kubectl wrote ours first, so the apply removes what Git lacks."""
-    live = comparison.live_for(ref)
-    if live is None or not comparison.app.sync_policy.enabled(STRICT_OPTION):
-        return
     patch = takeover_patch(live)
     if patch:
         await cluster.json_patch(ref, patch)
 
 
-def _never(_ref: ObjectRef) -> str:
-    return ""
-
-
-def _ignore(_ref: ObjectRef, _stored: Mapping[str, Any]) -> None:
-    return None
-
-
 async def apply_all(
-    cluster: Cluster, comparison: Comparison, *, paused: Paused = _never, applied: Applied = _ignore
+    cluster: Cluster,
+    changeset: ChangeSet,
+    *,
+    manifests: Manifests,
+    ledger: Ledger,
+    take_over: Manifests,
+    create_namespace: str = "",
 ) -> SyncOutcome:
-    """Apply what drifted per the comparison's ChangeSet, stage by stage; prune nothing.
+    """Apply what drifted per ``changeset``, stage by stage; prune nothing.
 
-    ``paused`` names objects not to apply now (a field fight the heal loop gave up on) and why;
-    ``applied`` is told every object stored, as the API server returned it.
+    ``manifests``: the desired manifest of each object. ``take_over``: the live objects whose kubectl
+    fields become ours before their apply (strict self-heal; empty otherwise). ``create_namespace``: the
+    destination Namespace to apply first (``CreateNamespace=true``), "" for none. ``ledger`` says which
+    objects to leave alone (a field fight the heal gave up on) and is told every object stored.
     """
-    app = comparison.app
-    if app.sync_policy.create_namespace and app.destination.namespace:
-        await ensure_namespace(cluster, app.destination.namespace)
+    if create_namespace:
+        await ensure_namespace(cluster, create_namespace)
     results: list[ResourceResult] = []
-    for stage in comparison.changeset.stages():
+    for stage in changeset.stages():
         for action in stage:
-            result = await _apply(cluster, comparison, action, paused=paused, applied=applied)
+            result = await _apply(cluster, action, manifests=manifests, take_over=take_over, ledger=ledger)
             if result is not None:
                 results.append(result)
         if any((a.ref.group, a.ref.kind) == CRD for a in stage):
@@ -120,13 +119,13 @@ async def apply_all(
     return SyncOutcome(tuple(results))
 
 
-async def prune_all(cluster: Cluster, comparison: Comparison) -> SyncOutcome:
-    """Delete what left Git per the ChangeSet, in its order; run after ``apply_all``.
+async def prune_all(cluster: Cluster, changeset: ChangeSet) -> SyncOutcome:
+    """Delete what left Git per ``changeset``, in its order; run after ``apply_all``.
 
     Objects not to prune (``Prune=false``, pruning disabled or refused) are results too, without a request.
     """
     results: list[ResourceResult] = []
-    for action in comparison.changeset.prunes:
+    for action in changeset.prunes:
         result = await _prune(cluster, action)
         if result is not None:
             results.append(result)

@@ -19,7 +19,8 @@ import pytest
 from kubernetes_asyncio import client
 
 from auditor.leadership.lease import ElectionSettings
-from cli.auditorrun import ServeOptions, default_identity, options_from
+from auditor.process import ServeOptions
+from cli.auditorrun import default_identity, options_from
 from cli.main import build_parser
 from driftwarden.errors import ConfigError
 from tests.support.auditorprocs import CM, Auditor, Site

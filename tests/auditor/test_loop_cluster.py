@@ -65,7 +65,7 @@ async def test_the_loop_syncs_new_apps_spec_changes_and_new_commits(
     await eventually(lambda: synced_to("blue"))
 
     # A spec change reconciles at once (the poll interval alone would also get there; both are fast here).
-    await running.reconciler.store.patch_application_spec(key(name), {"source": {"path": "other"}})
+    await running.clients.store.patch_application_spec(key(name), {"source": {"path": "other"}})
     await eventually(lambda: synced_to("green"))
 
     # A new commit is picked up by the poll.

@@ -27,6 +27,7 @@ from tests.support.auditor import (
     create_application,
     get_application,
     key,
+    reconciler_for,
     settings_for,
     wait_until_allowed,
 )
@@ -70,7 +71,7 @@ async def reconciler(
 ) -> Reconciler:
     api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
     await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")
-    return Reconciler(api, settings=settings_for(control_plane, tmp_path / "git-cache"))
+    return reconciler_for(api, settings_for(control_plane, tmp_path / "git-cache"))
 
 
 @pytest.fixture
@@ -195,7 +196,7 @@ async def test_out_of_band_change_is_out_of_sync_and_healed_with_self_heal(
     assert "/data/color" in diff.changed_paths
     assert "-  color: red" in diff.unified_diff and "+  color: blue" in diff.unified_diff
 
-    await reconciler.store.patch_application_spec(
+    await reconciler.clients.store.patch_application_spec(
         key(obj["metadata"]["name"]), {"syncPolicy": {"automated": {"selfHeal": True}}}
     )
     app = await _pass(reconciler, clients, obj)
@@ -285,7 +286,7 @@ async def test_kustomize_directory_and_helm_applications_sync(
     repo = git_repo(SEED)
     source = {"repoURL": repo.url, "targetRevision": "main", "path": path, **extra}
     obj, ns = await _app(clients, repo, path=path, syncPolicy=AUTOMATED)
-    await reconciler.store.patch_application_spec(key(obj["metadata"]["name"]), {"source": source})
+    await reconciler.clients.store.patch_application_spec(key(obj["metadata"]["name"]), {"source": source})
     app = await _pass(reconciler, clients, obj)
 
     assert app["status"]["sync"]["status"] == "Synced", app["status"].get("conditions")

@@ -33,6 +33,7 @@ from tests.support.auditor import (
     application,
     create_application,
     get_application,
+    reconciler_for,
     settings_for,
     wait_until_allowed,
 )
@@ -79,9 +80,9 @@ async def traced(
     await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")
     spans.clear()
     metering = meter_provider("driftwarden-auditor", env={})
-    reconciler = Reconciler(
+    reconciler = reconciler_for(
         api,
-        settings=settings_for(control_plane, tmp_path / "git-cache"),
+        settings_for(control_plane, tmp_path / "git-cache"),
         tracer=tracer,
         instruments=Instruments.from_meter(metering.provider.get_meter("driftwarden.auditor")),
     )

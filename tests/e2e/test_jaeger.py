@@ -27,7 +27,6 @@ import pytest
 import yaml
 from opentelemetry.trace import Link
 
-from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
 from devtools.jaeger import Jaeger, JaegerPorts, find_jaeger, free_port, jaeger_config
 from driftwarden import contract
@@ -40,6 +39,7 @@ from tests.support.auditor import (
     create_application,
     get_application,
     install_crd_and_rbac,
+    reconciler_for,
     settings_for,
     wait_until_allowed,
 )
@@ -194,8 +194,8 @@ async def test_a_reconcile_pass_is_one_trace_in_jaeger(
     api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
     await wait_until_allowed(api, verb="patch", group="", resource="configmaps")
     provider = tracer_provider("driftwarden-auditor", env=jaeger.otel_env())
-    reconciler = Reconciler(
-        api, settings=settings_for(control_plane, tmp_path / "git"), tracer=provider.get_tracer("auditor")
+    reconciler = reconciler_for(
+        api, settings_for(control_plane, tmp_path / "git"), tracer=provider.get_tracer("auditor")
     )
     repo = git_repo(
         {"apps/web/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {a: b}\n"}

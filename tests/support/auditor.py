@@ -17,11 +17,14 @@ import yaml
 from kubernetes_asyncio import client
 from opentelemetry import trace
 
+from auditor.clients import AuditorClients
 from auditor.heal.healer import Healer
 from auditor.kube.cluster import Cluster
+from auditor.ledger import Ledger
 from auditor.loop import AuditorLoop
 from auditor.notify import Notifier
 from auditor.objects import AppKey
+from auditor.process import auditor_loop
 from auditor.reconcile import Reconciler
 from auditor.settings import AuditorSettings
 from auditor.source.renderers import RenderTools
@@ -67,6 +70,18 @@ def settings_for(plane: ControlPlane, cache: Path) -> AuditorSettings:
     env = environment()
     tools = RenderTools(kubectl=plane.binaries.kubectl, helm=helm_bin_dir(env) / "helm")
     return AuditorSettings(git_cache=cache, tools=tools)
+
+
+def reconciler_for(
+    api: client.ApiClient,
+    settings: AuditorSettings,
+    *,
+    tracer: trace.Tracer | None = None,
+    instruments: Instruments | None = None,
+) -> Reconciler:
+    """A Reconciler over ``api`` with a ledger of its own, for tests that run passes one by one."""
+    clients = AuditorClients.build(api, settings=settings, tracer=tracer, instruments=instruments)
+    return Reconciler(clients, Ledger())
 
 
 def application(name: str, *, repo_url: str, path: str, namespace: str, **spec: Any) -> dict[str, Any]:
@@ -125,12 +140,15 @@ async def running_auditor(
     what changes in the test was changed by a watch, not by a poll. Every watch ends with the block."""
     await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
     settings = dataclasses.replace(settings_for(plane, git_cache), poll_interval=poll_interval)
-    reconciler = Reconciler(api, settings=settings, tracer=tracer, instruments=instruments, notifier=notifier)
-    healer = Healer(reconciler)
-    loop = AuditorLoop(reconciler, namespace=AUDITOR_NS, healer=healer)
+    clients = AuditorClients.build(
+        api, settings=settings, tracer=tracer, instruments=instruments, notifier=notifier
+    )
+    loop = auditor_loop(clients, namespace=AUDITOR_NS)  # as `driftwarden auditor run` builds each term
+    healer = loop.healer
+    assert healer is not None
     task = asyncio.create_task(loop.run())
     try:
-        yield RunningAuditor(reconciler, healer, loop)
+        yield RunningAuditor(loop.reconciler, healer, loop)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,175 @@
+"""The auditor's composition root: one ``driftwarden auditor run`` process, put together and run.
+
+From frozen settings (``ProcessSettings``, built by the CLI from flags) to a running process: tracing and
+metering providers, the API client, the notifier, the plain-HTTP ``/metrics`` server, one
+``AuditorClients`` bundle, and ``serve``: the ``AuditorLoop`` (a fresh ``Ledger`` shared by a new
+``Reconciler`` and ``Healer`` each term) — always, or only while this replica holds the Lease — next to
+the Git push webhook, until SIGINT or SIGTERM. A replica that loses the Lease cancels its loop and stands
+for election again. Everything started here is stopped here, in reverse order.
+
+It must not parse flags, read the environment (the CLI passes an environment snapshot for the telemetry
+exporters' OTEL_* settings) or print: the exit code is its answer, the log its account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from opentelemetry import trace
+
+from auditor.clients import TRACER_NAME, AuditorClients
+from auditor.heal.healer import Healer
+from auditor.leadership.elector import LeaderElector
+from auditor.leadership.lease import ElectionSettings
+from auditor.ledger import Ledger
+from auditor.loop import AuditorLoop
+from auditor.notify import Notifier, NotifierSettings
+from auditor.push.server import PushServer, PushServerSettings, make_push_app
+from auditor.reconcile import Reconciler
+from auditor.settings import AuditorSettings
+from driftwarden.kube.client import api_client
+from driftwarden.signals import stop_on_signals
+from driftwarden.telemetry.metrics import Instruments, metrics_server
+from driftwarden.telemetry.setup import Metering, meter_provider, tracer_provider
+
+log = logging.getLogger("driftwarden.auditor")
+
+SERVICE_NAME = "driftwarden-auditor"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What runs besides the loop: leader election, the push webhook, notifications (None: off)."""
+
+    namespace: str | None
+    """Only Applications in this namespace; None for all namespaces."""
+    election: ElectionSettings | None = None
+    push: PushServerSettings | None = None
+    notify: NotifierSettings | None = None
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """Everything ``run`` needs, checked before anything starts."""
+
+    auditor: AuditorSettings
+    serve: ServeOptions
+    kubeconfig: Path | None = None
+    """None: in-cluster credentials."""
+    context: str | None = None
+    metrics_port: int = 8081
+    """The plain-HTTP ``/metrics`` server's port; 0 for none."""
+    console_traces: bool = False
+
+
+def run(settings: ProcessSettings, env: Mapping[str, str]) -> int:
+    """The whole process, blocking until SIGINT or SIGTERM: 0 when asked to stop, 1 when it failed."""
+    tracing = tracer_provider(SERVICE_NAME, env=env, console=settings.console_traces)
+    metering = meter_provider(SERVICE_NAME, env=env)
+    try:
+        return asyncio.run(_until_signalled(settings, tracing.get_tracer(TRACER_NAME), metering))
+    finally:
+        metering.shutdown()  # flushes what the last moments measured and traced
+        tracing.shutdown()
+
+
+async def _until_signalled(settings: ProcessSettings, tracer: trace.Tracer, metering: Metering) -> int:
+    with stop_on_signals() as stop:
+        return await main(settings, tracer=tracer, metering=metering, stop=stop)
+
+
+async def main(
+    settings: ProcessSettings, *, tracer: trace.Tracer, metering: Metering, stop: asyncio.Event
+) -> int:
+    """Connect, start the notifier and ``/metrics``, and ``serve`` until ``stop`` is set."""
+    options = settings.serve
+    async with (
+        await api_client(kubeconfig=settings.kubeconfig, context=settings.context, tracer=tracer) as api,
+        notifications(options.notify) as notifier,
+        metrics_server(metering.scrape, port=settings.metrics_port) as metrics,
+    ):
+        instruments = Instruments.from_meter(metering.provider.get_meter(TRACER_NAME))
+        clients = AuditorClients.build(
+            api, settings=settings.auditor, tracer=tracer, instruments=instruments, notifier=notifier
+        )
+        if metrics is not None:
+            log.info("serving Prometheus metrics on %s/metrics", metrics.url)
+        log.info(
+            "auditor starting (namespace %s, poll every %ss, leader election %s, push webhook %s, "
+            "notifications %s)", options.namespace or "*", settings.auditor.poll_interval,
+            "on" if options.election else "off", "on" if options.push else "off", "on" if notifier else "off",
+        )  # fmt: skip
+        code = await serve(clients, options, stop=stop)
+        log.info("auditor stopped")
+    return code
+
+
+@contextlib.asynccontextmanager
+async def notifications(settings: NotifierSettings | None) -> AsyncIterator[Notifier | None]:
+    """A running ``Notifier`` (None when notifications are off), flushed and stopped on exit."""
+    if settings is None:
+        yield None
+        return
+    async with Notifier(settings) as notifier:
+        yield notifier
+
+
+def auditor_loop(clients: AuditorClients, *, namespace: str | None) -> AuditorLoop:
+    """One term of the auditor: a fresh ledger shared by a new Reconciler and Healer, run by one loop."""
+    ledger = Ledger()
+    reconciler, healer = Reconciler(clients, ledger), Healer(clients, ledger)
+    return AuditorLoop(clients, reconciler, healer=healer, namespace=namespace)
+
+
+class _Current:
+    """The loop this replica runs right now (None while standing by): what the push webhook refreshes."""
+
+    loop: AuditorLoop | None = None
+
+
+async def _reconcile(clients: AuditorClients, options: ServeOptions, current: _Current) -> None:
+    current.loop = auditor_loop(clients, namespace=options.namespace)
+    try:
+        await current.loop.run()
+    finally:
+        current.loop = None
+
+
+async def _campaign(clients: AuditorClients, options: ServeOptions, current: _Current) -> None:
+    if options.election is None:
+        await _reconcile(clients, options, current)
+        return
+    elector = LeaderElector(clients.api, options.election)
+    log.info("standing for election as %s (lease %s/%s)", elector.identity, options.election.namespace,
+             options.election.name)  # fmt: skip
+    while await elector.run(lambda: _reconcile(clients, options, current)) == "lost":
+        log.warning("lost leadership; standing for election again")
+
+
+async def serve(clients: AuditorClients, options: ServeOptions, *, stop: asyncio.Event) -> int:
+    """Run until ``stop`` is set (0) or the auditor fails (1); everything started is stopped on return."""
+    current = _Current()
+    async with contextlib.AsyncExitStack() as stack:
+        if options.push is not None:
+            app = make_push_app(
+                secret=options.push.secret,
+                applications=lambda: clients.store.list_applications(options.namespace),
+                refresher=lambda: current.loop,
+                max_body=options.push.max_body,
+            )
+            await stack.enter_async_context(PushServer(app, options.push))
+        work = asyncio.create_task(_campaign(clients, options, current), name="auditor")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (work, stopper):
+            task.cancel()
+        await asyncio.wait({work, stopper})
+        if not work.cancelled() and work.exception() is not None:
+            log.error("the auditor failed", exc_info=work.exception())
+            return 1
+    return 0
