@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.application import Application
+from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_status
 from auditor.health import Health, aggregate, resource_health
 from auditor.kube.cluster import Cluster, NamespaceNotFoundError
@@ -75,6 +76,10 @@ def desired_objects(
     return tuple(out)
 
 
+def _digest(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
 class DryRunCache:
     """Dry-run results by object, valid while neither what Git says nor the live object changed.
 
@@ -88,8 +93,9 @@ class DryRunCache:
 
     @staticmethod
     def _versions(manifest: Manifest, live: Mapping[str, Any] | None) -> tuple[str, str]:
-        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-        return digest, str(((live or {}).get("metadata") or {}).get("resourceVersion", ""))
+        # The live side is keyed by its normalised content, not its resourceVersion: controllers write
+        # status (and bookkeeping annotations) all the time, which changes nothing a dry run answers.
+        return _digest(manifest), _digest(normalize(live)) if live is not None else ""
 
     def get(self, manifest: Manifest, live: Mapping[str, Any] | None) -> dict[str, Any] | None:
         entry = self._entries.get(ObjectRef.from_manifest(manifest).key)

@@ -25,7 +25,9 @@ NOISE_METADATA = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
 )
-NOISE_ANNOTATIONS = (LAST_APPLIED, ANNOTATION_DRIFT)
+CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision", "deprecated.daemonset.template.generation")
+"""Bookkeeping the workload controllers and the API server write on objects Git manages: never Git's."""
+NOISE_ANNOTATIONS = (LAST_APPLIED, ANNOTATION_DRIFT, *CONTROLLER_ANNOTATIONS)
 MASK_UNIT = "++++"
 FIRST_MASK = MASK_UNIT * 2
 

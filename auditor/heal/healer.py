@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.trace import Link, SpanContext, TraceFlags
@@ -42,7 +43,13 @@ from driftwarden.telemetry.semconv import name_attribute
 log = logging.getLogger(__name__)
 
 DRIFT_FIGHT = "DriftFight"
+STALE_RETRIES = 3
+"""Fresh reads of an object whose watch event was stale, before judging the newest copy seen."""
 _ESCAPED_DRIFT = contract.ANNOTATION_DRIFT.replace("~", "~0").replace("/", "~1")
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
 def _link(stamp: DriftStamp | None) -> list[Link]:
@@ -137,6 +144,17 @@ class Healer:
     ) -> None:
         """``seen``: when the edit's watch event arrived (within milliseconds of the edit itself)."""
         dry = await self.cluster.dry_run_apply(desired.manifest)
+        for _ in range(STALE_RETRIES):
+            if live is None or _version(dry) == _version(live):
+                break
+            # The event's copy is stale: the dry run saw a newer version (a controller's write, or our own
+            # heal). Judging the stale copy would "heal" an edit already undone and blame whoever wrote last
+            # (the Deployment controller, for one); skipping it could miss a drift hidden behind a
+            # status-only write. So judge the newest version.
+            live = await self.cluster.get(ref)
+            if live is None:
+                return  # deleted meanwhile: its DELETED event is checked in turn
+            dry = await self.cluster.dry_run_apply(desired.manifest)
         strict = desired.app.sync_policy.enabled(STRICT_OPTION)
         diff = strict_diff(diff_object(dry, live, ignore=desired.app.ignore_differences), live, strict=strict)
         stamp = drift_stamp(live) if live is not None else None

@@ -197,8 +197,10 @@ async def test_status_updates_are_not_rechecked(running: Running, clients: Clien
     apps = client.AppsV1Api(clients.admin)
     await asyncio.sleep(0.5)  # the watches have listed
     checks = running.healer.checks
-    status = {"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1}}
-    await apps.patch_namespaced_deployment_status("web", running.ns, status)
+    # A status write of its own (the Deployment controller keeps the counts; a condition of another type
+    # is left alone by it), as a probe or another controller would make.
+    probe = {"type": "ExampleProbe", "status": "True", "reason": "Probed", "message": "a status-only write"}
+    await apps.patch_namespaced_deployment_status("web", running.ns, {"status": {"conditions": [probe]}})
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "evil:after-status"}]}}}}
     await apps.patch_namespaced_deployment("web", running.ns, patch)
     await eventually(lambda: _is(apps, running.ns, "nginx:1.27"), seconds=10)

@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
+from devtools.controlplane.plane import free_port
 from driftwarden import contract
 from driftwarden.telemetry.metrics import Instruments, metrics_server, prometheus_text
 from driftwarden.telemetry.setup import Metering, meter_provider
@@ -269,7 +270,7 @@ async def test_metrics_after_passes_are_scraped_from_the_auditors_metrics_server
     await traced.reconciler.run(await get_application(clients.admin, app.split("/")[1]))
 
     async with (
-        metrics_server(traced.metering.scrape, host="127.0.0.1", port=0) as server,
+        metrics_server(traced.metering.scrape, host="127.0.0.1", port=free_port()) as server,
         aiohttp.ClientSession() as session,
         session.get(server.url + "/metrics") as resp,
     ):

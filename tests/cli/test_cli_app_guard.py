@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
+
+from devtools.controlplane import ControlPlane
+from driftwarden import contract
 from tests.cli.test_cli_app import (
     CONFIG,
     MANUAL,
@@ -22,9 +25,6 @@ from tests.cli.test_cli_app import (
     prepare_cluster,
     rows,
 )
-
-from devtools.controlplane import ControlPlane
-from driftwarden import contract
 from tests.support.auditor import AUDITOR_NS, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
