@@ -20,9 +20,9 @@ from types import MappingProxyType
 from typing import Any
 
 from driftwarden import contract
+from driftwarden.fieldsv1 import Path, manager_entries, value_at
 from webhook import messages
-from webhook.changes import evaluate_update, gitops_entries, manager_entries, metadata_of
-from webhook.fieldsets import Path, value_at
+from webhook.changes import evaluate_update, gitops_entries, metadata_of
 from webhook.messages import Finding, Reason, Subject
 from webhook.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths, string_map
 from webhook.review import AdmissionRequest

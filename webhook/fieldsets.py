@@ -1,12 +1,8 @@
-"""Field paths of server-side apply, for the admission decision.
+"""The admission diff, in server-side apply's field paths (driftwarden.fieldsv1).
 
-Role: parse managedFields ``fieldsV1`` tries into sets of paths, compute which paths changed between an old
-and a new object, and intersect changed paths with the paths a set of field managers owns.
-
-A path is a tuple of fieldsV1 elements, each keeping its prefix so that no map key can be mistaken for a
-list element: ``("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"web"}', "f:image")``.
-``k:`` and ``v:`` elements hold canonical JSON (sorted keys, compact) so that paths parsed from the API
-server and paths computed from objects compare equal.
+Role: compute which paths changed between an old and a new object, matching list elements the way the
+managedFields describe them, intersect changed paths with the paths a set of field managers owns, and
+render a path for people.
 
 This module must not do I/O, log, await, or know policy (which managers are GitOps, which fields matter):
 that is webhook.decision's job. Nothing here raises on malformed input; garbage is skipped.
@@ -19,105 +15,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-Path = tuple[str, ...]
-"""A field path: fieldsV1 elements (``f:name``, ``k:{json}``, ``v:json``, ``i:n``) from the root."""
+from driftwarden.fieldsv1 import MEMBER, Path, Trie, build_trie, canonical_json, value_at
 
-Trie = dict[str, "Trie"]
-"""A fieldsV1-shaped trie; the key ``.`` marks that the path to this node is itself in the set."""
-
-MEMBER = "."
 MAX_DIFF_DEPTH = 64
 _MISSING: Any = object()
 _SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def canonical_json(value: object) -> str:
-    """Compact JSON with sorted keys: the one spelling used for ``k:`` and ``v:`` elements."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def normalize_element(key: object) -> str | None:
-    """The canonical form of one fieldsV1 key; None for ``.`` and for keys of no known kind."""
-    if not isinstance(key, str):
-        return None
-    prefix, sep, raw = key.partition(":")
-    if not sep:
-        return None
-    if prefix == "f":
-        return key
-    if prefix == "i":
-        return f"i:{int(raw)}" if _is_index(raw) else None
-    return _canonical_value_element(prefix, raw, key) if prefix in ("k", "v") else None
-
-
-def _is_index(raw: str) -> bool:
-    # isdigit() alone accepts non-ASCII digits, and int() refuses strings of over 4300 digits.
-    return raw.isascii() and raw.isdigit() and len(raw) <= 9
-
-
-def _canonical_value_element(prefix: str, raw: str, key: str) -> str:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return key  # keep it: ownership of something we cannot name is still ownership
-    if prefix == "k" and not isinstance(value, dict):
-        return key
-    return f"{prefix}:{canonical_json(value)}"
-
-
-def parse_fields_v1(fields: object) -> frozenset[Path]:
-    """The set of paths a fieldsV1 trie describes; empty for anything that is not a mapping."""
-    out: set[Path] = set()
-    # An explicit stack, not recursion: a hostile trie must not hit the interpreter's recursion limit.
-    stack: list[tuple[object, Path]] = [(fields, ())]
-    while stack:
-        node, path = stack.pop()
-        if not isinstance(node, Mapping):
-            continue
-        for key, child in node.items():
-            if key == MEMBER:
-                if path:
-                    out.add(path)
-                continue
-            element = normalize_element(key)
-            if element is None:
-                continue
-            child_path = (*path, element)
-            if isinstance(child, Mapping) and child:
-                stack.append((child, child_path))
-            else:
-                # ``{}`` is a leaf member; a non-mapping value is garbage, kept as a leaf (conservative).
-                out.add(child_path)
-    return frozenset(out)
-
-
-def build_trie(paths: Iterable[Path]) -> Trie:
-    """A trie of ``paths`` in which every member node carries the ``.`` marker."""
-    root: Trie = {}
-    for path in paths:
-        node = root
-        for element in path:
-            node = node.setdefault(element, {})
-        if path:
-            node.setdefault(MEMBER, {})
-    return root
-
-
-def fields_v1_from_paths(paths: Iterable[Path]) -> dict[str, Any]:
-    """The fieldsV1 trie the API server would write for ``paths`` (inverse of parse_fields_v1)."""
-    trie = build_trie(paths)
-    _collapse_leaves(trie)
-    return trie
-
-
-def _collapse_leaves(node: Trie) -> None:
-    for key, child in node.items():
-        if key == MEMBER:
-            continue
-        if set(child) == {MEMBER}:
-            node[key] = {}  # the API server writes a member without children as ``{}``
-        else:
-            _collapse_leaves(child)
 
 
 def changed_paths(old: object, new: object, *, hints: Iterable[Path] = ()) -> frozenset[Path]:
@@ -287,46 +189,6 @@ def _atomic(path: Path, *, old: object, all_trie: Trie) -> bool:
         return True
     found, value = value_at(old, path)
     return not (found and isinstance(value, Mapping | list) and not value)
-
-
-def value_at(obj: object, path: Path) -> tuple[bool, Any]:
-    """``(True, value)`` at ``path`` in ``obj``, or ``(False, None)`` when nothing is there."""
-    current: Any = obj
-    for element in path:
-        found, current = _step(current, element)
-        if not found:
-            return False, None
-    return True, current
-
-
-def _step(current: object, element: str) -> tuple[bool, Any]:
-    prefix, _, raw = element.partition(":")
-    if prefix == "f":
-        if isinstance(current, Mapping) and raw in current:
-            return True, current[raw]
-        return False, None
-    if not isinstance(current, list):
-        return False, None
-    if prefix == "i":
-        index = int(raw) if _is_index(raw) else -1
-        return (True, current[index]) if 0 <= index < len(current) else (False, None)
-    for item in current:
-        if _element_of(item, prefix, raw) == element:
-            return True, item
-    return False, None
-
-
-def _element_of(item: object, prefix: str, raw: str) -> str | None:
-    if prefix == "v":
-        return "v:" + canonical_json(item)
-    if prefix == "k" and isinstance(item, Mapping):
-        try:
-            names = json.loads(raw)
-        except (ValueError, RecursionError):
-            return None
-        if isinstance(names, dict) and all(name in item for name in names):
-            return "k:" + canonical_json({name: item[name] for name in names})
-    return None
 
 
 def render_path(path: Path, *, redact_values: bool = False) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from webhook.fieldsets import Path, render_path
+from driftwarden.fieldsv1 import Path
+from webhook.fieldsets import render_path
 from webhook.review import MAX_MESSAGE_BYTES, MAX_WARNING_CHARS, clip, clip_bytes, join_limited
 
 Reason = Literal[

@@ -17,7 +17,7 @@ from typing import Literal
 
 from driftwarden import contract
 from driftwarden.errors import ConfigError
-from webhook.fieldsets import Path
+from driftwarden.fieldsv1 import Path
 
 TrackingFormat = Literal["driftwarden", "argocd", "none"]
 
