@@ -23,6 +23,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from driftwarden.errors import AdmissionRequestError
 from driftwarden.telemetry.metrics import Instruments, metrics_handler
 from driftwarden.telemetry.semconv import name_attribute_of_resource
+from driftwarden.telemetry.tracecontext import traceparent
 from webhook.decision import Decision, decide
 from webhook.patches import drift_patch
 from webhook.review import AdmissionRequest, build_response, parse_admission_review
@@ -104,14 +105,6 @@ def _for_mutation(review: AdmissionRequest, decision: Decision) -> Decision:
     if decision.allowed or review.sub_resource == "scale":
         return decision
     return replace(decision, allowed=True, message="")
-
-
-def traceparent(span: Span) -> str:
-    """The W3C traceparent of ``span``, for the drift annotation the auditor links its heal to."""
-    ctx = span.get_span_context()
-    if not ctx.is_valid:
-        return ""
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 _ALLOWED_VERDICTS = frozenset({"warned", "breakglass", "off", "error"})

@@ -2,7 +2,8 @@
 
 Role: in ``warn`` mode a violating edit is let through, and this stamp records on the object who drifted
 it, when, which fields, and the trace that links the edit to the heal that undoes it. The value is JSON
-``{"user", "at", "fields", "traceparent"}``; ``at`` and ``traceparent`` come from the caller.
+``{"user", "at", "fields", "traceparent"}`` (driftwarden.contract.DriftStamp); ``at`` and ``traceparent``
+come from the caller.
 
 Must not: read the clock, do I/O, log, await, or decide anything (webhook.decision decides). The patch is
 idempotent: the API server may call a mutating webhook again on the same object (reinvocation), and a
@@ -11,12 +12,12 @@ second call that would stamp the same user and fields returns no patch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from driftwarden import contract
+from driftwarden.contract import DriftStamp, rfc3339
 from webhook.decision import Decision
 
 MAX_DRIFT_FIELDS = 50
@@ -28,24 +29,11 @@ def escape_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def rfc3339(at: datetime) -> str:
-    """``at`` as RFC 3339 UTC with a ``Z``, to the second, as Kubernetes writes timestamps."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("the drift time must be timezone-aware")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def drift_fields(fields: tuple[str, ...]) -> list[str]:
+def drift_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
     """The fields to record, capped so that the annotation stays small however large the edit."""
     if len(fields) <= MAX_DRIFT_FIELDS:
-        return list(fields)
-    return [*fields[: MAX_DRIFT_FIELDS - 1], f"and {len(fields) - MAX_DRIFT_FIELDS + 1} more"]
-
-
-def drift_value(*, user: str, at: datetime, fields: tuple[str, ...], traceparent: str) -> str:
-    """The annotation's JSON value."""
-    record = {"user": user, "at": rfc3339(at), "fields": drift_fields(fields), "traceparent": traceparent}
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        return fields
+    return (*fields[: MAX_DRIFT_FIELDS - 1], f"and {len(fields) - MAX_DRIFT_FIELDS + 1} more")
 
 
 def drift_patch(
@@ -60,39 +48,31 @@ def drift_patch(
         return None
     if not isinstance(obj, Mapping) or obj.get("kind") == "Scale":
         return None
-    value = drift_value(user=user, at=at, fields=decision.fields, traceparent=traceparent)
+    stamp = DriftStamp(
+        user=user, at=rfc3339(at), fields=drift_fields(decision.fields), traceparent=traceparent
+    )
     if "metadata" not in obj:
-        return [_add("/metadata", {"annotations": {contract.ANNOTATION_DRIFT: value}})]
+        return [_add("/metadata", {"annotations": {contract.ANNOTATION_DRIFT: stamp.encode()}})]
     metadata = obj["metadata"]
     if not isinstance(metadata, Mapping):
         return None  # nothing sane to patch; the decision itself already carries the warning
-    return _annotation_patch(metadata.get("annotations"), value, user=user, fields=decision.fields)
+    return _annotation_patch(metadata.get("annotations"), stamp)
 
 
-def _annotation_patch(
-    annotations: object, value: str, *, user: str, fields: tuple[str, ...]
-) -> JsonPatch | None:
+def _annotation_patch(annotations: object, stamp: DriftStamp) -> JsonPatch | None:
     if not isinstance(annotations, Mapping):
         # "add" on a missing (or null) map replaces it whole; a path into it would fail to apply.
-        return [_add("/metadata/annotations", {contract.ANNOTATION_DRIFT: value})]
-    if _already_stamped(annotations.get(contract.ANNOTATION_DRIFT), user=user, fields=fields):
+        return [_add("/metadata/annotations", {contract.ANNOTATION_DRIFT: stamp.encode()})]
+    if _already_stamped(annotations.get(contract.ANNOTATION_DRIFT), stamp):
         return None
-    return [_add(f"/metadata/annotations/{escape_pointer(contract.ANNOTATION_DRIFT)}", value)]
+    return [_add(f"/metadata/annotations/{escape_pointer(contract.ANNOTATION_DRIFT)}", stamp.encode())]
 
 
 def _add(path: str, value: object) -> dict[str, Any]:
     return {"op": "add", "path": path, "value": value}
 
 
-def _already_stamped(existing: object, *, user: str, fields: tuple[str, ...]) -> bool:
-    if not isinstance(existing, str):
-        return False
-    try:
-        record = json.loads(existing)
-    except (ValueError, RecursionError):
-        return False
-    return (
-        isinstance(record, dict)
-        and record.get("user") == user
-        and record.get("fields") == drift_fields(fields)
-    )
+def _already_stamped(existing: object, stamp: DriftStamp) -> bool:
+    """Whether ``existing`` records the same user and fields: time and trace may differ on reinvocation."""
+    found = DriftStamp.decode(existing)
+    return found is not None and (found.user, found.fields) == (stamp.user, stamp.fields)
