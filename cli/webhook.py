@@ -19,12 +19,12 @@ from driftwarden.kube.client import api_client
 from driftwarden.signals import stop_on_signals
 from driftwarden.telemetry.metrics import Instruments
 from driftwarden.telemetry.setup import meter_provider, tracer_provider
+from webhook.admission.profiles import PROFILES, get_profile
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.install import install, uninstall
-from webhook.profiles import PROFILES, get_profile
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 log = logging.getLogger("driftwarden.webhook")
 

@@ -21,7 +21,8 @@ from driftwarden.fieldsv1 import (
     value_at,
 )
 from tests.webhook.reviews import changed, container, deployment
-from webhook.fieldsets import MAX_DIFF_DEPTH, changed_paths, owned_changes, render_path
+from webhook.admission.fielddiff import MAX_DIFF_DEPTH, changed_paths, owned_changes
+from webhook.admission.messages import render_path
 
 WEB = 'k:{"name":"web"}'
 CONTAINERS: Path = ("f:spec", "f:template", "f:spec", "f:containers")

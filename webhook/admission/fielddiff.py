@@ -1,17 +1,15 @@
 """The admission diff, in server-side apply's field paths (driftwarden.fieldsv1).
 
 Role: compute which paths changed between an old and a new object, matching list elements the way the
-managedFields describe them, intersect changed paths with the paths a set of field managers owns, and
-render a path for people.
+managedFields describe them, and intersect changed paths with the paths a set of field managers owns.
 
 This module must not do I/O, log, await, or know policy (which managers are GitOps, which fields matter):
-that is webhook.decision's job. Nothing here raises on malformed input; garbage is skipped.
+that is webhook.admission.decision's job. Nothing here raises on malformed input; garbage is skipped.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,7 +17,6 @@ from driftwarden.fieldsv1 import MEMBER, Path, Trie, build_trie, canonical_json,
 
 MAX_DIFF_DEPTH = 64
 _MISSING: Any = object()
-_SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def changed_paths(old: object, new: object, *, hints: Iterable[Path] = ()) -> frozenset[Path]:
@@ -189,52 +186,3 @@ def _atomic(path: Path, *, old: object, all_trie: Trie) -> bool:
         return True
     found, value = value_at(old, path)
     return not (found and isinstance(value, Mapping | list) and not value)
-
-
-def render_path(path: Path, *, redact_values: bool = False) -> str:
-    """A readable path: ``spec.template.spec.containers[name=web].image``, ``metadata.labels.app``.
-
-    With ``redact_values`` the values inside ``k:``/``v:`` elements are replaced by ``…`` (for Secrets).
-    """
-    text = "".join(_render_element(element, redact_values=redact_values) for element in path)
-    return text.removeprefix(".") or "(object)"
-
-
-def _render_element(element: str, *, redact_values: bool) -> str:
-    prefix, _, raw = element.partition(":")
-    if prefix == "f":
-        return f".{raw}" if _SIMPLE_NAME.fullmatch(raw) else f"[{json.dumps(raw, ensure_ascii=False)}]"
-    if prefix == "i":
-        return f"[{raw}]"
-    if prefix == "v":
-        return "[=…]" if redact_values else f"[={_render_value(raw)}]"
-    if prefix == "k":
-        return f"[{_render_key(raw, redact_values=redact_values)}]"
-    return "[?]"
-
-
-def _render_key(raw: str, *, redact_values: bool) -> str:
-    try:
-        fields = json.loads(raw)
-    except (ValueError, RecursionError):
-        fields = None
-    if not isinstance(fields, dict):
-        return "…" if redact_values else raw
-    parts = []
-    for name in sorted(fields):
-        value = "…" if redact_values else _render_scalar(fields[name])
-        parts.append(f"{name}={value}")
-    return ",".join(parts)
-
-
-def _render_value(raw: str) -> str:
-    try:
-        return _render_scalar(json.loads(raw))
-    except (ValueError, RecursionError):
-        return raw
-
-
-def _render_scalar(value: object) -> str:
-    if isinstance(value, str) and _SIMPLE_NAME.fullmatch(value):
-        return value
-    return canonical_json(value)

@@ -5,9 +5,9 @@ it, when, which fields, and the trace that links the edit to the heal that undoe
 ``{"user", "at", "fields", "traceparent"}`` (driftwarden.contract.DriftStamp); ``at`` and ``traceparent``
 come from the caller.
 
-Must not: read the clock, do I/O, log, await, or decide anything (webhook.decision decides). The patch is
-idempotent: the API server may call a mutating webhook again on the same object (reinvocation), and a
-second call that would stamp the same user and fields returns no patch.
+Must not: read the clock, do I/O, log, await, or decide anything (webhook.admission.decision decides).
+The patch is idempotent: the API server may call a mutating webhook again on the same object
+(reinvocation), and a second call that would stamp the same user and fields returns no patch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from driftwarden import contract
 from driftwarden.contract import DriftStamp, rfc3339
-from webhook.decision import Decision
+from webhook.admission.decision import Decision
 
 MAX_DRIFT_FIELDS = 50
 JsonPatch = list[dict[str, Any]]

@@ -2,16 +2,15 @@
 
 Role: read ``metadata.managedFields`` into entries (driftwarden.fieldsv1), strip what the API server and
 controllers own from both objects (status, resourceVersion, the drift stamp...), diff them with
-webhook.fieldsets and return a Finding: marker tampering, Git-owned fields changed, managedFields entries
-removed or forged, or (strict) any change at all.
+webhook.admission.fielddiff and return a Finding: marker tampering, Git-owned fields changed,
+managedFields entries removed or forged, or (strict) any change at all.
 
-This module must not do I/O, log, await or write text for people (webhook.messages does).
+This module must not do I/O, log, await or write text for people (webhook.admission.messages does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from driftwarden import contract
 from driftwarden.fieldsv1 import (
@@ -23,9 +22,10 @@ from driftwarden.fieldsv1 import (
     owned_paths,
     value_at,
 )
-from webhook.fieldsets import changed_paths, owned_changes
-from webhook.messages import Finding, Reason
-from webhook.profiles import Profile, protected_paths
+from webhook.admission.fielddiff import changed_paths, owned_changes
+from webhook.admission.messages import Finding, Reason
+from webhook.admission.objects import metadata_of
+from webhook.admission.profiles import Profile, protected_paths
 
 # Written by the API server or by the object's controllers, never by Git: a change here is no drift.
 _SERVER_METADATA = frozenset(
@@ -33,12 +33,6 @@ _SERVER_METADATA = frozenset(
 )
 # While an object is being deleted, controllers remove their finalizers; blocking that would wedge it.
 _TERMINATING_METADATA = frozenset({"finalizers", "deletionTimestamp", "deletionGracePeriodSeconds"})
-
-
-def metadata_of(obj: object) -> Mapping[str, Any]:
-    """``obj.metadata`` if both are mappings, else an empty mapping (objects may be garbage)."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    return meta if isinstance(meta, Mapping) else {}
 
 
 def gitops_entries(entries: Iterable[ManagerEntry], profile: Profile) -> tuple[ManagerEntry, ...]:
