@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from auditor.application import Source
@@ -17,6 +17,7 @@ from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
 from auditor.objects import ObjectRef, ResourceKey
 from auditor.sync.changeset import Action, ChangeSet
+from driftwarden.contract import rfc3339
 
 HISTORY_LIMIT = 10
 SYNC_FAILED = "SyncFailed"
@@ -28,13 +29,6 @@ CONDITION_TYPES = (SYNC_FAILED, COMPARISON_ERROR, GIT_UNREACHABLE, PRUNE_REFUSED
 
 OperationPhase = Literal["Running", "Succeeded", "Failed"]
 ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped"]
-
-
-def timestamp(at: datetime) -> str:
-    """``at`` as a Kubernetes (RFC 3339, UTC, whole seconds) timestamp; naive datetimes are rejected."""
-    if at.tzinfo is None:
-        raise ValueError("timestamps need a timezone-aware datetime")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ref_fields(ref: ObjectRef) -> dict[str, str]:
@@ -78,7 +72,7 @@ def append_history(
     entry = {
         "id": next_id,
         "revision": revision,
-        "deployedAt": timestamp(at),
+        "deployedAt": rfc3339(at),
         "source": {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path},
     }
     if limit < 1:
@@ -123,10 +117,10 @@ def operation_state(
         "phase": phase,
         "message": message,
         "syncResult": {"revision": revision, "resources": resources},
-        "startedAt": timestamp(started_at),
+        "startedAt": rfc3339(started_at),
     }
     if phase != "Running" and finished_at is not None:
-        state["finishedAt"] = timestamp(finished_at)
+        state["finishedAt"] = rfc3339(finished_at)
     return state
 
 
@@ -137,7 +131,7 @@ def set_condition(
     previous = next((c for c in conditions if c.get("type") == type), None)
     if previous is not None and previous.get("message") == message:
         return [dict(c) for c in conditions]
-    entry = {"type": type, "message": message, "lastTransitionTime": timestamp(at)}
+    entry = {"type": type, "message": message, "lastTransitionTime": rfc3339(at)}
     others = [dict(c) for c in conditions if c.get("type") != type]
     return sorted([*others, entry], key=lambda c: str(c.get("type")))
 

@@ -1,7 +1,8 @@
 """``driftwarden webhook serve|install|uninstall``: flags → settings → the webhook package.
 
-Orchestration only: it builds the frozen settings once, sets up telemetry and logging, and runs the
-server until SIGINT/SIGTERM, or applies/deletes the webhook configurations.
+Flags and output only: ``serve`` builds the frozen settings once, sets up logging and hands them to the
+webhook's composition root (webhook.process) until SIGINT/SIGTERM; ``install``/``uninstall`` apply or
+delete the webhook configurations (webhook.registration, webhook.install).
 """
 
 from __future__ import annotations
@@ -12,21 +13,15 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from aiohttp import web
-
 from driftwarden import contract
 from driftwarden.kube.client import api_client
 from driftwarden.signals import stop_on_signals
-from driftwarden.telemetry.metrics import Instruments
-from driftwarden.telemetry.setup import meter_provider, tracer_provider
-from webhook.app import make_app
+from webhook.admission.profiles import PROFILES, get_profile
+from webhook.admission.settings import make_settings
 from webhook.install import install, uninstall
-from webhook.profiles import PROFILES, get_profile
+from webhook.process import WebhookSettings, serve
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
-from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
-
-log = logging.getLogger("driftwarden.webhook")
+from webhook.server import ServerSettings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,37 +106,27 @@ def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = make_settings(
-        profile=args.profile,
-        gitops_identities=_gitops_users(args),
-        breakglass_users=args.breakglass_user,
-        breakglass_groups=args.breakglass_group,
-        default_mode=args.default_mode,
-        strict=args.strict,
+    settings = WebhookSettings(
+        decision=make_settings(
+            profile=args.profile,
+            gitops_identities=_gitops_users(args),
+            breakglass_users=args.breakglass_user,
+            breakglass_groups=args.breakglass_group,
+            default_mode=args.default_mode,
+            strict=args.strict,
+        ),
+        server=ServerSettings(
+            cert_file=args.tls_cert_file, key_file=args.tls_key_file, host=args.host, port=args.port
+        ),
+        telemetry_env=env,
+        console_traces=args.console_traces,
     )
-    server = ServerSettings(
-        cert_file=args.tls_cert_file, key_file=args.tls_key_file, host=args.host, port=args.port
-    )
-    provider = tracer_provider("driftwarden-webhook", env=env, console=args.console_traces)
-    metering = meter_provider("driftwarden-webhook", env=env)
-    instruments = Instruments.from_meter(metering.provider.get_meter("driftwarden.webhook"))
-    app = make_app(
-        settings, tracer=provider.get_tracer("driftwarden.webhook"), instruments=instruments,
-        metrics=metering.scrape,
-    )  # fmt: skip
-    try:
-        return asyncio.run(_serve(app, server))
-    finally:
-        metering.shutdown()
-        provider.shutdown()
 
+    async def serve_until_signalled() -> None:
+        with stop_on_signals() as stop:
+            await serve(settings, stop=stop)
 
-async def _serve(app: web.Application, settings: ServerSettings) -> int:
-    with stop_on_signals() as stop:
-        async with WebhookServer(app, settings) as server:
-            log.info("serving admission reviews on https://%s:%d", settings.host, server.port)
-            await stop.wait()
-            log.info("shutting down")
+    asyncio.run(serve_until_signalled())
     return 0
 
 

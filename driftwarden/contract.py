@@ -1,11 +1,16 @@
-"""The names webhook, auditor, manifests and docs share (the contract of docs/design.md).
+"""The names and formats webhook, auditor, manifests and docs share (the contract of docs/design.md).
 
-Pure constants and the tracking-id format. It must not do I/O or import webhook/auditor code:
-both processes import it, and it is the one place these strings are spelled.
+Pure constants, the tracking-id format, and the drift stamp (``driftwarden.io/drift``) with its RFC 3339
+time. It must not do I/O or import webhook/auditor code: both processes import it, and it is the one
+place these strings and formats are spelled. The stamp's traceparent is W3C trace context, written and
+read by driftwarden.telemetry.tracecontext (this module stays free of OpenTelemetry).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 GROUP = "driftwarden.io"
@@ -81,3 +86,66 @@ def parse_tracking_id(value: str) -> TrackingId | None:
     if not (sep1 and sep2 and sep3) or not (app_ns and app_name and kind and name):
         return None
     return TrackingId(app_ns, app_name, group, kind, namespace, name)
+
+
+def rfc3339(at: dt.datetime) -> str:
+    """``at`` as RFC 3339 UTC with a ``Z``, to the second, as Kubernetes writes timestamps."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("timestamps need a timezone-aware datetime")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class DriftStamp:
+    """The ``driftwarden.io/drift`` annotation: JSON ``{user, at, fields, traceparent}``.
+
+    The mutating webhook writes it on an edit it lets through in ``warn`` mode: who made the edit, when
+    (``at``, RFC 3339), which fields (rendered paths, never values), and the W3C traceparent of the
+    admission span. The auditor reads it to name the drifter and link its heal to the edit's trace.
+    """
+
+    user: str
+    at: str
+    fields: tuple[str, ...]
+    traceparent: str = ""
+
+    def encode(self) -> str:
+        """The annotation's value: compact JSON, members in the contract's order."""
+        record = {
+            "user": self.user,
+            "at": self.at,
+            "fields": list(self.fields),
+            "traceparent": self.traceparent,
+        }
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, value: object) -> DriftStamp | None:
+        """The stamp in an annotation value; None unless it is a JSON object.
+
+        Anyone who may edit the object may edit the annotation too, so a member of the wrong type reads
+        as empty rather than failing the whole stamp: its presence alone still says an edit was flagged.
+        """
+        if not isinstance(value, str):
+            return None
+        try:
+            data = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        fields = data.get("fields")
+        if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
+            fields = []
+        return cls(_str(data.get("user")), _str(data.get("at")), tuple(fields), _str(data.get("traceparent")))
+
+
+def drift_stamp(obj: object) -> DriftStamp | None:
+    """The stamp on ``obj`` (a Kubernetes object as JSON); None when absent or not the contract's JSON."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    return DriftStamp.decode(annotations.get(ANNOTATION_DRIFT)) if isinstance(annotations, Mapping) else None
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -60,12 +60,12 @@ from tests.support.jaeger import links, spans_named, tags, wait_for_trace, wait_
 from tests.support.kubectl import kubectl
 from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
+from webhook.admission.profiles import get_profile
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.install import install, uninstall
-from webhook.profiles import get_profile
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 APP, NAMESPACE, USER = "web-app", "production", "alice"
 GIT_IMAGE, EDITED_IMAGE = "nginx:1.27", "nginx:1.28"

@@ -1,8 +1,8 @@
 """The webhook's aiohttp application: parse, decide, serialise — and a span and metrics per review.
 
-Orchestration over the pure core: handlers read the body within the API server's limits, turn bad
-input into a clear 4xx (never a 500), call ``webhook.decision.decide`` and answer with
-``webhook.review.build_response``. No Kubernetes API call happens here: every fact is in the review.
+Orchestration over the pure core (webhook.admission): handlers read the body within the API server's
+limits, turn bad input into a clear 4xx (never a 500), call ``decision.decide`` and answer with
+``response.build_response``. No Kubernetes API call happens here: every fact is in the review.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from opentelemetry.trace import Span, Status, StatusCode
 from driftwarden.errors import AdmissionRequestError
 from driftwarden.telemetry.metrics import Instruments, metrics_handler
 from driftwarden.telemetry.semconv import name_attribute_of_resource
-from webhook.decision import Decision, decide
-from webhook.patches import drift_patch
-from webhook.review import AdmissionRequest, build_response, parse_admission_review
-from webhook.settings import DecisionSettings
+from driftwarden.telemetry.tracecontext import traceparent
+from webhook.admission.decision import Decision, decide
+from webhook.admission.patches import drift_patch
+from webhook.admission.request import AdmissionRequest, parse_admission_review
+from webhook.admission.response import build_response
+from webhook.admission.settings import DecisionSettings
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +106,6 @@ def _for_mutation(review: AdmissionRequest, decision: Decision) -> Decision:
     if decision.allowed or review.sub_resource == "scale":
         return decision
     return replace(decision, allowed=True, message="")
-
-
-def traceparent(span: Span) -> str:
-    """The W3C traceparent of ``span``, for the drift annotation the auditor links its heal to."""
-    ctx = span.get_span_context()
-    if not ctx.is_valid:
-        return ""
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 _ALLOWED_VERDICTS = frozenset({"warned", "breakglass", "off", "error"})

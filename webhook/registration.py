@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.profiles import Profile
+from webhook.admission.profiles import Profile
 
 VALIDATING_NAME = "driftwarden-guard"
 MUTATING_NAME = "driftwarden-flag"

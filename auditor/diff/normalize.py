@@ -11,8 +11,8 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from auditor.diff.fieldsv1 import Location
 from driftwarden.contract import ANNOTATION_DRIFT
+from driftwarden.fieldsv1 import Location
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NOISE_METADATA = (

@@ -2,7 +2,8 @@
 
 Both sides are normalised, ignoreDifferences rules are applied to both, Secrets are masked before any
 text is rendered, and the outcome is a frozen ObjectDiff. Changed paths are JSON pointers built from
-keys and indices only, never values. Pure: no I/O, no logging, no Kubernetes client.
+keys and indices only, never values. ignoreDifferences.managedFieldsManagers is read from the
+managedFields with driftwarden.fieldsv1. Pure: no I/O, no logging, no Kubernetes client.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any, Literal
 import yaml
 
 from auditor.application import IgnoreDifference
-from auditor.diff.fieldsv1 import Location, managers_fields, owned_locations
 from auditor.diff.normalize import format_pointer, mask_secrets, normalize, remove_locations, resolve_pointer
 from auditor.objects import ObjectRef
+from driftwarden.fieldsv1 import Location, leaf_paths, locate
 
 DiffAction = Literal["create", "update", "unchanged", "prune"]
 SyncStatus = Literal["Synced", "OutOfSync", "Unknown"]
@@ -42,6 +43,30 @@ def rules_for(ref: ObjectRef, rules: Iterable[IgnoreDifference]) -> list[IgnoreD
     return [
         r for r in rules if r.matches(group=ref.group, kind=ref.kind, namespace=ref.namespace, name=ref.name)
     ]
+
+
+def managers_fields(manifest: Mapping[str, Any], managers: Iterable[str]) -> list[Mapping[str, Any]]:
+    """The fieldsV1 sets of the managedFields entries that belong to any of ``managers``."""
+    wanted = set(managers)
+    meta = manifest.get("metadata")
+    entries = meta.get("managedFields") if isinstance(meta, Mapping) else None
+    found: list[Mapping[str, Any]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping) or entry.get("manager") not in wanted:
+            continue
+        if entry.get("fieldsType", "FieldsV1") != "FieldsV1":
+            continue
+        fields = entry.get("fieldsV1")
+        if isinstance(fields, Mapping):
+            found.append(fields)
+    return found
+
+
+def owned_locations(obj: Any, field_sets: Iterable[Mapping[str, Any]]) -> list[Location]:
+    """The locations in ``obj`` of every leaf owned in ``field_sets`` (driftwarden.fieldsv1) it has."""
+    # Sorted, so that the removal sees the same order on every run (set order follows string hashing).
+    paths = (path for fields in field_sets for path in sorted(leaf_paths(fields)))
+    return [location for path in paths if (location := locate(obj, path)) is not None]
 
 
 def _ignored_locations(

@@ -1,5 +1,7 @@
 """Pure decisions of the watch-driven heal: who drifted an object, backoff, field fights, drift records.
 
+The webhook's drift stamp is read with driftwarden.contract.drift_stamp.
+
 No I/O, no clock reads (``now`` is passed in), no logging. ``HealBook`` is the one stateful piece: a
 plain in-memory record per object that the heal orchestration (auditor.heal) consults and updates.
 """
@@ -7,12 +9,12 @@ plain in-memory record per object that the heal orchestration (auditor.heal) con
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from driftwarden import contract
+from driftwarden.contract import rfc3339
 
 FIGHT_HEALS = 5
 """Rapid re-drifts in a row by the same other manager that make a fight."""
@@ -22,37 +24,6 @@ back reverts within moments; a person editing does not). Only rapid re-drifts ba
 BACKOFF_INITIAL = 0.25
 BACKOFF_MAX = 30.0
 DRIFT_RECORDS = 20
-
-
-@dataclass(frozen=True)
-class DriftStamp:
-    """The ``driftwarden.io/drift`` annotation the mutating webhook writes in warn mode."""
-
-    user: str
-    at: str
-    fields: tuple[str, ...]
-    traceparent: str
-
-
-def drift_stamp(obj: Mapping[str, Any]) -> DriftStamp | None:
-    """The stamp on ``obj``; None when absent or not the JSON the webhook writes."""
-    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(contract.ANNOTATION_DRIFT)
-    if not isinstance(raw, str):
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, Mapping):
-        return None
-    raw_fields = data.get("fields")
-    fields = raw_fields if isinstance(raw_fields, list) else []
-    return DriftStamp(
-        str(data.get("user", "")),
-        str(data.get("at", "")),
-        tuple(str(f) for f in fields),
-        str(data.get("traceparent", "")),
-    )
 
 
 def last_writer(obj: Mapping[str, Any], *, exclude: Iterable[str] = (contract.FIELD_MANAGER,)) -> str:
@@ -67,10 +38,6 @@ def last_writer(obj: Mapping[str, Any], *, exclude: Iterable[str] = (contract.FI
         return ""
     newest = max(entries, key=lambda e: str(e.get("time", "")))
     return str(newest.get("manager", ""))
-
-
-def rfc3339(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def drift_record(

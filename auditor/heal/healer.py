@@ -22,23 +22,25 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.trace import Link, SpanContext, TraceFlags
+from opentelemetry.trace import Link
 
 from auditor.application import Application
 from auditor.clients import AuditorClients
 from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
-from auditor.heal.core import DriftStamp, HealBook, append_drift, drift_record, drift_stamp, last_writer
+from auditor.heal.core import HealBook, append_drift, drift_record, last_writer
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
 from auditor.objects import GroupKind, ObjectRef, ResourceKey
 from auditor.status import set_condition
 from auditor.sync.takeover import STRICT_OPTION, takeover_patch
 from driftwarden import contract
+from driftwarden.contract import DriftStamp, drift_stamp
 from driftwarden.errors import DriftwardenError
 from driftwarden.kube.watch import Informer
 from driftwarden.telemetry.semconv import name_attribute
+from driftwarden.telemetry.tracecontext import span_context
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +56,8 @@ def _version(obj: Mapping[str, Any]) -> str:
 
 def _link(stamp: DriftStamp | None) -> list[Link]:
     """A span link to the admission span that flagged the edit (W3C traceparent in the drift stamp)."""
-    parts = stamp.traceparent.split("-") if stamp else []
-    if len(parts) != 4:
-        return []
-    try:
-        context = SpanContext(
-            int(parts[1], 16), int(parts[2], 16), is_remote=True, trace_flags=TraceFlags(int(parts[3], 16))
-        )
-    except ValueError:
-        return []
-    return [Link(context)] if context.is_valid else []
+    context = span_context(stamp.traceparent) if stamp else None
+    return [Link(context)] if context is not None else []
 
 
 class Healer:

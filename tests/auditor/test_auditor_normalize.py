@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.diff.fieldsv1 import PathElement, leaf_paths, managers_fields, owned_locations, resolve
 from auditor.diff.normalize import (
     FIRST_MASK,
     LAST_APPLIED,
@@ -22,7 +21,9 @@ from auditor.diff.normalize import (
     remove_pointers,
     resolve_pointer,
 )
+from auditor.diff.objectdiff import managers_fields, owned_locations
 from driftwarden.contract import ANNOTATION_DRIFT, ANNOTATION_TRACKING_ID
+from driftwarden.fieldsv1 import leaf_paths, locate
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=8))
 json_values = st.recursive(
@@ -213,12 +214,10 @@ def test_leaf_paths_and_resolution() -> None:
         "f:spec/f:template/f:spec/f:tolerations/i:0",
     }
     steps = ["f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"app"}', "f:image"]
-    image = tuple(PathElement(s[0], s[2:]) for s in steps)  # type: ignore[arg-type]
-    assert resolve(OBJ, image) == ("spec", "template", "spec", "containers", 1, "image")
-    assert resolve(OBJ, (PathElement("f", "nope"),)) is None
-    assert (
-        resolve(OBJ, (PathElement("f", "spec"), PathElement("f", "replicas"), PathElement("f", "x"))) is None
-    )
+    image = tuple(steps)
+    assert locate(OBJ, image) == ("spec", "template", "spec", "containers", 1, "image")
+    assert locate(OBJ, ("f:nope",)) is None
+    assert locate(OBJ, ("f:spec", "f:replicas", "f:x")) is None
 
 
 def test_removing_a_managers_fields() -> None:

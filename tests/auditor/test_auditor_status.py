@@ -24,9 +24,9 @@ from auditor.status import (
     resource_entries,
     result_for,
     set_condition,
-    timestamp,
 )
 from auditor.sync.changeset import Action, ChangeSet, SharedResource
+from driftwarden.contract import rfc3339
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SOURCE = Source("https://git.example.com/infra.git", "main", "apps/web")
@@ -36,11 +36,11 @@ OLD = ObjectRef("", "v1", "Service", "prod", "old")
 
 
 def test_timestamp_is_utc_rfc3339() -> None:
-    assert timestamp(T0) == "2024-05-01T12:00:00Z"
+    assert rfc3339(T0) == "2024-05-01T12:00:00Z"
     plus_two = datetime(2024, 5, 1, 14, 0, 0, 999, tzinfo=timezone(timedelta(hours=2)))
-    assert timestamp(plus_two) == "2024-05-01T12:00:00Z"
+    assert rfc3339(plus_two) == "2024-05-01T12:00:00Z"
     with pytest.raises(ValueError, match="timezone"):
-        timestamp(datetime(2024, 5, 1))
+        rfc3339(datetime(2024, 5, 1))
 
 
 def test_resource_entries_are_sorted_with_sync_and_health() -> None:

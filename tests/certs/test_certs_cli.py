@@ -21,8 +21,8 @@ from driftwarden import contract
 from tests.certs.support import published_bundles, read_secret
 from tests.support.clients import Clients
 from tests.support.guard import ensure_namespace
+from webhook.admission.profiles import get_profile
 from webhook.install import install, uninstall
-from webhook.profiles import get_profile
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 
 

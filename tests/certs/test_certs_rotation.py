@@ -39,12 +39,12 @@ from tests.support.guard import (
     managed,
     wait_for_guard,
 )
+from webhook.admission.profiles import get_profile
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.install import install, uninstall
-from webhook.profiles import get_profile
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 pytestmark = pytest.mark.cluster
 

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from certs.pki import issue, new_ca
 from certs.policy import ServingNames
 from driftwarden import contract
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -58,9 +58,9 @@ from tests.support.jaeger import (
     wait_for_traces,
 )
 from tests.webhook.reviews import admission_review, changed, deployment
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

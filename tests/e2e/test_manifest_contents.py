@@ -19,7 +19,7 @@ from cli.main import build_parser
 from devtools.controlplane.binaries import find_binaries
 from driftwarden import contract
 from driftwarden.settings import control_plane_bin_dir, environment
-from webhook.profiles import get_profile
+from webhook.admission.profiles import get_profile
 from webhook.registration import (
     MUTATING_NAME,
     VALIDATING_NAME,

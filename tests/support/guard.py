@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from certs.pki import CertRequest, KeyPair, issue, new_ca
 from driftwarden import contract
 from driftwarden.kube.rest import APPLY_PATCH, request_json, resource_path
+from webhook.admission.profiles import get_profile
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.install import install, uninstall
-from webhook.profiles import get_profile
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 AUDITOR_NS = contract.DEFAULT_INSTALL_NAMESPACE
 AUDITOR_USER = contract.auditor_identity()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.settings import DecisionSettings, make_settings
+from webhook.admission.settings import DecisionSettings, make_settings
 
 BREAKGLASS_USER = "oncall-olga"
 BREAKGLASS_GROUP = "sre-breakglass"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from driftwarden import contract
-from webhook.review import AdmissionRequest, parse_admission_review
+from webhook.admission.request import AdmissionRequest, parse_admission_review
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AUDITOR = contract.auditor_identity()

@@ -21,10 +21,11 @@ from tests.webhook.reviews import (
     request,
     update,
 )
-from webhook.decision import Decision, decide
-from webhook.messages import render_fields
-from webhook.review import AdmissionRequest, build_response, parse_admission_review
-from webhook.settings import DecisionSettings, make_settings
+from webhook.admission.decision import Decision, decide
+from webhook.admission.messages import render_fields
+from webhook.admission.request import AdmissionRequest, parse_admission_review
+from webhook.admission.response import build_response
+from webhook.admission.settings import DecisionSettings, make_settings
 
 NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 GARBAGE_COLLECTOR = "system:serviceaccount:kube-system:generic-garbage-collector"

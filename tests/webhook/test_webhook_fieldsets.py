@@ -1,4 +1,4 @@
-"""fieldsV1 parsing, changed paths, ownership intersection and rendering (webhook.fieldsets)."""
+"""fieldsV1 parsing (driftwarden.fieldsv1), changed paths, ownership intersection and rendering."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.webhook.reviews import changed, container, deployment
-from webhook.changes import manager_entries, owned_paths
-from webhook.fieldsets import (
-    MAX_DIFF_DEPTH,
+from driftwarden.fieldsv1 import (
     Path,
     canonical_json,
-    changed_paths,
     fields_v1_from_paths,
+    manager_entries,
     normalize_element,
-    owned_changes,
+    owned_paths,
     parse_fields_v1,
-    render_path,
     value_at,
 )
+from tests.webhook.reviews import changed, container, deployment
+from webhook.admission.fielddiff import MAX_DIFF_DEPTH, changed_paths, owned_changes
+from webhook.admission.messages import render_path
 
 WEB = 'k:{"name":"web"}'
 CONTAINERS: Path = ("f:spec", "f:template", "f:spec", "f:containers")

@@ -26,9 +26,9 @@ from driftwarden.telemetry.metrics import CONTENT_TYPE, Instruments
 from driftwarden.telemetry.setup import Metering, meter_provider
 from tests.support.guard import serving_pair
 from tests.webhook.reviews import admission_review, changed, deployment
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The warn-mode drift stamp (webhook.patches)."""
+"""The warn-mode drift stamp (webhook.admission.patches)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from driftwarden.contract import rfc3339
 from tests.webhook.reviews import deployment
-from webhook.decision import Decision
-from webhook.patches import MAX_DRIFT_FIELDS, drift_patch, escape_pointer, rfc3339
+from webhook.admission.decision import Decision
+from webhook.admission.patches import MAX_DRIFT_FIELDS, drift_patch, escape_pointer
 
 AT = datetime(2026, 11, 27, 21, 30, 5, 123456, tzinfo=UTC)
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -11,13 +11,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from driftwarden.errors import AdmissionRequestError
+from driftwarden.fieldsv1 import Path, canonical_json, parse_fields_v1, value_at
 from tests.webhook.conftest import BREAKGLASS_GROUP, BREAKGLASS_USER
 from tests.webhook.reviews import AUDITOR, DEPLOYMENT_TRACKING, deployment, request
-from webhook.decision import decide
-from webhook.fieldsets import Path, canonical_json, parse_fields_v1, value_at
-from webhook.patches import drift_patch
-from webhook.review import build_response, parse_admission_review
-from webhook.settings import DecisionSettings, make_settings
+from webhook.admission.decision import decide
+from webhook.admission.patches import drift_patch
+from webhook.admission.request import parse_admission_review
+from webhook.admission.response import build_response
+from webhook.admission.settings import DecisionSettings, make_settings
 
 AT = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
 TRACKING = "driftwarden.io/tracking-id"

@@ -1,4 +1,4 @@
-"""AdmissionReview parsing and response building (webhook.review)."""
+"""AdmissionReview parsing, limits and response building (webhook.admission.request, .limits, .response)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,10 @@ import pytest
 
 from driftwarden.errors import AdmissionRequestError
 from tests.webhook.reviews import admission_review, fixture
-from webhook.decision import Decision
-from webhook.review import (
-    GroupVersionKind,
-    GroupVersionResource,
-    build_response,
-    clip,
-    clip_bytes,
-    join_limited,
-    parse_admission_review,
-    valid_audit_key,
-)
+from webhook.admission.decision import Decision
+from webhook.admission.limits import clip, clip_bytes, join_limited, valid_audit_key
+from webhook.admission.request import GroupVersionKind, GroupVersionResource, parse_admission_review
+from webhook.admission.response import build_response
 
 
 def test_parses_the_kubectl_edit_review() -> None:

@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from certs.pki import CertRequest, issue
 from tests.support.guard import serving_pair
+from webhook.admission.settings import make_settings
 from webhook.app import make_app
 from webhook.server import ServerSettings, WebhookServer
-from webhook.settings import make_settings
 
 
 class Served:

@@ -1,4 +1,4 @@
-"""Profiles (webhook.profiles) and decision settings (webhook.settings)."""
+"""Profiles (webhook.admission.profiles) and decision settings (webhook.admission.settings)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from driftwarden import contract
 from driftwarden.errors import ConfigError
-from webhook.profiles import (
+from webhook.admission.profiles import (
     ARGOCD,
     DRIFTWARDEN,
     FLUX,
@@ -19,7 +19,7 @@ from webhook.profiles import (
     parse_tracking,
     protected_paths,
 )
-from webhook.settings import DecisionSettings, make_settings, parse_mode
+from webhook.admission.settings import DecisionSettings, make_settings, parse_mode
 
 WEB = ObjectRef("apps", "Deployment", "production", "web")
 

@@ -17,7 +17,8 @@ from typing import Literal
 
 from driftwarden import contract
 from driftwarden.errors import ConfigError
-from webhook.fieldsets import Path
+from driftwarden.fieldsv1 import Path
+from webhook.admission.objects import string_map
 
 TrackingFormat = Literal["driftwarden", "argocd", "none"]
 
@@ -187,13 +188,6 @@ def _by_labels(profile: Profile, labels: Mapping[str, str]) -> Ownership | None:
             app = f"{namespace}/{name}" if namespace else name
             return Ownership(app=app, marker=f"label {name_key}")
     return None
-
-
-def string_map(value: object) -> Mapping[str, str]:
-    """Labels or annotations as str -> str, dropping anything else (objects may be garbage)."""
-    if not isinstance(value, Mapping):
-        return {}
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def protected_paths(profile: Profile) -> tuple[Path, ...]:

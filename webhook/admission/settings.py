@@ -1,6 +1,6 @@
 """The settings of the admission decision: profile, GitOps identities, break-glass, default mode, strictness.
 
-Role: one frozen, validated value that webhook.decision reads. The CLI builds it from flags and the
+Role: one frozen, validated value that webhook.admission.decision reads. The CLI builds it from flags and the
 environment (``make_settings``); invalid values raise ConfigError with a message a person can act on.
 
 This module must not read os.environ, files or flags, log, or await: it only validates what it is given.
@@ -14,7 +14,7 @@ from typing import Literal, cast
 
 from driftwarden import contract
 from driftwarden.errors import ConfigError
-from webhook.profiles import Profile, get_profile
+from webhook.admission.profiles import Profile, get_profile
 
 GuardMode = Literal["enforce", "warn", "off"]
 
@@ -35,7 +35,7 @@ def parse_mode(value: object) -> GuardMode | None:
 
 @dataclass(frozen=True)
 class DecisionSettings:
-    """What webhook.decision needs besides the request.
+    """What webhook.admission.decision needs besides the request.
 
     ``default_mode`` applies to objects without a ``driftwarden.io/guard`` annotation. ``strict`` makes
     every out-of-band change to a managed object a violation, owned by Git or not.

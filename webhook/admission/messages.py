@@ -1,8 +1,9 @@
 """What the admission decision says to people: findings, rendered fields, messages, warnings, audit notes.
 
-Role: the vocabulary of webhook.decision (reason codes, ``Finding``, ``Subject``) and the text built from
-it, within the API server's limits (webhook.review): a denial under 1 KB that names the object, the fields
-and the Application to change in Git; warnings under 120 characters; audit annotations with valid keys.
+Role: the vocabulary of webhook.admission.decision (reason codes, ``Finding``, ``Subject``) and the text
+built from it, within the API server's limits (webhook.admission.limits): a denial under 1 KB that names
+the object, the fields and the Application to change in Git; warnings under 120 characters; audit
+annotations with valid keys. Paths read like ``spec.template.spec.containers[name=web].image``.
 
 Secrets: text is built from field paths and names only, never from object values. For a Secret, paths
 under ``data``/``stringData`` stop at the key name and ``k:``/``v:`` element values are masked, because a
@@ -13,13 +14,15 @@ This module must not do I/O, log, await, or decide anything.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from webhook.fieldsets import Path, render_path
-from webhook.review import MAX_MESSAGE_BYTES, MAX_WARNING_CHARS, clip, clip_bytes, join_limited
+from driftwarden.fieldsv1 import Path, canonical_json
+from webhook.admission.limits import MAX_MESSAGE_BYTES, MAX_WARNING_CHARS, clip, clip_bytes, join_limited
 
 Reason = Literal[
     "unmanaged",
@@ -42,6 +45,7 @@ Reason = Literal[
 
 MAX_FIELD_WARNINGS = 5
 _SECRET_DATA = frozenset({"f:data", "f:stringData"})
+_SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _AUDIT_FIELDS_CHARS = 900
 
 # One clause per violation, finishing "driftwarden: <object> is managed by Git (Application <app>); ...".
@@ -87,6 +91,55 @@ def _secret_safe(path: Path) -> Path:
         key = path[1:2]
         return (path[0], *key) if key and key[0].startswith("f:") else path[:1]
     return path
+
+
+def render_path(path: Path, *, redact_values: bool = False) -> str:
+    """A readable path: ``spec.template.spec.containers[name=web].image``, ``metadata.labels.app``.
+
+    With ``redact_values`` the values inside ``k:``/``v:`` elements are replaced by ``…`` (for Secrets).
+    """
+    text = "".join(_render_element(element, redact_values=redact_values) for element in path)
+    return text.removeprefix(".") or "(object)"
+
+
+def _render_element(element: str, *, redact_values: bool) -> str:
+    prefix, _, raw = element.partition(":")
+    if prefix == "f":
+        return f".{raw}" if _SIMPLE_NAME.fullmatch(raw) else f"[{json.dumps(raw, ensure_ascii=False)}]"
+    if prefix == "i":
+        return f"[{raw}]"
+    if prefix == "v":
+        return "[=…]" if redact_values else f"[={_render_value(raw)}]"
+    if prefix == "k":
+        return f"[{_render_key(raw, redact_values=redact_values)}]"
+    return "[?]"
+
+
+def _render_key(raw: str, *, redact_values: bool) -> str:
+    try:
+        fields = json.loads(raw)
+    except (ValueError, RecursionError):
+        fields = None
+    if not isinstance(fields, dict):
+        return "…" if redact_values else raw
+    parts = []
+    for name in sorted(fields):
+        value = "…" if redact_values else _render_scalar(fields[name])
+        parts.append(f"{name}={value}")
+    return ",".join(parts)
+
+
+def _render_value(raw: str) -> str:
+    try:
+        return _render_scalar(json.loads(raw))
+    except (ValueError, RecursionError):
+        return raw
+
+
+def _render_scalar(value: object) -> str:
+    if isinstance(value, str) and _SIMPLE_NAME.fullmatch(value):
+        return value
+    return canonical_json(value)
 
 
 def _managed_by(subject: Subject) -> str:

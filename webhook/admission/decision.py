@@ -4,12 +4,12 @@ Role: apply the rules in order: unmanaged objects pass fast; the GitOps identity
 the built-in exemptions pass; then an UPDATE's changed field paths are checked against what the GitOps
 field managers own, a DELETE or a spoofed CREATE of a managed object is a violation, and the guard mode
 turns a violation into a denial, a warning or nothing. The field analysis of an UPDATE lives in
-webhook.changes and the text for people in webhook.messages.
+webhook.admission.changes and the text for people in webhook.admission.messages.
 
 This module must not do I/O, log, await or read the clock, and ``decide`` must never raise: a bug here
 must not turn into an API server error, so an unexpected exception becomes an allowing decision whose
 reason ("internal-error") and audit annotation make it visible. Secret values never enter a Decision:
-only field paths and names do, and paths of Secrets are cut to the data key (webhook.messages).
+only field paths and names do, and paths of Secrets are cut to the data key (webhook.admission.messages).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from types import MappingProxyType
 from typing import Any
 
 from driftwarden import contract
-from webhook import messages
-from webhook.changes import evaluate_update, gitops_entries, manager_entries, metadata_of
-from webhook.fieldsets import Path, value_at
-from webhook.messages import Finding, Reason, Subject
-from webhook.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths, string_map
-from webhook.review import AdmissionRequest
-from webhook.settings import DecisionSettings, GuardMode, parse_mode
+from driftwarden.fieldsv1 import Path, manager_entries, value_at
+from webhook.admission import messages
+from webhook.admission.changes import evaluate_update, gitops_entries
+from webhook.admission.messages import Finding, Reason, Subject
+from webhook.admission.objects import metadata_of, string_map, text
+from webhook.admission.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths
+from webhook.admission.request import AdmissionRequest
+from webhook.admission.settings import DecisionSettings, GuardMode, parse_mode
 
 EXEMPT_ON_DELETE = frozenset(
     {
@@ -131,10 +132,6 @@ def _pass(reason: Reason, mode: GuardMode, *, app: str = "") -> Decision:
     return Decision(allowed=True, mode=mode, reason=reason, app=app)
 
 
-def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def _subject(request: AdmissionRequest, profile: Profile, *, new: bool) -> Subject | None:
     source = request.object if new else request.old_object
     if not isinstance(source, Mapping):
@@ -147,12 +144,12 @@ def _subject(request: AdmissionRequest, profile: Profile, *, new: bool) -> Subje
 def _object_ref(source: Mapping[str, Any], request: AdmissionRequest) -> ObjectRef:
     """Who ``source`` is; its own apiVersion/kind first, as the tracking marker names those."""
     meta = metadata_of(source)
-    api_version, kind = _str(source.get("apiVersion")), _str(source.get("kind"))
+    api_version, kind = text(source.get("apiVersion")), text(source.get("kind"))
     return ObjectRef(
         group=api_version.rpartition("/")[0] if api_version else request.kind.group,
         kind=kind or request.kind.kind,
-        namespace=_str(meta.get("namespace")) or request.namespace,
-        name=_str(meta.get("name")) or request.name,
+        namespace=text(meta.get("namespace")) or request.namespace,
+        name=text(meta.get("name")) or request.name,
     )
 
 
@@ -245,7 +242,7 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
     meta = metadata_of(request.old_object)
     entries = manager_entries(meta.get("managedFields"))
     owns = any(e.manager in profile.managers and REPLICAS in e.fields for e in entries)
-    ref = ObjectRef("", "", _str(meta.get("namespace")) or request.namespace, request.name)
+    ref = ObjectRef("", "", text(meta.get("namespace")) or request.namespace, request.name)
     marker = ownership(profile, meta, ref=ref, match_kind=False)
     if not (owns or marker):
         return None

@@ -1,32 +1,31 @@
 """What an UPDATE of a managed object changed, measured against what the GitOps field managers own.
 
-Role: read ``metadata.managedFields`` into entries, strip what the API server and controllers own from
-both objects (status, resourceVersion, the drift stamp...), diff them with webhook.fieldsets and return
-a Finding: marker tampering, Git-owned fields changed, managedFields entries removed or forged, or
-(strict) any change at all.
+Role: read ``metadata.managedFields`` into entries (driftwarden.fieldsv1), strip what the API server and
+controllers own from both objects (status, resourceVersion, the drift stamp...), diff them with
+webhook.admission.fielddiff and return a Finding: marker tampering, Git-owned fields changed,
+managedFields entries removed or forged, or (strict) any change at all.
 
-This module must not do I/O, log, await or write text for people (webhook.messages does).
+This module must not do I/O, log, await or write text for people (webhook.admission.messages does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from driftwarden import contract
-from webhook.fieldsets import (
+from driftwarden.fieldsv1 import (
+    WRITE_OPERATIONS,
+    ManagerEntry,
     Path,
     canonical_json,
-    changed_paths,
-    owned_changes,
-    parse_fields_v1,
+    manager_entries,
+    owned_paths,
     value_at,
 )
-from webhook.messages import Finding, Reason
-from webhook.profiles import Profile, protected_paths
-
-GITOPS_OPERATIONS = frozenset({"Apply", "Update"})
+from webhook.admission.fielddiff import changed_paths, owned_changes
+from webhook.admission.messages import Finding, Reason
+from webhook.admission.objects import metadata_of
+from webhook.admission.profiles import Profile, protected_paths
 
 # Written by the API server or by the object's controllers, never by Git: a change here is no drift.
 _SERVER_METADATA = frozenset(
@@ -36,68 +35,12 @@ _SERVER_METADATA = frozenset(
 _TERMINATING_METADATA = frozenset({"finalizers", "deletionTimestamp", "deletionGracePeriodSeconds"})
 
 
-@dataclass(frozen=True)
-class ManagerEntry:
-    """One tolerant-parsed ``metadata.managedFields`` entry."""
-
-    manager: str
-    operation: str
-    subresource: str
-    api_version: str
-    fields: frozenset[Path]
-
-
-def manager_entries(managed_fields: object) -> tuple[ManagerEntry, ...]:
-    """Parse ``metadata.managedFields``; entries that are not mappings or lack a manager are skipped."""
-    if not isinstance(managed_fields, list):
-        return ()
-    entries: list[ManagerEntry] = []
-    for raw in managed_fields:
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("manager"), str):
-            continue
-        entries.append(
-            ManagerEntry(
-                manager=raw["manager"],
-                operation=_text(raw.get("operation")),
-                subresource=_text(raw.get("subresource")),
-                api_version=_text(raw.get("apiVersion")),
-                fields=parse_fields_v1(raw.get("fieldsV1")),
-            )
-        )
-    return tuple(entries)
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def owned_paths(
-    entries: Iterable[ManagerEntry],
-    *,
-    managers: frozenset[str],
-    operations: frozenset[str] = GITOPS_OPERATIONS,
-    subresource: str = "",
-) -> frozenset[Path]:
-    """The union of the paths ``managers`` own through ``operations`` on ``subresource``."""
-    owned: set[Path] = set()
-    for entry in entries:
-        if entry.manager in managers and entry.operation in operations and entry.subresource == subresource:
-            owned |= entry.fields
-    return frozenset(owned)
-
-
-def metadata_of(obj: object) -> Mapping[str, Any]:
-    """``obj.metadata`` if both are mappings, else an empty mapping (objects may be garbage)."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    return meta if isinstance(meta, Mapping) else {}
-
-
 def gitops_entries(entries: Iterable[ManagerEntry], profile: Profile) -> tuple[ManagerEntry, ...]:
     """The entries through which the profile's managers own fields of the main resource."""
     return tuple(
         e
         for e in entries
-        if e.manager in profile.managers and e.operation in GITOPS_OPERATIONS and e.subresource == ""
+        if e.manager in profile.managers and e.operation in WRITE_OPERATIONS and e.subresource == ""
     )
 
 
@@ -169,7 +112,7 @@ def _touched(
         # Managed, yet no entry says what Git owns (stripped or never recorded): assume Git owns the
         # whole object except metadata, rather than letting every edit through.
         return {path for path in changed if path[:1] != ("f:metadata",)}
-    owned = owned_paths(entries, managers=profile.managers, operations=GITOPS_OPERATIONS)
+    owned = owned_paths(entries, managers=profile.managers)
     return set(owned_changes(changed, owned, old=old_view, all_fields=hints))
 
 

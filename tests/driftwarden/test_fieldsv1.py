@@ -1,0 +1,41 @@
+"""One fieldsV1 model: leaves, locations and values agree on the managedFields the real API server wrote."""
+
+from __future__ import annotations
+
+from driftwarden.fieldsv1 import leaf_paths, locate, manager_entries, parse_fields_v1, value_at
+from tests.webhook.reviews import deployment
+
+
+def test_every_owned_path_locates_the_value_it_names() -> None:
+    obj = deployment()
+    for entry in manager_entries(obj["metadata"]["managedFields"]):
+        for path in entry.fields:
+            found, value = value_at(obj, path)
+            location = locate(obj, path)
+            assert found == (location is not None)
+            if location is not None:
+                node = obj
+                for step in location:
+                    node = node[step]
+                assert node is value
+
+
+def test_leaves_are_the_paths_with_nothing_beneath_them() -> None:
+    fields = {
+        "f:metadata": {"f:labels": {".": {}, "f:team": {}}},
+        "f:spec": {"f:list": {"i:0": {".": {}}}, "f:keep": {".": {}, "x:unknown": {}}},
+    }
+    assert parse_fields_v1(fields) >= leaf_paths(fields)
+    assert leaf_paths(fields) == {
+        ("f:metadata", "f:labels", "f:team"),
+        ("f:spec", "f:list", "i:0"),
+        ("f:spec", "f:keep"),  # an unreadable key beside "." does not hide the node's own membership
+    }
+
+
+def test_locate_matches_keyed_and_set_elements_as_json_does() -> None:
+    obj = {"ports": [{"port": 1, "protocol": "TCP"}, {"port": 1.0, "protocol": "UDP"}], "flags": [1, True]}
+    assert locate(obj, ("f:ports", 'k:{"port":1,"protocol":"TCP"}')) == ("ports", 0)
+    assert locate(obj, ("f:ports", 'k:{"port":1,"protocol":"UDP"}')) is None  # 1.0 is not 1 in JSON
+    assert locate(obj, ("f:flags", "v:true")) == ("flags", 1)
+    assert locate(obj, ("f:flags", "i:7")) is None

@@ -1,0 +1,145 @@
+"""AdmissionReview (admission.k8s.io/v1) in: parse the request the API server sends.
+
+Role: turn the decoded JSON body of an admission call into a frozen ``AdmissionRequest``; malformed input
+raises AdmissionRequestError (status 400) saying what is wrong. The answer is built by
+webhook.admission.response.
+
+This module must not decide anything, do I/O, log or await. Objects inside the request are kept as
+given (any JSON value): webhook.admission.decision copes with garbage, so one odd field does not cost a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from driftwarden.errors import AdmissionRequestError
+
+ADMISSION_API_VERSION = "admission.k8s.io/v1"
+ADMISSION_KIND = "AdmissionReview"
+OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
+@dataclass(frozen=True)
+class GroupVersionKind:
+    group: str
+    version: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class GroupVersionResource:
+    group: str
+    version: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """The parts of ``AdmissionReview.request`` the decision reads; objects are raw JSON values."""
+
+    uid: str
+    kind: GroupVersionKind
+    resource: GroupVersionResource
+    sub_resource: str
+    name: str
+    namespace: str
+    operation: Operation
+    user_name: str
+    user_groups: tuple[str, ...]
+    object: Any
+    old_object: Any
+    dry_run: bool
+    options: Mapping[str, Any] | None
+
+
+def parse_admission_review(review: object) -> AdmissionRequest:
+    """Parse a decoded AdmissionReview; AdmissionRequestError (400) says what is wrong with it."""
+    if not isinstance(review, Mapping):
+        raise AdmissionRequestError(f"AdmissionReview must be a JSON object, not {_type(review)}")
+    if review.get("apiVersion") != ADMISSION_API_VERSION:
+        raise AdmissionRequestError(
+            f"AdmissionReview apiVersion must be {ADMISSION_API_VERSION!r}, not {review.get('apiVersion')!r}"
+        )
+    if review.get("kind") != ADMISSION_KIND:
+        raise AdmissionRequestError(f"kind must be {ADMISSION_KIND!r}, not {review.get('kind')!r}")
+    request = review.get("request")
+    if not isinstance(request, Mapping):
+        raise AdmissionRequestError("AdmissionReview has no request object")
+    return _parse_request(request)
+
+
+def _parse_request(request: Mapping[str, Any]) -> AdmissionRequest:
+    uid = _text(request, "uid")
+    if not uid:
+        raise AdmissionRequestError("request.uid is missing or empty")
+    operation = request.get("operation")
+    if operation not in OPERATIONS:
+        raise AdmissionRequestError(f"request.operation {operation!r} is not one of {', '.join(OPERATIONS)}")
+    user = _mapping(request, "userInfo")
+    return AdmissionRequest(
+        uid=uid,
+        kind=GroupVersionKind(**_strings(_mapping(request, "kind"), "kind", ("group", "version", "kind"))),
+        resource=GroupVersionResource(
+            **_strings(_mapping(request, "resource"), "resource", ("group", "version", "resource"))
+        ),
+        sub_resource=_text(request, "subResource"),
+        name=_text(request, "name"),
+        namespace=_text(request, "namespace"),
+        operation=cast(Operation, operation),
+        user_name=_text(user, "username", where="request.userInfo"),
+        user_groups=_groups(user.get("groups")),
+        object=request.get("object"),
+        old_object=request.get("oldObject"),
+        dry_run=_flag(request, "dryRun"),
+        options=_optional_mapping(request, "options"),
+    )
+
+
+def _type(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _text(source: Mapping[str, Any], key: str, *, where: str = "request") -> str:
+    value = source.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise AdmissionRequestError(f"{where}.{key} must be a string, not {_type(value)}")
+    return value
+
+
+def _mapping(source: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _optional_mapping(source, key)
+    return value if value is not None else {}
+
+
+def _optional_mapping(source: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = source.get(key)
+    if value is not None and not isinstance(value, Mapping):
+        raise AdmissionRequestError(f"request.{key} must be an object, not {_type(value)}")
+    return value
+
+
+def _strings(source: Mapping[str, Any], where: str, keys: Sequence[str]) -> dict[str, str]:
+    return {key: _text(source, key, where=f"request.{where}") for key in keys}
+
+
+def _groups(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(group, str) for group in value):
+        raise AdmissionRequestError("request.userInfo.groups must be a list of strings")
+    return tuple(value)
+
+
+def _flag(source: Mapping[str, Any], key: str) -> bool:
+    value = source.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise AdmissionRequestError(f"request.{key} must be true or false, not {_type(value)}")
+    return value
