@@ -11,6 +11,11 @@ mistaken for a list element: ``("f:spec", "f:containers", 'k:{"name":"web"}', "f
 ``v:`` elements hold canonical JSON (sorted keys, compact), so paths parsed from the API server and paths
 computed from objects compare equal.
 
+The API server re-encodes every managedFields entry it stores, so the tries it sends spell elements one
+way: key fields sorted, compact JSON, Go's escapes (``<`` is ``\\u003c``). ``element_of``/``key_element``
+spell an object's elements as ``canonical_json`` does; ``Lookup`` finds them in a trie as the API server
+spells it, parsing only keys with an escape in them, so that a walk over a trie and an object stays linear.
+
 This module must not do I/O, log, await, or know policy (which managers matter, what a change means).
 Nothing here raises on malformed input: garbage is skipped, and a key we cannot read but can tell is an
 element is kept, because ownership of something we cannot name is still ownership.
@@ -19,8 +24,11 @@ element is kept, because ownership of something we cannot name is still ownershi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from json.encoder import encode_basestring
+from types import MappingProxyType
 from typing import Any
 
 Path = tuple[str, ...]
@@ -33,13 +41,89 @@ Trie = dict[str, "Trie"]
 """A fieldsV1-shaped trie; the key ``.`` marks that the path to this node is itself in the set."""
 
 MEMBER = "."
+LEAF: Mapping[str, Any] = MappingProxyType({})
+"""A trie node that is a member with nothing beneath it (what a garbage value in a trie stands for)."""
 WRITE_OPERATIONS = frozenset({"Apply", "Update"})
 """The managedFields operations through which a manager owns fields (all there are)."""
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: object) -> str:
     """Compact JSON with sorted keys: the one spelling used for ``k:`` and ``v:`` elements."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
+
+
+def _scalar_json(value: object) -> str | None:
+    """``canonical_json(value)`` for a string, int, bool or null, without the encoder's overhead."""
+    if type(value) is str:
+        return encode_basestring(value)  # the encoder's own function for ensure_ascii=False
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    return "null" if value is None else None
+
+
+def value_json(value: object) -> str | None:
+    """``canonical_json(value)``, fast for scalars; None when ``value`` cannot be spelled (too deep)."""
+    spelled = _scalar_json(value)
+    if spelled is not None:
+        return spelled
+    try:
+        return canonical_json(value)
+    except (RecursionError, TypeError, ValueError):
+        return None
+
+
+def value_element(item: object) -> str | None:
+    """The ``v:`` element naming ``item`` in a set; None when it cannot be spelled."""
+    spelled = value_json(item)
+    return None if spelled is None else "v:" + spelled
+
+
+def key_element(item: object, names: tuple[str, ...]) -> str | None:
+    """The ``k:`` element naming ``item`` by its key fields ``names`` (sorted); None if it has no such key."""
+    return key_namer(names)(item)
+
+
+def key_namer(names: tuple[str, ...]) -> Callable[[object], str | None]:
+    """``key_element`` for one list's key ``names``, with the names spelled once for all its elements."""
+    spelled = [encode_basestring(name) + ":" for name in names]
+    if len(names) == 1:  # most keyed lists have one key field (name, containerPort, uid...)
+        (name,), head = names, "k:{" + spelled[0]
+
+        def one(item: object) -> str | None:
+            if (type(item) is not dict and not isinstance(item, Mapping)) or name not in item:
+                return None
+            value = item[name]
+            text = encode_basestring(value) if type(value) is str else value_json(value)
+            return None if text is None else head + text + "}"
+
+        return one
+
+    def several(item: object) -> str | None:
+        if not isinstance(item, Mapping):
+            return None
+        parts = []
+        for name, prefix in zip(names, spelled, strict=True):
+            text = value_json(item[name]) if name in item else None
+            if text is None:
+                return None
+            parts.append(prefix + text)
+        return "k:{" + ",".join(parts) + "}"
+
+    return several
+
+
+def key_names(element: str) -> tuple[str, ...]:
+    """The sorted key field names of a ``k:`` element; empty when it is not a readable key."""
+    try:
+        value = json.loads(element[2:])
+    except (ValueError, RecursionError):
+        return ()
+    return tuple(sorted(value)) if isinstance(value, dict) else ()
 
 
 def is_index(raw: str) -> bool:
@@ -140,67 +224,93 @@ def _collapse_leaves(node: Trie) -> None:
 
 def value_at(obj: object, path: Path) -> tuple[bool, Any]:
     """``(True, value)`` at ``path`` in ``obj``, or ``(False, None)`` when nothing is there."""
-    current: Any = obj
-    for element in path:
-        step = _step(current, element)
-        if step is None:
-            return False, None
-        current = current[step]
-    return True, current
+    return Locator().value_at(obj, path)
 
 
 def locate(obj: object, path: Path) -> Location | None:
     """Where ``path`` points in ``obj`` (keys and indices), or None when ``obj`` has no such place."""
-    current: Any = obj
-    location: list[str | int] = []
-    for element in path:
-        step = _step(current, element)
-        if step is None:
+    return Locator().locate(obj, path)
+
+
+class Locator:
+    """Finds paths in objects, naming the elements of each list it searches once.
+
+    Looking up n elements of an n-element list one by one costs n² element namings; a Locator kept for
+    many lookups in the same objects names each list once, so the lookups cost time linear in their size.
+    """
+
+    def __init__(self) -> None:
+        self._named: dict[tuple[int, str | tuple[str, ...]], tuple[list[Any], dict[str, int]]] = {}
+
+    def value_at(self, obj: object, path: Path) -> tuple[bool, Any]:
+        """``(True, value)`` at ``path`` in ``obj``, or ``(False, None)`` when nothing is there."""
+        current: Any = obj
+        for element in path:
+            step = self._step(current, element)
+            if step is None:
+                return False, None
+            current = current[step]
+        return True, current
+
+    def locate(self, obj: object, path: Path) -> Location | None:
+        """Where ``path`` points in ``obj`` (keys and indices), or None when ``obj`` has no such place."""
+        current: Any = obj
+        location: list[str | int] = []
+        for element in path:
+            step = self._step(current, element)
+            if step is None:
+                return None
+            location.append(step)
+            current = current[step]
+        return tuple(location)
+
+    def _step(self, current: object, element: str) -> str | int | None:
+        """The key or index ``element`` picks in ``current``; None when it picks nothing."""
+        prefix, _, raw = element.partition(":")
+        if prefix == "f":
+            return raw if isinstance(current, Mapping) and raw in current else None
+        if not isinstance(current, list):
             return None
-        location.append(step)
-        current = current[step]
-    return tuple(location)
+        if prefix == "i":
+            index = int(raw) if is_index(raw) else -1
+            return index if 0 <= index < len(current) else None
+        if prefix == "v":
+            return self._names(current, "v").get(element)
+        names = key_names(element) if prefix == "k" else ()
+        return self._names(current, names).get(element) if names else None
 
-
-def _step(current: object, element: str) -> str | int | None:
-    """The key or index ``element`` picks in ``current``; None when it picks nothing."""
-    prefix, _, raw = element.partition(":")
-    if prefix == "f":
-        return raw if isinstance(current, Mapping) and raw in current else None
-    if not isinstance(current, list):
-        return None
-    if prefix == "i":
-        index = int(raw) if is_index(raw) else -1
-        return index if 0 <= index < len(current) else None
-    for index, item in enumerate(current):
-        if _element_of(item, prefix, raw) == element:
-            return index
-    return None
-
-
-def _element_of(item: object, prefix: str, raw: str) -> str | None:
-    """The ``prefix`` element that names ``item`` (``raw`` gives a ``k:`` element's key names)."""
-    if prefix == "v":
-        return "v:" + canonical_json(item)
-    if prefix == "k" and isinstance(item, Mapping):
-        try:
-            names = json.loads(raw)
-        except (ValueError, RecursionError):
-            return None
-        if isinstance(names, dict) and all(name in item for name in names):
-            return "k:" + canonical_json({name: item[name] for name in names})
-    return None
+    def _names(self, items: list[Any], kind: str | tuple[str, ...]) -> dict[str, int]:
+        """Each element name of ``items`` (``v:``, or ``k:`` by the key names ``kind``) at its first index."""
+        cached = self._named.get((id(items), kind))
+        if cached is None:  # the list is kept in the cache, so its id cannot be reused meanwhile
+            named: dict[str, int] = {}
+            namer = key_namer(kind) if isinstance(kind, tuple) else value_element
+            for index, item in enumerate(items):
+                name = namer(item)
+                if name is not None:
+                    named.setdefault(name, index)
+            cached = (items, named)
+            self._named[(id(items), kind)] = cached
+        return cached[1]
 
 
 @dataclass(frozen=True)
 class ManagerEntry:
-    """One tolerant-parsed ``metadata.managedFields`` entry."""
+    """One tolerant-parsed ``metadata.managedFields`` entry.
+
+    ``trie`` is its fieldsV1 as sent (empty when not a mapping); ``fields``, the set of paths, is parsed on
+    first use only: a path set costs time in the depth of the trie, a walk over ``trie`` does not.
+    """
 
     manager: str
     operation: str
     subresource: str
     api_version: str
-    fields: frozenset[Path]
+    trie: Mapping[str, Any] = field(default_factory=lambda: LEAF, hash=False)
+
+    @cached_property
+    def fields(self) -> frozenset[Path]:
+        return parse_fields_v1(self.trie)
 
 
 def manager_entries(managed_fields: object) -> tuple[ManagerEntry, ...]:
@@ -217,7 +327,7 @@ def manager_entries(managed_fields: object) -> tuple[ManagerEntry, ...]:
                 operation=_text(raw.get("operation")),
                 subresource=_text(raw.get("subresource")),
                 api_version=_text(raw.get("apiVersion")),
-                fields=parse_fields_v1(raw.get("fieldsV1")),
+                trie=trie if isinstance(trie := raw.get("fieldsV1"), Mapping) else LEAF,
             )
         )
     return tuple(entries)

@@ -256,11 +256,16 @@ CASES = [
         "no-owned-fields",
         strict=True,
     ),
+    # The stamp is the mutating webhook's alone (issue 13): one a user writes is forged, even when it
+    # changes nothing else. (This case used to expect "allowed": its point, that the webhook's own stamp is
+    # never drift, is kept in test_webhook_integrity.py::test_the_webhooks_own_stamp_is_no_drift.)
     Case(
-        "drift-stamp-ignored-even-when-strict",
+        "drift-stamp-forged-even-when-strict",
         lambda: edit(lambda o: o["metadata"]["annotations"].update({"driftwarden.io/drift": "{}"})),
+        False,
+        "stamp-forged",
         True,
-        "no-owned-fields",
+        frozenset({'metadata.annotations["driftwarden.io/drift"]'}),
         strict=True,
     ),
     Case(

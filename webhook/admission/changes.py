@@ -1,9 +1,17 @@
 """What an UPDATE of a managed object changed, measured against what the GitOps field managers own.
 
-Role: read ``metadata.managedFields`` into entries (driftwarden.fieldsv1), strip what the API server and
-controllers own from both objects (status, resourceVersion, the drift stamp...), diff them with
-webhook.admission.fielddiff and return a Finding: marker tampering, Git-owned fields changed,
-managedFields entries removed or forged, or (strict) any change at all.
+Role: read what Git owns from the GitOps managers' own managedFields entries in the old object, and from
+nothing else: which fields, how keyed lists are keyed and which fields are atomic. Other managers'
+entries are written by whoever may edit the object (a planted entry is allowed), so they must not teach
+the diff anything. Then strip what the API server and controllers own from both objects (status,
+resourceVersion, the drift stamp...), diff them with webhook.admission.fielddiff and return a Finding:
+marker tampering, Git-owned fields changed, owners or finalizers added, the GitOps managers' entries
+removed, reset or forged, or (strict) any change at all.
+
+A Secret that Git writes with ``stringData`` is stored with ``data`` (the API server converts it), and
+the GitOps manager owns ``stringData.K``: owning it counts as owning ``data.K``, or an edit of ``data.K``
+would pass. (The auditor could instead render stringData into data before applying, as Argo CD
+normalises; the rule belongs here, because the webhook guards objects that Argo CD and Flux applied too.)
 
 This module must not do I/O, log, await or write text for people (webhook.admission.messages does).
 """
@@ -11,6 +19,7 @@ This module must not do I/O, log, await or write text for people (webhook.admiss
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from driftwarden import contract
 from driftwarden.fieldsv1 import (
@@ -18,11 +27,13 @@ from driftwarden.fieldsv1 import (
     ManagerEntry,
     Path,
     canonical_json,
+    key_element,
     manager_entries,
-    owned_paths,
     value_at,
+    value_element,
 )
-from webhook.admission.fielddiff import changed_paths, owned_changes
+from driftwarden.fieldtrie import Lookup, canonical, covers, merge, owns
+from webhook.admission.fielddiff import diff_fields
 from webhook.admission.messages import Finding, Reason
 from webhook.admission.objects import metadata_of
 from webhook.admission.profiles import Profile, protected_paths
@@ -33,6 +44,8 @@ _SERVER_METADATA = frozenset(
 )
 # While an object is being deleted, controllers remove their finalizers; blocking that would wedge it.
 _TERMINATING_METADATA = frozenset({"finalizers", "deletionTimestamp", "deletionGracePeriodSeconds"})
+OWNERS: Path = ("f:metadata", "f:ownerReferences")
+FINALIZERS: Path = ("f:metadata", "f:finalizers")
 
 
 def gitops_entries(entries: Iterable[ManagerEntry], profile: Profile) -> tuple[ManagerEntry, ...]:
@@ -44,33 +57,60 @@ def gitops_entries(entries: Iterable[ManagerEntry], profile: Profile) -> tuple[M
     )
 
 
-def evaluate_update(old: object, new: object, *, profile: Profile, strict: bool) -> Finding:
+def git_owned(obj: object, profile: Profile) -> Mapping[str, Any] | None:
+    """The trie of what the GitOps managers own in ``obj`` (from their entries alone); None without one."""
+    entries = gitops_entries(manager_entries(metadata_of(obj).get("managedFields")), profile)
+    if not entries:
+        return None
+    owned = merge(entry.trie for entry in entries)
+    if _is_secret(obj) and "f:stringData" in owned:
+        data = [owned[key] for key in ("f:data", "f:stringData") if key in owned]
+        owned = {**owned, "f:data": merge(data)}
+    return owned
+
+
+def _is_secret(obj: object) -> bool:
+    return isinstance(obj, Mapping) and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
+
+
+def evaluate_update(
+    old: object, new: object, *, profile: Profile, strict: bool, controller: bool = False
+) -> Finding:
     """The finding for an UPDATE of a managed object from ``old`` to ``new``.
 
-    In order: the tracking marker or guard mode changed; Git-owned fields changed; the GitOps
-    managers' managedFields entries were removed, shrunk or forged; (strict) anything changed.
+    In order: the tracking marker or guard mode changed; Git-owned fields changed; owners or (unless
+    ``controller``: Kubernetes components and service accounts keep their own) finalizers added; the
+    GitOps managers' managedFields entries removed, shrunk, reset or forged; (strict) anything changed.
     """
     terminating = "deletionTimestamp" in metadata_of(old)
     old_view, new_view = comparable(old, terminating=terminating), comparable(new, terminating=terminating)
-    old_entries, new_entries = manager_entries(metadata_of(old).get("managedFields")), _new_entries(new)
-    hints = frozenset(path for entry in (*old_entries, *(new_entries or ())) for path in entry.fields)
-    changed = changed_paths(old_view, new_view, hints=hints)
+    owned = git_owned(old, profile)
+    diff = diff_fields(old_view, new_view, owned or {}, everything=strict or owned is None)
+    if owned is None:
+        # Managed, yet no entry says what Git owns (stripped or never recorded): assume Git owns the
+        # whole object except metadata, rather than letting every edit through.
+        touched = {path for path in diff.changed if path[:1] != ("f:metadata",)}
+    else:
+        touched = set(diff.touched)
     markers = {p for p in protected_paths(profile) if value_at(old_view, p) != value_at(new_view, p)}
-    touched = _touched(changed, old_entries, profile, old_view=old_view, hints=hints)
+    owners = _added(old_view, new_view, OWNERS, owned)
+    finalizers = () if controller else _added(old_view, new_view, FINALIZERS, owned)
+    reason: Reason | None = None
     if markers:
-        return Finding("marker-removed", violation=True, paths=tuple(markers | touched))
-    if touched:
-        unknown = not gitops_entries(old_entries, profile)
-        reason: Reason = "ownership-unknown" if unknown else "owned-fields-changed"
-        return Finding(reason, violation=True, paths=tuple(touched))
-    if entry_reason := _entry_change(old_entries, new_entries, profile):
-        managers = sorted(profile.managers)
-        paths = tuple(
-            ("f:metadata", "f:managedFields", "k:" + canonical_json({"manager": m})) for m in managers
-        )
-        return Finding(entry_reason, violation=True, paths=paths)
-    if strict and changed:
-        return Finding("strict", violation=True, paths=tuple(changed))
+        reason = "marker-removed"
+    elif touched:
+        reason = "ownership-unknown" if owned is None else "owned-fields-changed"
+    elif owners or finalizers:
+        reason = "owner-added" if owners else "finalizer-added"
+    if reason is not None:
+        return Finding(reason, violation=True, paths=tuple(markers | touched | {*owners, *finalizers}))
+    if entry_reason := _entry_change(old, new, profile):
+        entries = [
+            ("f:metadata", "f:managedFields", "k:" + canonical_json({"manager": m})) for m in profile.managers
+        ]
+        return Finding(entry_reason, violation=True, paths=tuple(sorted(entries)))
+    if strict and diff.changed:
+        return Finding("strict", violation=True, paths=tuple(diff.changed))
     return Finding("no-owned-fields", violation=False)
 
 
@@ -83,7 +123,7 @@ def comparable(obj: object, *, terminating: bool) -> object:
         skip = _SERVER_METADATA | (_TERMINATING_METADATA if terminating else frozenset())
         meta = {key: value for key, value in obj["metadata"].items() if key not in skip}
         annotations = meta.get("annotations")
-        # The drift stamp is the mutating webhook's own write; it must not count as drift itself.
+        # The drift stamp is the mutating webhook's own write; webhook.admission.stamps judges it.
         if isinstance(annotations, Mapping) and contract.ANNOTATION_DRIFT in annotations:
             rest = {k: v for k, v in annotations.items() if k != contract.ANNOTATION_DRIFT}
             if rest:
@@ -94,48 +134,59 @@ def comparable(obj: object, *, terminating: bool) -> object:
     return view
 
 
-def _new_entries(new: object) -> tuple[ManagerEntry, ...] | None:
-    """The new object's managedFields; None when it has none at all, so nothing can be said of them."""
-    raw = metadata_of(new).get("managedFields")
-    return manager_entries(raw) if isinstance(raw, list) else None
+def owners_from_git(obj: object, profile: Profile) -> bool:
+    """Whether Git set every ownerReference of ``obj`` (the GitOps managers own each one's element)."""
+    return not _added((), obj, OWNERS, git_owned(obj, profile))
 
 
-def _touched(
-    changed: frozenset[Path],
-    entries: tuple[ManagerEntry, ...],
-    profile: Profile,
-    *,
-    old_view: object,
-    hints: frozenset[Path],
-) -> set[Path]:
-    if not gitops_entries(entries, profile):
-        # Managed, yet no entry says what Git owns (stripped or never recorded): assume Git owns the
-        # whole object except metadata, rather than letting every edit through.
-        return {path for path in changed if path[:1] != ("f:metadata",)}
-    owned = owned_paths(entries, managers=profile.managers)
-    return set(owned_changes(changed, owned, old=old_view, all_fields=hints))
+def _added(old: object, new: object, where: Path, owned: Mapping[str, Any] | None) -> tuple[Path, ...]:
+    """Owner references (by uid) or finalizers that ``new`` has and ``old`` had not, unless Git owns them."""
+    before = {_element(item, where) for item in _items(old, where)}
+    lookup = Lookup()
+    added = []
+    for item in _items(new, where):
+        element = _element(item, where)
+        if element in before:
+            continue
+        path = (*where, element) if element is not None else where
+        if element is None or owned is None or not owns(owned, path, lookup):
+            added.append(path)
+    return tuple(added)
 
 
-def _entry_change(
-    old: tuple[ManagerEntry, ...], new: tuple[ManagerEntry, ...] | None, profile: Profile
-) -> Reason | None:
-    """Whether the GitOps managers' entries were removed or shrunk, or grown by someone else."""
-    if new is None:
-        return None
-    before, after = _entry_sets(old, profile), _entry_sets(new, profile)
-    if any(key not in after or not fields <= after[key] for key, fields in before.items()):
+def _items(obj: object, where: Path) -> list[Any]:
+    found, value = value_at(obj, where)
+    return value if found and isinstance(value, list) else []
+
+
+def _element(item: object, where: Path) -> str | None:
+    return key_element(item, ("uid",)) if where == OWNERS else value_element(item)
+
+
+def _entry_change(old: object, new: object, profile: Profile) -> Reason | None:
+    """Whether the GitOps managers' entries were removed, shrunk or reset, or grown by someone else.
+
+    A new object without managedFields had them reset (``managedFields: [{}]``): the API server keeps
+    them otherwise, so that is their removal too.
+    """
+    before = _tries(metadata_of(old).get("managedFields"), profile)
+    after = _tries(metadata_of(new).get("managedFields"), profile)
+    try:
+        if before == after:  # the usual case, at C speed: the API server spells tries one way
+            return None
+    except RecursionError:
+        pass
+    known, now = {k: canonical(v) for k, v in before.items()}, {k: canonical(v) for k, v in after.items()}
+    if any(key not in now or not covers(now[key], fields) for key, fields in known.items()):
         return "manager-entry-removed"
-    if any(key not in before or not fields <= before[key] for key, fields in after.items()):
+    if any(key not in known or not covers(known[key], fields) for key, fields in now.items()):
         return "manager-entry-spoofed"
     return None
 
 
-def _entry_sets(
-    entries: tuple[ManagerEntry, ...], profile: Profile
-) -> dict[tuple[str, str, str], frozenset[Path]]:
-    sets: dict[tuple[str, str, str], frozenset[Path]] = {}
-    for entry in entries:
+def _tries(managed_fields: object, profile: Profile) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
+    tries: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for entry in manager_entries(managed_fields):
         if entry.manager in profile.managers:
-            key = (entry.manager, entry.operation, entry.subresource)
-            sets[key] = sets.get(key, frozenset()) | entry.fields
-    return sets
+            tries.setdefault((entry.manager, entry.operation, entry.subresource), []).append(entry.trie)
+    return tries

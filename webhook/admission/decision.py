@@ -21,20 +21,19 @@ from typing import Any
 
 from driftwarden import contract
 from driftwarden.fieldsv1 import Path, manager_entries, value_at
+from driftwarden.fieldtrie import owns
 from webhook.admission import messages
-from webhook.admission.changes import evaluate_update, gitops_entries
+from webhook.admission.changes import evaluate_update, git_owned, owners_from_git
 from webhook.admission.messages import Finding, Reason, Subject
 from webhook.admission.objects import metadata_of, string_map, text
 from webhook.admission.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths
 from webhook.admission.request import AdmissionRequest
 from webhook.admission.settings import DecisionSettings, GuardMode, parse_mode
+from webhook.admission.stamps import StampChange, judge_stamp, stamp_change
 
-EXEMPT_ON_DELETE = frozenset(
-    {
-        "system:serviceaccount:kube-system:namespace-controller",
-        "system:serviceaccount:kube-system:generic-garbage-collector",
-    }
-)
+NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
+GARBAGE_COLLECTOR = "system:serviceaccount:kube-system:generic-garbage-collector"
+EXEMPT_ON_DELETE = frozenset({NAMESPACE_CONTROLLER, GARBAGE_COLLECTOR})
 REPLICAS: Path = ("f:spec", "f:replicas")
 # Kubernetes' own components keep bookkeeping on objects (the Deployment controller's revision
 # annotation, for one). Strict mode must not wedge them, so for these only Git-owned fields count.
@@ -55,8 +54,10 @@ class Decision:
 
     ``mode`` is the guard mode that applied (the default mode when the rules stopped before reading
     one); ``violation`` says the request breaks a rule even when ``allowed`` (warn/off mode,
-    break-glass); ``fields`` are rendered paths; ``app`` is the owning Application (``ns/name``) or
-    tracking value, empty when unknown.
+    break-glass); ``fields`` are rendered paths (at most messages.MAX_FIELDS of ``field_count``); ``app``
+    is the owning Application (``ns/name``) or tracking value, empty when unknown. ``stamp_sent`` says
+    the request itself wrote or removed the drift stamp, and ``stored_stamp`` is the stored object's,
+    which the mutating webhook puts back unless it stamps its own.
     """
 
     allowed: bool
@@ -68,6 +69,9 @@ class Decision:
     warnings: tuple[str, ...] = ()
     audit_annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     app: str = ""
+    field_count: int = 0
+    stamp_sent: bool = False
+    stored_stamp: str | None = None
 
 
 def decide(
@@ -105,31 +109,57 @@ def _decide(request: AdmissionRequest, settings: DecisionSettings, parent: objec
         return _pass("gitops-identity", settings.default_mode, app=subject.app)
     trusted = request.operation != "CREATE"
     mode = _mode(request.old_object if trusted else request.object, settings, trusted=trusted)
-    exempt = request.operation == "DELETE" and request.user_name in EXEMPT_ON_DELETE
+    exempt = _exempt(request, settings.profile)
     finding = Finding("exempt", violation=False) if exempt else _evaluate(request, settings)
+    stamp = stamp_change(request)
+    finding = judge_stamp(finding, stamp, user=request.user_name, warn=mode == "warn", secret=subject.secret)
     return _finish(
         finding,
         mode=mode,
         subject=subject,
         breakglass=not exempt and _breakglass(request, settings),
         audit=exempt,
+        stamp=stamp,
     )
 
 
+def _exempt(request: AdmissionRequest, profile: Profile) -> bool:
+    """The namespace controller may DELETE; the garbage collector only what Git gave every owner of.
+
+    Anyone who may edit an object may add an owner to it; deleting that owner would then have the
+    garbage collector delete the object. So it may only when each ownerReference was set by Git.
+    """
+    if request.operation != "DELETE" or request.user_name not in EXEMPT_ON_DELETE:
+        return False
+    return request.user_name == NAMESPACE_CONTROLLER or owners_from_git(request.old_object, profile)
+
+
 def _decide_unmanaged(request: AdmissionRequest, settings: DecisionSettings) -> Decision:
-    """An UPDATE that adds a tracking marker to an unmanaged object claims it, like a spoofed CREATE."""
-    if request.operation != "UPDATE" or request.user_name in settings.gitops_identities:
+    """An UPDATE that adds a tracking marker to an unmanaged object claims it, like a spoofed CREATE.
+
+    A drift stamp sent to an unmanaged object is taken off again (by the mutating webhook).
+    """
+    if request.user_name in settings.gitops_identities:
         return _pass("unmanaged", settings.default_mode)
-    claimed = _subject(request, settings.profile, new=True)
+    claimed = _subject(request, settings.profile, new=True) if request.operation == "UPDATE" else None
     if claimed is None:
-        return _pass("unmanaged", settings.default_mode)
+        return _pass("unmanaged", settings.default_mode, stamp=stamp_change(request))
     mode = _mode(request.object, settings, trusted=False)
     finding = Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
-    return _finish(finding, mode=mode, subject=claimed, breakglass=_breakglass(request, settings))
+    return _finish(
+        finding,
+        mode=mode,
+        subject=claimed,
+        breakglass=_breakglass(request, settings),
+        stamp=stamp_change(request),
+    )
 
 
-def _pass(reason: Reason, mode: GuardMode, *, app: str = "") -> Decision:
-    return Decision(allowed=True, mode=mode, reason=reason, app=app)
+def _pass(reason: Reason, mode: GuardMode, *, app: str = "", stamp: StampChange | None = None) -> Decision:
+    stamp = stamp or StampChange()
+    return Decision(
+        allowed=True, mode=mode, reason=reason, app=app, stamp_sent=stamp.sent, stored_stamp=stamp.stored
+    )
 
 
 def _subject(request: AdmissionRequest, profile: Profile, *, new: bool) -> Subject | None:
@@ -185,7 +215,11 @@ def _evaluate(request: AdmissionRequest, settings: DecisionSettings) -> Finding:
     if request.operation == "CREATE":
         return Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
     return evaluate_update(
-        request.old_object, request.object, profile=settings.profile, strict=_strict(request, settings)
+        request.old_object,
+        request.object,
+        profile=settings.profile,
+        strict=_strict(request, settings),
+        controller=request.user_name.startswith("system:"),
     )
 
 
@@ -235,68 +269,64 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
         owner = ownership(profile, metadata_of(parent), ref=ref)
         if owner is None:
             return None
-        gitops = gitops_entries(manager_entries(metadata_of(parent).get("managedFields")), profile)
+        owned = git_owned(parent, profile)
         # No GitOps entry at all: ownership unknown, so assume Git owns replicas (as for UPDATE).
-        owns = not gitops or any(REPLICAS in entry.fields for entry in gitops)
-        return _ScaleView(_make_subject(ref, owner, suffix="/scale"), owns, parent)
+        git_owns = owned is None or owns(owned, REPLICAS)
+        return _ScaleView(_make_subject(ref, owner, suffix="/scale"), git_owns, parent)
     meta = metadata_of(request.old_object)
     entries = manager_entries(meta.get("managedFields"))
-    owns = any(e.manager in profile.managers and REPLICAS in e.fields for e in entries)
+    git_owns = any(e.manager in profile.managers and owns(e.trie, REPLICAS) for e in entries)
     ref = ObjectRef("", "", text(meta.get("namespace")) or request.namespace, request.name)
     marker = ownership(profile, meta, ref=ref, match_kind=False)
-    if not (owns or marker):
+    if not (git_owns or marker):
         return None
     where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
     subject = Subject(f"{request.resource.resource}/scale {where}", marker.app if marker else "", False)
     # With only a marker (no managedFields), replicas count as Git-owned: the conservative reading.
-    return _ScaleView(subject, owns or marker is not None, request.old_object)
+    return _ScaleView(subject, git_owns or marker is not None, request.old_object)
 
 
 def _finish(
-    finding: Finding, *, mode: GuardMode, subject: Subject, breakglass: bool = False, audit: bool = False
+    finding: Finding,
+    *,
+    mode: GuardMode,
+    subject: Subject,
+    breakglass: bool = False,
+    audit: bool = False,
+    stamp: StampChange | None = None,
 ) -> Decision:
     """Turn a finding into a Decision under ``mode``; break-glass and exemptions always allow."""
-    fields = messages.render_fields(finding.paths, secret=subject.secret)
+    fields, total = messages.rendered(finding.paths, secret=subject.secret)
+    stamp = stamp or StampChange()
+    shown: dict[str, Any] = {"subject": subject, "fields": fields, "total": total}
+    common: dict[str, Any] = {
+        "mode": mode, "fields": fields, "field_count": total, "app": subject.app,
+        "stamp_sent": stamp.sent, "stored_stamp": stamp.stored,
+    }  # fmt: skip
     if breakglass:
         return Decision(
             allowed=True,
-            mode=mode,
             reason="breakglass",
             violation=finding.violation,
-            fields=fields,
-            warnings=messages.breakglass_warnings(finding, subject=subject, fields=fields),
-            audit_annotations=messages.audit(
-                finding, verdict="breakglass", mode=mode, subject=subject, fields=fields
-            ),
-            app=subject.app,
+            warnings=messages.breakglass_warnings(finding, **shown),
+            audit_annotations=messages.audit(finding, verdict="breakglass", mode=mode, **shown),
+            **common,
         )
     if not finding.violation:
-        annotations = (
-            messages.audit(finding, verdict=finding.reason, mode=mode, subject=subject, fields=fields)
-            if audit
-            else None
-        )
+        annotations = messages.audit(finding, verdict=finding.reason, mode=mode, **shown) if audit else None
         return Decision(
             allowed=True,
-            mode=mode,
             reason=finding.reason,
-            fields=fields,
             audit_annotations=annotations or MappingProxyType({}),
-            app=subject.app,
+            **common,
         )
-    return _violation(finding, mode=mode, subject=subject, fields=fields)
-
-
-def _violation(finding: Finding, *, mode: GuardMode, subject: Subject, fields: tuple[str, ...]) -> Decision:
     verdict = {"enforce": "denied", "warn": "warned", "off": "off"}[mode]
     return Decision(
         allowed=mode != "enforce",
-        mode=mode,
         reason=finding.reason,
         violation=True,
-        fields=fields,
-        message=messages.denial(finding, subject=subject, fields=fields) if mode == "enforce" else "",
-        warnings=messages.drift_warnings(finding, subject=subject, fields=fields) if mode == "warn" else (),
-        audit_annotations=messages.audit(finding, verdict=verdict, mode=mode, subject=subject, fields=fields),
-        app=subject.app,
+        message=messages.denial(finding, **shown) if mode == "enforce" else "",
+        warnings=messages.drift_warnings(finding, **shown) if mode == "warn" else (),
+        audit_annotations=messages.audit(finding, verdict=verdict, mode=mode, **shown),
+        **common,
     )

@@ -14,9 +14,10 @@ This module must not do I/O, log, await, or decide anything.
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -37,6 +38,9 @@ Reason = Literal[
     "marker-removed",
     "manager-entry-removed",
     "manager-entry-spoofed",
+    "owner-added",
+    "finalizer-added",
+    "stamp-forged",
     "delete-managed",
     "spoofed-marker",
     "strict",
@@ -44,6 +48,9 @@ Reason = Literal[
 ]
 
 MAX_FIELD_WARNINGS = 5
+MAX_FIELDS = 500
+"""Fields rendered per decision; beyond that only their number is kept (rendering is the costly part)."""
+MAX_DRIFT_FIELDS = 50
 _SECRET_DATA = frozenset({"f:data", "f:stringData"})
 _SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _AUDIT_FIELDS_CHARS = 900
@@ -55,6 +62,9 @@ _DETAIL: Mapping[str, str] = {
     "marker-removed": "its tracking marker and guard mode only change through Git: {fields}",
     "manager-entry-removed": "the GitOps field manager's managedFields entry must not be removed or altered",
     "manager-entry-spoofed": "only the GitOps identity may write as the GitOps field manager",
+    "owner-added": "its owners come from Git (deleting a new owner would delete it): {fields}",
+    "finalizer-added": "only Git and Kubernetes' own controllers may add finalizers to it: {fields}",
+    "stamp-forged": "only driftwarden's mutating webhook writes its drift stamp ({fields})",
     "delete-managed": "delete it by removing it from Git",
     "spoofed-marker": "only the GitOps identity may set its tracking marker ({fields})",
     "strict": "the guard is strict, so no change outside Git is allowed: {fields}",
@@ -79,11 +89,35 @@ class Subject:
     secret: bool
 
 
-def render_fields(paths: tuple[Path, ...], *, secret: bool) -> tuple[str, ...]:
-    """Sorted, unique rendered paths; for a Secret, cut at the data key and with element values masked."""
+def render_fields(paths: Collection[Path], *, secret: bool) -> tuple[str, ...]:
+    """Sorted, unique rendered paths; for a Secret, cut at the data key and with element values masked.
+
+    At most MAX_FIELDS of them: the first ones in path order, so that an edit of a hundred thousand
+    fields costs a heap pass, not a hundred thousand renderings.
+    """
+    chosen: Collection[Path] = paths if len(paths) <= MAX_FIELDS else heapq.nsmallest(MAX_FIELDS, paths)
     if secret:
-        paths = tuple(_secret_safe(path) for path in paths)
-    return tuple(sorted({render_path(path, redact_values=secret) for path in paths}))
+        chosen = [_secret_safe(path) for path in chosen]
+    return tuple(sorted({render_path(path, redact_values=secret) for path in chosen}))
+
+
+def rendered(paths: Collection[Path], *, secret: bool) -> tuple[tuple[str, ...], int]:
+    """``render_fields`` and how many fields there are in all (more than rendered beyond MAX_FIELDS)."""
+    fields = render_fields(paths, secret=secret)
+    return fields, (len(paths) if len(paths) > MAX_FIELDS else len(fields))
+
+
+def listed(fields: tuple[str, ...], total: int) -> Sequence[str]:
+    """``fields`` padded to ``total`` items, so that a count of the ones not shown includes the unrendered."""
+    return fields if total <= len(fields) else [*fields, *[""] * (total - len(fields))]
+
+
+def drift_fields(fields: tuple[str, ...], total: int = 0) -> tuple[str, ...]:
+    """The fields a drift stamp records, capped so that the annotation stays small however large the edit."""
+    total = max(total, len(fields))
+    if total <= MAX_DRIFT_FIELDS:
+        return fields
+    return (*fields[: MAX_DRIFT_FIELDS - 1], f"and {total - MAX_DRIFT_FIELDS + 1} more")
 
 
 def _secret_safe(path: Path) -> Path:
@@ -152,52 +186,57 @@ def _where_in_git(subject: Subject) -> str:
     return "Make this change in Git, in the source of the Application that manages it."
 
 
-def denial(finding: Finding, *, subject: Subject, fields: tuple[str, ...]) -> str:
+def denial(finding: Finding, *, subject: Subject, fields: tuple[str, ...], total: int = 0) -> str:
     """The 403 message: the object, the fields, and the Application to change in Git instead."""
     claim = "claims to be" if finding.reason == "spoofed-marker" else "is"
     head = f"driftwarden: {subject.display} {claim} {_managed_by(subject)}; "
     tail = f". {_where_in_git(subject)}"
     template = _DETAIL.get(finding.reason, "this change is not allowed outside Git ({fields})")
-    budget = max(MAX_MESSAGE_BYTES - len((head + template + tail).encode()), 40)
+    budget = max(MAX_MESSAGE_BYTES - len((head + template + tail).encode("utf-8", "surrogatepass")), 40)
     while True:
-        text = head + template.format(fields=join_limited(fields, max_chars=budget)) + tail
+        text = head + template.format(fields=join_limited(listed(fields, total), max_chars=budget)) + tail
         # join_limited counts characters; non-ASCII paths take more bytes, so shrink until it fits.
-        if len(text.encode()) <= MAX_MESSAGE_BYTES or budget <= 40:
+        if len(text.encode("utf-8", "surrogatepass")) <= MAX_MESSAGE_BYTES or budget <= 40:
             return clip_bytes(text, max_bytes=MAX_MESSAGE_BYTES)
         budget //= 2
 
 
-def drift_warnings(finding: Finding, *, subject: Subject, fields: tuple[str, ...]) -> tuple[str, ...]:
+def drift_warnings(
+    finding: Finding, *, subject: Subject, fields: tuple[str, ...], total: int = 0
+) -> tuple[str, ...]:
     """Warn-mode warnings: what is drifting, one line per field (capped), and where to fix it."""
     lines = [f"driftwarden: {subject.display} is {_managed_by(subject)}"]
     lines.append(f"drift ({finding.reason}); the auditor will revert it unless Git changes")
-    lines.extend(_field_lines("drift in", fields))
+    lines.extend(_field_lines("drift in", fields, total))
     return tuple(clip(line, max_chars=MAX_WARNING_CHARS) for line in lines)
 
 
-def breakglass_warnings(finding: Finding, *, subject: Subject, fields: tuple[str, ...]) -> tuple[str, ...]:
+def breakglass_warnings(
+    finding: Finding, *, subject: Subject, fields: tuple[str, ...], total: int = 0
+) -> tuple[str, ...]:
     """Break-glass warnings: the bypass is allowed and recorded, and Git still wins later."""
     lines = [f"driftwarden: break-glass change to Git-managed {subject.display} allowed and audited"]
     if finding.violation:
         lines.append("change it in Git too, or the auditor will revert this change")
-        lines.extend(_field_lines("bypassed", fields))
+        lines.extend(_field_lines("bypassed", fields, total))
     return tuple(clip(line, max_chars=MAX_WARNING_CHARS) for line in lines)
 
 
-def _field_lines(label: str, fields: tuple[str, ...]) -> list[str]:
+def _field_lines(label: str, fields: tuple[str, ...], total: int) -> list[str]:
     lines = [f"{label} {name}" for name in fields[:MAX_FIELD_WARNINGS]]
-    if len(fields) > MAX_FIELD_WARNINGS:
-        lines.append(f"{label} {len(fields) - MAX_FIELD_WARNINGS} more fields")
+    total = max(total, len(fields))
+    if total > MAX_FIELD_WARNINGS:
+        lines.append(f"{label} {total - MAX_FIELD_WARNINGS} more fields")
     return lines
 
 
 def audit(
-    finding: Finding, *, verdict: str, mode: str, subject: Subject, fields: tuple[str, ...]
+    finding: Finding, *, verdict: str, mode: str, subject: Subject, fields: tuple[str, ...], total: int = 0
 ) -> Mapping[str, str]:
     """Audit annotations; the API server prefixes each key with the webhook's name."""
     notes = {"decision": verdict, "reason": finding.reason, "mode": mode, "object": subject.display}
     if subject.app:
         notes["app"] = subject.app
     if fields:
-        notes["fields"] = join_limited(fields, max_chars=_AUDIT_FIELDS_CHARS)
+        notes["fields"] = join_limited(listed(fields, total), max_chars=_AUDIT_FIELDS_CHARS)
     return MappingProxyType(notes)

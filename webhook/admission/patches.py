@@ -1,9 +1,12 @@
 """The mutating half of the webhook: a JSONPatch that stamps ``driftwarden.io/drift`` on warned edits.
 
 Role: in ``warn`` mode a violating edit is let through, and this stamp records on the object who drifted
-it, when, which fields, and the trace that links the edit to the heal that undoes it. The value is JSON
-``{"user", "at", "fields", "traceparent"}`` (driftwarden.contract.DriftStamp); ``at`` and ``traceparent``
-come from the caller.
+it (the user the API server authenticated), when, which fields, and the trace that links the edit to the
+heal that undoes it. The value is JSON ``{"user", "at", "fields", "traceparent"}``
+(driftwarden.contract.DriftStamp); ``at`` and ``traceparent`` come from the caller. Only this patch
+writes the stamp: one a requester sent is replaced by the webhook's own, or (when nothing is stamped)
+the stored one is put back, in every mode, except where ``/validate`` will deny the request anyway
+and must still see what was sent.
 
 Must not: read the clock, do I/O, log, await, or decide anything (webhook.admission.decision decides).
 The patch is idempotent: the API server may call a mutating webhook again on the same object
@@ -19,8 +22,10 @@ from typing import Any
 from driftwarden import contract
 from driftwarden.contract import DriftStamp, rfc3339
 from webhook.admission.decision import Decision
+from webhook.admission.messages import MAX_DRIFT_FIELDS, drift_fields
 
-MAX_DRIFT_FIELDS = 50
+__all__ = ["MAX_DRIFT_FIELDS", "JsonPatch", "drift_fields", "drift_patch", "escape_pointer"]
+
 JsonPatch = list[dict[str, Any]]
 
 
@@ -29,11 +34,7 @@ def escape_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def drift_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
-    """The fields to record, capped so that the annotation stays small however large the edit."""
-    if len(fields) <= MAX_DRIFT_FIELDS:
-        return fields
-    return (*fields[: MAX_DRIFT_FIELDS - 1], f"and {len(fields) - MAX_DRIFT_FIELDS + 1} more")
+_STAMP_POINTER = "/metadata/annotations/" + escape_pointer(contract.ANNOTATION_DRIFT)
 
 
 def drift_patch(
@@ -42,14 +43,18 @@ def drift_patch(
     """The JSONPatch stamping ``driftwarden.io/drift`` on ``obj``; None when there is nothing to stamp.
 
     Stamps only an allowed violation in ``warn`` mode, on an object that has a place for annotations
-    (not a DELETE's missing object, not a Scale, whose metadata the API server throws away).
+    (not a DELETE's missing object, not a Scale, whose metadata the API server throws away). A stamp
+    the requester sent otherwise is reverted to the stored one.
     """
+    if not isinstance(obj, Mapping) or obj.get("kind") == "Scale" or decision.reason == "gitops-identity":
+        return None
     if not (decision.mode == "warn" and decision.violation and decision.allowed):
-        return None
-    if not isinstance(obj, Mapping) or obj.get("kind") == "Scale":
-        return None
+        return _revert(obj, decision)
     stamp = DriftStamp(
-        user=user, at=rfc3339(at), fields=drift_fields(decision.fields), traceparent=traceparent
+        user=user,
+        at=rfc3339(at),
+        fields=drift_fields(decision.fields, decision.field_count),
+        traceparent=traceparent,
     )
     if "metadata" not in obj:
         return [_add("/metadata", {"annotations": {contract.ANNOTATION_DRIFT: stamp.encode()}})]
@@ -59,13 +64,30 @@ def drift_patch(
     return _annotation_patch(metadata.get("annotations"), stamp)
 
 
-def _annotation_patch(annotations: object, stamp: DriftStamp) -> JsonPatch | None:
+def _annotation_patch(annotations: object, stamp: DriftStamp | str) -> JsonPatch | None:
+    value = stamp if isinstance(stamp, str) else stamp.encode()
     if not isinstance(annotations, Mapping):
         # "add" on a missing (or null) map replaces it whole; a path into it would fail to apply.
-        return [_add("/metadata/annotations", {contract.ANNOTATION_DRIFT: stamp.encode()})]
-    if _already_stamped(annotations.get(contract.ANNOTATION_DRIFT), stamp):
+        return [_add("/metadata/annotations", {contract.ANNOTATION_DRIFT: value})]
+    existing = annotations.get(contract.ANNOTATION_DRIFT)
+    if existing == value or (isinstance(stamp, DriftStamp) and _already_stamped(existing, stamp)):
         return None
-    return [_add(f"/metadata/annotations/{escape_pointer(contract.ANNOTATION_DRIFT)}", stamp.encode())]
+    return [_add(_STAMP_POINTER, value)]
+
+
+def _revert(obj: Mapping[str, Any], decision: Decision) -> JsonPatch | None:
+    """Put back the stored stamp (or take the sent one off) unless ``/validate`` denies the request."""
+    denied = decision.mode == "enforce" and decision.violation and decision.reason != "breakglass"
+    if not decision.stamp_sent or denied:
+        return None
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    present = isinstance(annotations, Mapping) and contract.ANNOTATION_DRIFT in annotations
+    if decision.stored_stamp is not None:
+        if not isinstance(meta, Mapping):
+            return None
+        return _annotation_patch(annotations, decision.stored_stamp)
+    return [{"op": "remove", "path": _STAMP_POINTER}] if present else None
 
 
 def _add(path: str, value: object) -> dict[str, Any]:
