@@ -79,6 +79,8 @@ def value_json(value: object) -> str | None:
 
 def value_element(item: object) -> str | None:
     """The ``v:`` element naming ``item`` in a set; None when it cannot be spelled."""
+    if type(item) is str:
+        return "v:" + encode_basestring(item)
     spelled = value_json(item)
     return None if spelled is None else "v:" + spelled
 
@@ -151,9 +153,9 @@ def _canonical_value_element(prefix: str, raw: str, key: str) -> str:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         return key  # keep it: ownership of something we cannot name is still ownership
-    if prefix == "k" and not isinstance(value, dict):
-        return key
-    return f"{prefix}:{canonical_json(value)}"
+    if prefix == "k":
+        return key_namer(tuple(sorted(value)))(value) or key if isinstance(value, dict) else key
+    return value_element(value) or key
 
 
 def parse_fields_v1(fields: object) -> frozenset[Path]:
@@ -319,22 +321,26 @@ def manager_entries(managed_fields: object) -> tuple[ManagerEntry, ...]:
         return ()
     entries: list[ManagerEntry] = []
     for raw in managed_fields:
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("manager"), str):
+        if (
+            not (type(raw) is dict or isinstance(raw, Mapping))
+            or type(manager := raw.get("manager")) is not str
+        ):
             continue
+        trie = raw.get("fieldsV1")
         entries.append(
             ManagerEntry(
-                manager=raw["manager"],
+                manager=manager,
                 operation=_text(raw.get("operation")),
                 subresource=_text(raw.get("subresource")),
                 api_version=_text(raw.get("apiVersion")),
-                trie=trie if isinstance(trie := raw.get("fieldsV1"), Mapping) else LEAF,
+                trie=trie if type(trie) is dict or isinstance(trie, Mapping) else LEAF,
             )
         )
     return tuple(entries)
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return value if type(value) is str else ""
 
 
 def owned_paths(

@@ -19,11 +19,16 @@ from typing import Any
 from driftwarden.fieldsv1 import LEAF, MEMBER, Path, Trie, normalize_element
 
 ELEMENT_PREFIXES = frozenset({"f:", "k:", "v:", "i:"})
+# Go's encoding/json escapes these in strings; canonical_json (Python's encoder) writes them as they are.
+GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+GO_ESCAPED = frozenset("<>&\u2028\u2029")
 
 
 def node_of(value: object) -> Mapping[str, Any]:
     """``value`` as a trie node: itself, or LEAF for a garbage value, which stands for a member."""
-    return value if isinstance(value, Mapping) else LEAF
+    return value if type(value) is dict or isinstance(value, Mapping) else LEAF
 
 
 def is_leaf(node: Mapping[str, Any]) -> bool:
@@ -42,9 +47,9 @@ def is_member(node: Mapping[str, Any]) -> bool:
 class Lookup:
     """Children of trie nodes by canonical element (the spelling of driftwarden.fieldsv1.canonical_json).
 
-    The API server spells elements canonically except for JSON escapes (Go writes ``<`` as ``\\u003c``), so
-    a node's keys with a backslash in them are parsed, once per node and only after a miss there. One
-    Lookup serves one walk: it remembers the nodes it has parsed.
+    The API server spells elements canonically except for JSON escapes: Go writes ``<`` as ``\\u003c``.
+    After a miss an element is looked up as Go spells it, then among a node's keys with a backslash in
+    them, which are parsed once per node. One Lookup serves one walk: it remembers the nodes it parsed.
     """
 
     def __init__(self) -> None:
@@ -56,10 +61,20 @@ class Lookup:
             return None
         found = node.get(element)
         if found is None and element[:2] in ("k:", "v:"):
-            found = self._escaped(node).get(element)
+            found = self.respelled(node, element)
         return None if found is None else node_of(found)
 
-    def _escaped(self, node: Mapping[str, Any]) -> dict[str, Any]:
+    def respelled(self, node: Mapping[str, Any], element: str) -> Any:
+        """The raw child of ``node`` whose key spells ``element`` otherwise: as Go escapes it, or parsed."""
+        if not GO_ESCAPED.isdisjoint(element):
+            found = node.get(element.translate(GO_ESCAPES))
+            if found is not None:
+                return found
+        escaped = self.escaped(node)
+        return escaped.get(element) if escaped else None
+
+    def escaped(self, node: Mapping[str, Any]) -> dict[str, Any]:
+        """The children of ``node`` whose keys have an escape, by canonical element (parsed once)."""
         cached = self._respelled.get(id(node))
         if cached is None:  # the node is kept in the cache, so its id cannot be reused meanwhile
             respelled: dict[str, Any] = {}
@@ -116,14 +131,23 @@ def canonical(tries: Iterable[object]) -> Trie:
     stack: list[tuple[object, Trie]] = [(trie, root) for trie in tries]
     while stack:
         raw, out = stack.pop()
-        if not isinstance(raw, Mapping) or not raw:
+        if not raw or not (type(raw) is dict or isinstance(raw, Mapping)):
             out[MEMBER] = {}
             continue
         for key, child in raw.items():
             if key == MEMBER:
                 out[MEMBER] = {}
-            elif (element := normalize_element(key)) is not None:
-                stack.append((child, out.setdefault(element, {})))
+                continue
+            element = key if type(key) is str and key[:2] == "f:" else normalize_element(key)
+            if element is None:
+                continue
+            sub = out.get(element)
+            if sub is None:
+                sub = out[element] = {}
+            if child == {}:  # a leaf, the most common node: no trip through the stack
+                sub[MEMBER] = {}
+            else:
+                stack.append((child, sub))
     root.pop(MEMBER, None)  # the root is no path
     return root
 

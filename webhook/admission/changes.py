@@ -18,23 +18,21 @@ This module must not do I/O, log, await or write text for people (webhook.admiss
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from driftwarden import contract
 from driftwarden.fieldsv1 import (
     WRITE_OPERATIONS,
-    ManagerEntry,
     Path,
     canonical_json,
     key_element,
-    manager_entries,
     value_at,
     value_element,
 )
-from driftwarden.fieldtrie import Lookup, canonical, covers, merge, owns
+from driftwarden.fieldtrie import Lookup, canonical, covers, merge, node_of, owns
 from webhook.admission.fielddiff import diff_fields
-from webhook.admission.messages import Finding, Reason
+from webhook.admission.messages import MAX_FIELDS, Finding, Reason
 from webhook.admission.objects import metadata_of
 from webhook.admission.profiles import Profile, protected_paths
 
@@ -48,21 +46,40 @@ OWNERS: Path = ("f:metadata", "f:ownerReferences")
 FINALIZERS: Path = ("f:metadata", "f:finalizers")
 
 
-def gitops_entries(entries: Iterable[ManagerEntry], profile: Profile) -> tuple[ManagerEntry, ...]:
-    """The entries through which the profile's managers own fields of the main resource."""
-    return tuple(
-        e
-        for e in entries
-        if e.manager in profile.managers and e.operation in WRITE_OPERATIONS and e.subresource == ""
-    )
+EntryKey = tuple[str, str, str]
+"""A managedFields entry's manager, operation and subresource."""
 
 
-def git_owned(obj: object, profile: Profile) -> Mapping[str, Any] | None:
+def gitops_tries(obj: object, profile: Profile) -> dict[EntryKey, list[Mapping[str, Any]]]:
+    """The fieldsV1 of the GitOps managers' managedFields entries in ``obj``, by entry key.
+
+    Other managers' entries are passed over unread: whoever may edit the object may write them.
+    """
+    tries: dict[EntryKey, list[Mapping[str, Any]]] = {}
+    entries = metadata_of(obj).get("managedFields")
+    for entry in entries if isinstance(entries, list) else ():
+        manager = entry.get("manager") if type(entry) is dict or isinstance(entry, Mapping) else None
+        if type(manager) is str and manager in profile.managers:
+            key = (manager, _text(entry.get("operation")), _text(entry.get("subresource")))
+            tries.setdefault(key, []).append(node_of(entry.get("fieldsV1")))
+    return tries
+
+
+def _text(value: object) -> str:
+    return value if type(value) is str else ""
+
+
+def git_owned(
+    obj: object, profile: Profile, tries: dict[EntryKey, list[Mapping[str, Any]]] | None = None
+) -> Mapping[str, Any] | None:
     """The trie of what the GitOps managers own in ``obj`` (from their entries alone); None without one."""
-    entries = gitops_entries(manager_entries(metadata_of(obj).get("managedFields")), profile)
-    if not entries:
+    tries = gitops_tries(obj, profile) if tries is None else tries
+    owning = [
+        trie for (_, op, sub), group in tries.items() if op in WRITE_OPERATIONS and not sub for trie in group
+    ]
+    if not owning:
         return None
-    owned = merge(entry.trie for entry in entries)
+    owned = merge(owning)
     if _is_secret(obj) and "f:stringData" in owned:
         data = [owned[key] for key in ("f:data", "f:stringData") if key in owned]
         owned = {**owned, "f:data": merge(data)}
@@ -84,33 +101,33 @@ def evaluate_update(
     """
     terminating = "deletionTimestamp" in metadata_of(old)
     old_view, new_view = comparable(old, terminating=terminating), comparable(new, terminating=terminating)
-    owned = git_owned(old, profile)
-    diff = diff_fields(old_view, new_view, owned or {}, everything=strict or owned is None)
-    if owned is None:
-        # Managed, yet no entry says what Git owns (stripped or never recorded): assume Git owns the
-        # whole object except metadata, rather than letting every edit through.
-        touched = {path for path in diff.changed if path[:1] != ("f:metadata",)}
-    else:
-        touched = set(diff.touched)
-    markers = {p for p in protected_paths(profile) if value_at(old_view, p) != value_at(new_view, p)}
+    old_tries = gitops_tries(old, profile)
+    owned = git_owned(old, profile, old_tries)
+    # Without an entry that says what Git owns (stripped, or never recorded), Git is taken to own the
+    # whole object except metadata, rather than letting every edit through.
+    diff = diff_fields(old_view, new_view, owned, everything=strict, limit=MAX_FIELDS)
+    markers = tuple(p for p in protected_paths(profile) if value_at(old_view, p) != value_at(new_view, p))
     owners = _added(old_view, new_view, OWNERS, owned)
     finalizers = () if controller else _added(old_view, new_view, FINALIZERS, owned)
     reason: Reason | None = None
     if markers:
         reason = "marker-removed"
-    elif touched:
+    elif diff.touched:
         reason = "ownership-unknown" if owned is None else "owned-fields-changed"
     elif owners or finalizers:
         reason = "owner-added" if owners else "finalizer-added"
     if reason is not None:
-        return Finding(reason, violation=True, paths=tuple(markers | touched | {*owners, *finalizers}))
-    if entry_reason := _entry_change(old, new, profile):
+        paths = tuple(dict.fromkeys((*markers, *diff.touched, *owners, *finalizers)))
+        return Finding(
+            reason, violation=True, paths=paths, count=len(paths) + diff.touched_count - len(diff.touched)
+        )
+    if entry_reason := _entry_change(old_tries, gitops_tries(new, profile)):
         entries = [
             ("f:metadata", "f:managedFields", "k:" + canonical_json({"manager": m})) for m in profile.managers
         ]
         return Finding(entry_reason, violation=True, paths=tuple(sorted(entries)))
     if strict and diff.changed:
-        return Finding("strict", violation=True, paths=tuple(diff.changed))
+        return Finding("strict", violation=True, paths=diff.changed, count=diff.changed_count)
     return Finding("no-owned-fields", violation=False)
 
 
@@ -163,14 +180,14 @@ def _element(item: object, where: Path) -> str | None:
     return key_element(item, ("uid",)) if where == OWNERS else value_element(item)
 
 
-def _entry_change(old: object, new: object, profile: Profile) -> Reason | None:
+def _entry_change(
+    before: dict[EntryKey, list[Mapping[str, Any]]], after: dict[EntryKey, list[Mapping[str, Any]]]
+) -> Reason | None:
     """Whether the GitOps managers' entries were removed, shrunk or reset, or grown by someone else.
 
     A new object without managedFields had them reset (``managedFields: [{}]``): the API server keeps
     them otherwise, so that is their removal too.
     """
-    before = _tries(metadata_of(old).get("managedFields"), profile)
-    after = _tries(metadata_of(new).get("managedFields"), profile)
     try:
         if before == after:  # the usual case, at C speed: the API server spells tries one way
             return None
@@ -182,11 +199,3 @@ def _entry_change(old: object, new: object, profile: Profile) -> Reason | None:
     if any(key not in known or not covers(known[key], fields) for key, fields in now.items()):
         return "manager-entry-spoofed"
     return None
-
-
-def _tries(managed_fields: object, profile: Profile) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
-    tries: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for entry in manager_entries(managed_fields):
-        if entry.manager in profile.managers:
-            tries.setdefault((entry.manager, entry.operation, entry.subresource), []).append(entry.trie)
-    return tries

@@ -296,7 +296,7 @@ def _finish(
     stamp: StampChange | None = None,
 ) -> Decision:
     """Turn a finding into a Decision under ``mode``; break-glass and exemptions always allow."""
-    fields, total = messages.rendered(finding.paths, secret=subject.secret)
+    fields, total = messages.rendered(finding, secret=subject.secret)
     stamp = stamp or StampChange()
     shown: dict[str, Any] = {"subject": subject, "fields": fields, "total": total}
     common: dict[str, Any] = {

@@ -78,6 +78,13 @@ class Finding:
     reason: Reason
     violation: bool
     paths: tuple[Path, ...] = ()
+    count: int = 0
+    """How many paths there are in all, when more than ``paths`` names (0: just those)."""
+
+    def with_path(self, path: Path, reason: Reason) -> Finding:
+        """This finding as a violation that involves ``path`` too, with ``reason`` unless it was one."""
+        count = self.count + 1 if self.count else 0
+        return Finding(self.reason if self.violation else reason, True, (*self.paths, path), count)
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,11 @@ def render_fields(paths: Collection[Path], *, secret: bool) -> tuple[str, ...]:
     return tuple(sorted({render_path(path, redact_values=secret) for path in chosen}))
 
 
-def rendered(paths: Collection[Path], *, secret: bool) -> tuple[tuple[str, ...], int]:
-    """``render_fields`` and how many fields there are in all (more than rendered beyond MAX_FIELDS)."""
-    fields = render_fields(paths, secret=secret)
-    return fields, (len(paths) if len(paths) > MAX_FIELDS else len(fields))
+def rendered(finding: Finding, *, secret: bool) -> tuple[tuple[str, ...], int]:
+    """The finding's fields rendered, and how many there are in all (more beyond MAX_FIELDS)."""
+    fields = render_fields(finding.paths, secret=secret)
+    unnamed = max(finding.count, len(finding.paths)) - len(finding.paths)
+    return fields, len(fields) + unnamed + max(len(finding.paths) - MAX_FIELDS, 0)
 
 
 def listed(fields: tuple[str, ...], total: int) -> Sequence[str]:

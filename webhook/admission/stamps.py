@@ -60,12 +60,10 @@ def judge_stamp(finding: Finding, change: StampChange, *, user: str, warn: bool,
     """
     if not change.sent:
         return finding
-    forged = Finding(
-        finding.reason if finding.violation else "stamp-forged", violation=True, paths=(*finding.paths, STAMP)
-    )
+    forged = finding.with_path(STAMP, "stamp-forged")
     ours = DriftStamp.decode(change.value)
     if warn and ours is not None and ours.user == user:
         for candidate in (finding, forged):
-            if candidate.violation and ours.fields == drift_fields(*rendered(candidate.paths, secret=secret)):
+            if candidate.violation and ours.fields == drift_fields(*rendered(candidate, secret=secret)):
                 return candidate
     return forged
