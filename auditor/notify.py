@@ -27,11 +27,12 @@ from driftwarden.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["sync_failed", "health_degraded", "drift_healed"]
+EventKind = Literal["sync_failed", "health_degraded", "drift_healed", "drift_fight"]
 TITLES: Mapping[EventKind, str] = {
     "sync_failed": "Sync failed",
     "health_degraded": "Health degraded",
     "drift_healed": "Drift healed",
+    "drift_fight": "Healing stopped: a controller keeps changing what Git owns",
 }
 MAX_LISTED = 10
 
@@ -46,7 +47,7 @@ class NotificationEvent:
     fields: tuple[str, ...] = ()
     revision: str = ""
     manager: str = ""
-    """For ``drift_healed``: the field manager or user whose out-of-band change was undone."""
+    """For ``drift_healed`` and ``drift_fight``: who changed it (the user, and the field manager)."""
 
 
 def _escape(text: str) -> str:

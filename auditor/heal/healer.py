@@ -5,8 +5,10 @@ connection and relisted after 410 Gone (driftwarden.kube.watch). An event whose 
 write is ignored. Any other change to a managed object is re-diffed against what Git says (SSA dry run)
 and, with ``selfHeal``, healed at once; a deleted one is recreated. A webhook drift stamp
 (``driftwarden.io/drift``) is removed with the heal, and the heal span links to the edit's trace.
-Repeated heals back off; a manager that keeps taking the same fields back gets a ``DriftFight``
-condition naming it, and the object is left alone until Git changes.
+Repeated heals back off; a controller that keeps taking the same fields back gets a ``DriftFight``
+condition, Event and notification naming it, and the object is left alone until Git changes. A person
+never wins that way (auditor.heal.core.Writer): their edits are healed every time. Owners Git does not
+declare are removed with the heal (the webhook lets no one else add one).
 
 What Git wants, and which writes were ours, it reads from the ledger (auditor.ledger) that the reconcile
 pass writes; a paused fight it writes there for the pass to read. It must not call the reconcile pass,
@@ -29,7 +31,7 @@ from auditor.clients import AuditorClients
 from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
-from auditor.heal.core import HealBook, append_drift, drift_record, last_writer
+from auditor.heal.core import HealBook, Writer, append_drift, drift_record, stray_owners
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
 from auditor.objects import GroupKind, ObjectRef, ResourceKey
@@ -152,24 +154,25 @@ class Healer:
         strict = desired.app.sync_policy.enabled(STRICT_OPTION)
         diff = strict_diff(diff_object(dry, live, ignore=desired.app.ignore_differences), live, strict=strict)
         stamp = drift_stamp(live) if live is not None else None
-        if diff.in_sync and stamp is None:
+        owners = stray_owners(live, desired.manifest) if live is not None else []
+        if diff.in_sync and stamp is None and not owners:
             return
         automated = desired.app.sync_policy.automated
-        manager = last_writer(live) if live is not None else "deleted"
+        writer = Writer.of(live, stamp)
         if automated is None or not automated.self_heal:
-            await self._report(ref, desired, diff, manager, stamp, action="reported")
+            await self._report(ref, desired, diff, writer, stamp, action="reported")
             return
         verdict = self.book.decide(
             str(ref.key),
-            manager=manager,
+            writer=writer,
             fields=diff.changed_paths,
             desired=desired.digest,
             now=self.clients.monotonic(),
         )
         if verdict.fight is not None:
-            manager, fields = verdict.fight
-            self.ledger.pause(ref.key, manager=manager, fields=fields, digest=desired.digest)
-            await self._fight(ref, desired, manager, fields)
+            fighter, fields = verdict.fight
+            self.ledger.pause(ref.key, manager=fighter.manager, fields=fields, digest=desired.digest)
+            await self._fight(ref, desired, fighter, fields)
             return
         if not verdict.heal:
             return
@@ -177,10 +180,10 @@ class Healer:
             await asyncio.sleep(verdict.delay)
         if strict and live is not None and (patch := takeover_patch(live)):
             await self.cluster.json_patch(ref, patch)  # kubectl's fields become ours: the apply prunes them
-        await self._heal(ref, desired, diff, manager, stamp, seen=seen)
+        await self._heal(ref, desired, diff, writer, stamp, seen=seen)
 
     async def _heal(
-        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, writer: Writer, stamp: DriftStamp | None,
         *, seen: float,
     ) -> None:  # fmt: skip
         with self.tracer.start_as_current_span("auditor.heal", links=_link(stamp)) as span:
@@ -189,47 +192,49 @@ class Healer:
             span.set_attribute("k8s.resource.name", ref.name)
             span.set_attribute("driftwarden.kind", ref.kind)
             span.set_attribute("driftwarden.fields", list(diff.changed_paths))
-            span.set_attribute("driftwarden.manager", manager)
+            span.set_attribute("driftwarden.manager", writer.manager)
+            if writer.user:
+                span.set_attribute("enduser.id", writer.user)
             if named := name_attribute(group=ref.group, kind=ref.kind):
                 span.set_attribute(named, ref.name)  # k8s.deployment.name and the like
             stored = await self.cluster.apply(desired.manifest)
+            patch = stray_owners(stored, desired.manifest)
             if stamp is not None:
-                remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
-                stored = await self.cluster.json_patch(ref, remove)
+                patch.append({"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"})
+            if patch:
+                stored = await self.cluster.json_patch(ref, patch)
             self.ledger.own_write(ref, stored)
             # The record and Events are part of the heal's trace (their API requests are its children).
-            await self._healed(ref, desired, diff, manager, stamp, seen=seen)
+            await self._healed(ref, desired, diff, writer, stamp, seen=seen)
 
     async def _healed(
-        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
+        self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, writer: Writer, stamp: DriftStamp | None,
         *, seen: float,
     ) -> None:  # fmt: skip
         self.book.healed(str(ref.key), now=self.clients.monotonic())
         self.heals += 1
         if self.clients.notifier is not None:
-            who = stamp.user if stamp is not None and stamp.user else manager
             paths = diff.changed_paths
             self.clients.notifier.notify(
-                NotificationEvent(desired.app.key, "drift_healed", (ref,), paths, manager=who)
+                NotificationEvent(desired.app.key, "drift_healed", (ref,), paths, manager=writer.describe())
             )
         latency = self.clients.monotonic() - seen
         self.clients.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
-        await self._report(ref, desired, diff, manager, stamp, action="healed")
+        await self._report(ref, desired, diff, writer, stamp, action="healed")
 
     async def _report(
         self,
         ref: ObjectRef,
         desired: Desired,
         diff: ObjectDiff,
-        manager: str,
+        writer: Writer,
         stamp: DriftStamp | None,
         *,
         action: str,
     ) -> None:
         fields = list(diff.changed_paths) or list(stamp.fields if stamp else ())
         what = "recreated" if diff.action == "create" else "reverted"
-        user = stamp.user if stamp else ""
-        message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {user or manager or 'unknown'}"
+        message = f"{ref}: {', '.join(fields) or 'deleted'} changed by {writer.describe()}"
         self.clients.instruments.record_drift_detected(str(desired.app.key), ref.group_kind)
         events = self.clients.events
         app_ref = self._app_ref(desired.app)
@@ -240,18 +245,23 @@ class Healer:
                 ref, reason="SelfHealed", message=f"{what} to Git's state ({', '.join(fields)})"
             )
         record = drift_record(
-            ref=str(ref), fields=fields, manager=manager, user=user, at=self.clients.clock(), action=action
-        )
+            ref=str(ref), fields=fields, manager=writer.manager, user=writer.user, at=self.clients.clock(),
+            action=action,
+        )  # fmt: skip
         store = self.clients.store
         current = await store.get_application(desired.app.key) or {}
         drift = append_drift(((current.get("status") or {}).get("drift")) or [], record)
         await store.patch_application_status(desired.app.key, {"drift": drift})
 
-    async def _fight(self, ref: ObjectRef, desired: Desired, manager: str, fields: tuple[str, ...]) -> None:
+    async def _fight(
+        self, ref: ObjectRef, desired: Desired, fighter: Writer, fields: tuple[str, ...]
+    ) -> None:
+        """Give up a fight against a controller, loudly: a condition, an Event and a notification."""
         message = (
-            f"{ref}: field manager {manager!r} keeps changing {', '.join(fields) or 'it'} back; driftwarden "
-            f"stopped healing it until Git changes. Remove the field from Git, or stop {manager} from "
-            "managing it (an HPA on spec.replicas: drop replicas from Git)."
+            f"{ref}: field manager {fighter.manager!r} (controller {fighter.identity}) keeps changing "
+            f"{', '.join(fields) or 'it'} back; driftwarden stopped healing it until Git changes. Remove "
+            f"the field from Git, or stop {fighter.manager} from managing it (an HPA on spec.replicas: "
+            "drop replicas from Git)."
         )
         store = self.clients.store
         current = await store.get_application(desired.app.key) or {}
@@ -261,6 +271,10 @@ class Healer:
         await self.clients.events.record_event(
             self._app_ref(desired.app), reason="DriftFight", message=message, type="Warning"
         )
+        if self.clients.notifier is not None:
+            self.clients.notifier.notify(
+                NotificationEvent(desired.app.key, "drift_fight", (ref,), fields, manager=fighter.describe())
+            )
 
     @staticmethod
     def _app_ref(app: Application) -> ObjectRef:
