@@ -1,7 +1,8 @@
 """Watch-driven self-heal against the real API server: sub-second heals, deletes, restarts and fights.
 
-Edits are made as admin (no webhook installed). The Git poll interval is long (10 min), so everything
-healed here was healed by the watch, not by a full pass.
+Edits are made as admin (no webhook installed), except in the fight, where the webhook in warn mode
+names the controller. The Git poll interval is long (10 min), so everything healed here was healed by
+the watch, not by a full pass.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from auditor.heal.core import FIGHT_HEALS, UNKNOWN_USER
 from auditor.heal.healer import DRIFT_FIGHT, Healer
 from auditor.loop import AuditorLoop
 from devtools.controlplane import ControlPlane
+from driftwarden import contract
+from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.telemetry.metrics import Instruments, prometheus_text
 from tests.support.auditor import (
     AUDITOR_NS,
@@ -34,9 +38,11 @@ from tests.support.auditor import (
     key,
     running_auditor,
     synced_and_watched,
+    wait_until_allowed,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
+from tests.support.guard import grant_cluster_admin, running_guard
 from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
 
@@ -139,10 +145,34 @@ async def test_an_edit_while_the_api_server_was_down_is_healed_after_reconnect(
     await eventually(lambda: _is(apps, running.ns, "nginx:1.27"), seconds=30)
 
 
+async def _warn_mode(running: Running, admin: client.ApiClient) -> None:
+    """Switch the Application's guard to warn, and wait until its Deployment carries the mode."""
+    body = {"spec": {"guard": {"mode": "warn"}}}
+    await request_json(admin, "PATCH", _app_path(running.name), body=body, content_type=MERGE_PATCH)
+    assert running.loop.refresh(key(running.name))
+    apps = client.AppsV1Api(admin)
+
+    async def warned() -> bool:
+        live = await apps.read_namespaced_deployment("web", running.ns)
+        return (live.metadata.annotations or {}).get(contract.ANNOTATION_GUARD) == "warn"
+
+    await eventually(warned, seconds=15)
+
+
+def _app_path(name: str) -> str:
+    return resource_path(group=contract.GROUP, version=contract.VERSION, plural=contract.APPLICATION_PLURAL,
+                         namespace=AUDITOR_NS, name=name)  # fmt: skip
+
+
 async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
-    running: Running, clients: Clients
+    running: Running, clients: Clients, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    apps = client.AppsV1Api(clients.admin)
+    # The other writer is a controller the webhook let through (warn mode) and stamped with its
+    # service account: only a controller identity can win a fight (issue 13).
+    await _warn_mode(running, clients.admin)
+    await grant_cluster_admin(clients.admin, sa=[f"{running.ns}/fake-hpa"])
+    hpa = await clients.service_account(running.ns, "fake-hpa")
+    apps = client.AppsV1Api(hpa)
     stop = asyncio.Event()
 
     async def fighter() -> None:  # an HPA-like controller that puts replicas back the moment they change
@@ -154,30 +184,70 @@ async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
                                                            field_manager="fake-hpa")  # fmt: skip
                 await asyncio.sleep(0.01)
 
-    task = asyncio.create_task(fighter())
-
     async def fight_named() -> bool:
         app: dict[str, Any] = await get_application(clients.admin, running.name)
         conditions = (app.get("status") or {}).get("conditions") or []
         return any(c["type"] == DRIFT_FIGHT and "fake-hpa" in c["message"] for c in conditions)
 
-    try:
-        await eventually(fight_named, seconds=25)
-        heals = running.healer.heals
-        await asyncio.sleep(2)
-        assert running.healer.heals == heals  # it stopped fighting
-    finally:
-        stop.set()
-        await task
+    async with running_guard(clients.admin, tmp_path / "guard", default_mode="warn"):
+        await wait_until_allowed(hpa, verb="patch", group="apps", resource="deployments")
+        task = asyncio.create_task(fighter())
+        try:
+            await eventually(fight_named, seconds=25)
+            heals = running.healer.heals
+            await asyncio.sleep(2)
+            assert running.healer.heals == heals  # it stopped fighting
+        finally:
+            stop.set()
+            await task
+    apps = client.AppsV1Api(clients.admin)
     app = await get_application(clients.admin, running.name)
     (condition,) = [c for c in app["status"]["conditions"] if c["type"] == DRIFT_FIGHT]
     assert "/spec/replicas" in condition["message"]
+    assert f"system:serviceaccount:{running.ns}:fake-hpa" in condition["message"]
     assert (await apps.read_namespaced_deployment("web", running.ns)).spec.replicas == 5
     # A full pass leaves the fought-over object alone too, and says why.
     result = await running.loop.reconciler.run(await get_application(clients.admin, running.name))
     assert result.outcome is not None
     assert any("DriftFight" in r.message for r in result.outcome.failed)
     assert (await apps.read_namespaced_deployment("web", running.ns)).spec.replicas == 5
+
+
+async def test_a_writer_nobody_can_name_never_wins_a_fight(running: Running, clients: Clients) -> None:
+    """Without the webhook's stamp the user is unknown, and "fake-hpa" is a name anyone may choose."""
+    apps = client.AppsV1Api(clients.admin)
+    await asyncio.sleep(0.5)  # the watches have listed
+    stop = asyncio.Event()
+
+    async def fighter() -> None:  # the edits of the fight test above, as a person with a script would
+        async with asyncio.timeout(30):
+            while not stop.is_set():
+                live = await apps.read_namespaced_deployment("web", running.ns)
+                if live.spec.replicas != 5:
+                    await apps.patch_namespaced_deployment("web", running.ns, {"spec": {"replicas": 5}},
+                                                           field_manager="fake-hpa")  # fmt: skip
+                await asyncio.sleep(0.01)
+
+    heals = running.healer.heals
+
+    async def healed_on() -> bool:  # more rapid heals than a controller gets before it wins
+        return running.healer.heals > heals + FIGHT_HEALS + 1
+
+    task = asyncio.create_task(fighter())
+    try:
+        await eventually(healed_on, seconds=25)
+    finally:
+        stop.set()
+        await task
+    await eventually(lambda: _is_replicas(apps, running.ns, 2), seconds=40)  # backoff is at most 30 s
+    app = await get_application(clients.admin, running.name)
+    assert not [c for c in (app["status"].get("conditions") or []) if c["type"] == DRIFT_FIGHT]
+    record = app["status"]["drift"][-1]
+    assert (record["user"], record["manager"]) == (UNKNOWN_USER, "fake-hpa")
+
+
+async def _is_replicas(apps: client.AppsV1Api, ns: str, replicas: int) -> bool:
+    return bool((await apps.read_namespaced_deployment("web", ns)).spec.replicas == replicas)
 
 
 async def test_a_new_commit_is_not_healed_back_to_the_old_one(running: Running, clients: Clients) -> None:
