@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.application import Application
-from auditor.objects import GroupKind, ObjectRef, ResourceKey
+from auditor.objects import GroupKind
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 
 @dataclass(frozen=True)

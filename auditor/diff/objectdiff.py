@@ -17,8 +17,8 @@ import yaml
 
 from auditor.application import IgnoreDifference
 from auditor.diff.normalize import format_pointer, mask_secrets, normalize, remove_locations, resolve_pointer
-from auditor.objects import ObjectRef
 from driftwarden.fieldsv1 import Location, leaf_paths, locate
+from driftwarden.objectref import ObjectRef
 
 DiffAction = Literal["create", "update", "unchanged", "prune"]
 SyncStatus = Literal["Synced", "OutOfSync", "Unknown"]

@@ -18,11 +18,11 @@ from typing import Any
 
 from auditor.kube.cluster import Cluster
 from auditor.ledger import Ledger
-from auditor.objects import ObjectRef, ResourceKey
 from auditor.status import ResourceResult, result_for
 from auditor.sync.changeset import Action, ChangeSet
 from auditor.sync.takeover import takeover_patch
 from driftwarden.errors import DriftwardenError
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 Manifests = Mapping[ResourceKey, Mapping[str, Any]]
