@@ -79,8 +79,8 @@ def describe(stack: DevStack) -> str:
         f"auditor:        as {contract.auditor_identity()} (log {stack.log('auditor')})",
         f"push webhook:   {stack.push_url} (secret in $DRIFTWARDEN_WEBHOOK_SECRET of the auditor)",
     ]
-    if stack.jaeger_url:
-        lines.append(f"Jaeger:         {stack.jaeger_url}/api/services (traces of both processes)")
+    if stack.jaeger is not None:
+        lines.append(f"Jaeger:         {stack.jaeger.query_url}/api/services (traces of both processes)")
     lines.append("kubeconfigs:")
     lines.append(f"  admin (system:masters): {stack.admin_kubeconfig}")
     lines.append(f"  alice (edit):           {stack.kubeconfigs['alice']}")

@@ -75,7 +75,7 @@ class DevStack:
     webhook_url: str = ""
     push_url: str = ""
     push_secret: str = ""
-    jaeger_url: str | None = None
+    jaeger: Jaeger | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
@@ -197,7 +197,7 @@ async def running(settings: DevSettings, *, env: Mapping[str, str]) -> AsyncIter
         child_env.pop("KUBECONFIG", None)
         if settings.jaeger is not None:
             jaeger = await exits.enter_async_context(Jaeger(settings.jaeger, settings.work_dir / "jaeger"))
-            stack.jaeger_url = jaeger.query_url
+            stack.jaeger = jaeger
             child_env.update(jaeger.otel_env())
         for rel in INSTALL_FILES:
             await kubectl(stack, "apply", "--server-side", "--field-manager=driftwarden-installer", "-f",
