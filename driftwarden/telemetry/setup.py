@@ -25,7 +25,6 @@ from urllib.parse import unquote
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
     MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
@@ -42,6 +41,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from driftwarden.errors import ConfigError
+from driftwarden.telemetry.metrics import ScrapeReader
 from driftwarden.telemetry.otlp.batch import WireBatchSpanProcessor
 
 Signal = Literal["traces", "metrics"]
@@ -181,10 +181,10 @@ def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool 
 
 @dataclass(frozen=True)
 class Metering:
-    """A MeterProvider and the in-memory reader that ``/metrics`` renders (driftwarden.telemetry.metrics)."""
+    """A MeterProvider and the Prometheus reader that ``/metrics`` renders (driftwarden.telemetry.metrics)."""
 
     provider: MeterProvider
-    scrape: InMemoryMetricReader
+    scrape: ScrapeReader
     exporting: bool
     """True when an OTLP metric exporter pushes every ``OTEL_METRIC_EXPORT_INTERVAL`` too."""
 
@@ -225,7 +225,7 @@ def meter_provider(service_name: str, *, env: Mapping[str, str]) -> Metering:
     The scrape reader aggregates in memory (cumulative) and does no work until scraped; the OTLP reader
     exports from its own thread every ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds (default 60 s).
     """
-    scrape = InMemoryMetricReader()
+    scrape = ScrapeReader()
     readers: list[MetricReader] = [scrape]
     target = None if _disabled(env) else otlp_target(env, "metrics")
     if target is not None:
