@@ -285,7 +285,9 @@ class Story:
 
     async def empty_path_refused(self) -> None:
         self.title("A commit that empties an Application's path: nothing is pruned, and the reason is shown")
-        self.command("git rm apps/database/*.yaml && echo moved > apps/database/README.md && git commit -m oops")
+        self.command(
+            "git rm apps/database/*.yaml && echo moved > apps/database/README.md && git commit -m oops"
+        )
         self.repo.commit({"apps/database/README.md": "moved elsewhere\n"},
                          remove=["apps/database/statefulset.yaml", "apps/database/service.yaml"],
                          message="oops")  # fmt: skip
