@@ -8,12 +8,11 @@ real: made with the git CLI on disk, read by the auditor over ``file://``.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devtools.gitrepo import GitRepo
+from devtools.gitrepo import make_repo as make_git_repo
 from driftwarden import contract
 
 SECRET_SENTINEL = "demo-s3cret-never-printed"
@@ -147,51 +146,6 @@ def application(name: str, *, repo_url: str) -> dict[str, Any]:
     }
 
 
-_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Dana Developer",
-    "GIT_AUTHOR_EMAIL": "dana@example.test",
-    "GIT_COMMITTER_NAME": "Dana Developer",
-    "GIT_COMMITTER_EMAIL": "dana@example.test",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "HOME": "/nonexistent",
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-}
-
-
-@dataclass(frozen=True)
-class Repo:
-    """The demo's repository on disk; every change is a real commit."""
-
-    path: Path
-
-    @property
-    def url(self) -> str:
-        return self.path.as_uri()
-
-    def git(self, *args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=self.path, env=_GIT_ENV, check=True, capture_output=True,
-                              text=True)  # fmt: skip
-        return done.stdout.strip()
-
-    def commit(
-        self, files: Mapping[str, str] | None = None, *, remove: Iterable[str] = (), message: str
-    ) -> str:
-        for rel, text in (files or {}).items():
-            (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.path / rel).write_text(text)
-            self.git("add", "--", rel)
-        for rel in remove:
-            self.git("rm", "-r", "-q", "--", rel)
-        self.git("commit", "-q", "-m", message)
-        return self.head()
-
-    def head(self) -> str:
-        return self.git("rev-parse", "HEAD")
-
-
-def make_repo(path: Path) -> Repo:
-    path.mkdir(parents=True, exist_ok=True)
-    repo = Repo(path)
-    repo.git("init", "-q", "-b", "main")
-    repo.commit(FILES, message="infra: web-app, api, database and the platform base")
-    return repo
+def make_repo(path: Path) -> GitRepo:
+    """The demo's repository at ``path``: every file above in one first commit on ``main``."""
+    return make_git_repo(path, FILES, message="infra: web-app, api, database and the platform base")

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from devtools.dev.gitops import APPS, SECRET_SENTINEL, WEB_CONFIG, Repo, application
+from devtools.dev.gitops import APPS, SECRET_SENTINEL, WEB_CONFIG, application
 from devtools.dev.stack import DevStack
+from devtools.gitrepo import GitRepo
 from driftwarden import contract
 from driftwarden.errors import DriftwardenError
 from driftwarden.kube.rest import request_json, resource_path
@@ -55,7 +56,7 @@ class Story:
     """The steps, in order; ``out`` prints (the demo's output is its user interface)."""
 
     stack: DevStack
-    repo: Repo
+    repo: GitRepo
     admin: client.ApiClient
     out: Callable[[str], None] = print
     step: int = 0

@@ -7,7 +7,6 @@ so this is the one test that shows the whole product working the way a new user 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -15,24 +14,11 @@ import pytest
 
 from devtools.dev.gitops import SECRET_SENTINEL
 from driftwarden.settings import environment
+from tests.support.processes import processes_mentioning
 
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).parents[2]
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 async def test_the_demo_walks_the_whole_story_and_every_claim_holds(tmp_path: Path) -> None:
@@ -66,4 +52,4 @@ async def test_the_demo_walks_the_whole_story_and_every_claim_holds(tmp_path: Pa
     ):
         assert claim in text, claim
     assert SECRET_SENTINEL not in text
-    assert _processes_mentioning(str(work)) == []  # the cluster, webhook, auditor and Jaeger all stopped
+    assert processes_mentioning(str(work)) == []  # the cluster, webhook, auditor and Jaeger all stopped
