@@ -1,9 +1,9 @@
 """``driftwarden app list|get|diff|sync|history|rollback``: the flags and help of the ``app`` commands.
 
 Registration only, run whenever the parser is built: it imports nothing heavy, and each command's work is
-``cli.apprun``'s, imported when an ``app`` command runs (``driftwarden --help`` stays fast). Exit codes:
-0 done (``diff``: in sync), 1 ``diff`` found differences or a ``sync`` left a resource failed, 2 an error
-(via ``DriftwardenError`` in ``cli.main``).
+``cli.apprun``'s (reading) or ``cli.appsync``'s (reconciling), imported when it runs (``driftwarden --help``
+stays fast). Exit codes: 0 done (``diff``: in sync), 1 ``diff`` found differences or a ``sync`` left a
+resource failed, 2 an error (via ``DriftwardenError`` in ``cli.main``).
 """
 
 from __future__ import annotations
@@ -84,8 +84,16 @@ def common_flags() -> argparse.ArgumentParser:
     return common
 
 
+RECONCILING = frozenset({"diff", "sync", "rollback"})
+"""The commands that render and compare (cli.appsync); the others only read (cli.apprun)."""
+
+
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Run the chosen ``app`` command; its module is imported only now (start-up time)."""
-    from cli import apprun  # noqa: PLC0415  # the Kubernetes client and the auditor: only when it runs
+    if args.app_command in RECONCILING:
+        from cli import appsync  # noqa: PLC0415  # renderers, Git, the Reconciler: only when one runs
+
+        return appsync.COMMANDS[args.app_command](args, env)
+    from cli import apprun  # noqa: PLC0415  # the Kubernetes client: only when it runs
 
     return apprun.COMMANDS[args.app_command](args, env)

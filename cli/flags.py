@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from driftwarden.logs import LOG_FORMATS, LOG_LEVELS
+from driftwarden.settings import LOG_FORMATS, LOG_LEVELS
 
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 """What a subcommand's ``run`` default is: parsed flags and the environment snapshot in, an exit code out."""

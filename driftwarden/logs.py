@@ -27,14 +27,16 @@ from typing import IO, Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
+from driftwarden.settings import LOG_FORMATS
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 _SPEC = r"%[-#0 +]?\d*(?:\.\d+)?[sdfr]"
 _EVENT = re.compile(rf"(?P<event>[a-z][\w.-]*)(?P<pairs>(?: [a-z_][\w.]*={_SPEC})+)")
 _PAIR = re.compile(rf" (?P<key>[a-z_][\w.]*)=(?P<spec>{_SPEC})")
 _SEQUENCES = (list, tuple, set, frozenset)
+_QUOTED = re.compile(r'[\s"=]')
+"""A text value with any of these is written JSON-quoted, so ``key=value`` pairs stay readable by machines."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -59,15 +61,15 @@ def _parsed(record: logging.LogRecord) -> tuple[str, tuple[tuple[str, str, Any],
 
 def _text(spec: str, value: Any) -> str:
     if isinstance(value, _SEQUENCES):
-        text = ",".join(str(item) for item in value)
+        text = ",".join(map(str, value))
+    elif spec == "%s":
+        text = str(value)
     else:
         try:
             text = spec % (value,)
         except (TypeError, ValueError):
             text = str(value)
-    if not text or any(c.isspace() or c in '"=' for c in text):
-        return json.dumps(text)
-    return text
+    return json.dumps(text) if not text or _QUOTED.search(text) else text
 
 
 def _plain(value: Any) -> Any:

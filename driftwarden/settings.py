@@ -66,6 +66,11 @@ def helm_bin_dir(env: Mapping[str, str]) -> Path:
     return cache_root(env) / f"helm-{HELM_VERSION}"
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+"""What ``driftwarden.logs`` writes: text lines, or one JSON object per line for a log collector."""
+
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 """Where Kubernetes mounts a pod's service-account token and the cluster's CA (``token``, ``ca.crt``)."""
 

@@ -77,6 +77,13 @@ def _leaves(
     return found
 
 
+RUN_MODULES = {
+    "app": ("cli.apprun", "cli.appsync"),
+    "webhook": ("cli.webhookrun",),
+    "certs": ("cli.certsrun",),
+}
+
+
 def test_every_subcommand_dispatches_to_a_function_of_its_run_module() -> None:
     leaves = _leaves(build_parser())
     assert len(leaves) >= 14
@@ -86,5 +93,20 @@ def test_every_subcommand_dispatches_to_a_function_of_its_run_module() -> None:
         if not chosen:  # a group of one command: its run function imports the module itself
             continue
         (key,) = chosen
-        commands = importlib.import_module(f"cli.{key.removesuffix('_command')}run").COMMANDS
+        group = key.removesuffix("_command")
+        commands = {}
+        for module in RUN_MODULES[group]:
+            commands.update(importlib.import_module(module).COMMANDS)
         assert callable(commands[defaults[key]]), path
+
+
+def test_reading_an_application_imports_no_renderer_git_or_telemetry_sdk(tmp_path: Path) -> None:
+    """``app get`` (the start-up benchmark's command) needs the Kubernetes client, not what a sync needs."""
+    loaded = modules_after("app", "get", "web", "--kubeconfig", str(tmp_path / "missing"))
+    heavy = [name for name in loaded if name.split(".")[0] in ("git", "cryptography")]
+    heavy += [
+        name
+        for name in loaded
+        if name.startswith(("opentelemetry.sdk", "auditor.source", "auditor.reconcile"))
+    ]
+    assert heavy == [] and "cli.apprun" in loaded and "cli.appsync" not in loaded
