@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from certs.pki import new_ca
+from devtools.controlplane.kubeconfig import kubeconfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,15 +55,9 @@ def seconds(argv: list[str]) -> float:
 def write_kubeconfig(directory: Path, port: int) -> Path:
     """A token kubeconfig for https://127.0.0.1:``port``, trusting a CA made for the occasion."""
     ca = new_ca("driftwarden-bench-ca", now=dt.datetime.now(dt.UTC), validity=dt.timedelta(days=1))
-    ca_file = directory / "ca.crt"
-    ca_file.write_bytes(ca.cert_pem)
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-        "clusters": [{"name": "bench", "cluster": {"server": f"https://127.0.0.1:{port}",
-                                                   "certificate-authority": str(ca_file)}}],
-        "users": [{"name": "bench", "user": {"token": "not-a-real-token"}}],
-        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-    }  # fmt: skip
+    config = kubeconfig(
+        f"https://127.0.0.1:{port}", ca_pem=ca.cert_pem, user="bench", token="not-a-real-token"
+    )
     path = directory / "bench.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path

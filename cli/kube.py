@@ -21,17 +21,13 @@ from driftwarden.kube.client import api_client
 from driftwarden.settings import KubeAccess, kube_access
 
 
-def access(args: argparse.Namespace, env: Mapping[str, str]) -> KubeAccess:
-    """The credentials of a command with ``--kubeconfig`` and ``--context`` (cli.flags.kube_flags)."""
-    return kube_access(env, kubeconfig=args.kubeconfig, context=args.context)
-
-
 @asynccontextmanager
 async def connect(
     args: argparse.Namespace, env: Mapping[str, str], *, as_user: str | None = None
 ) -> AsyncIterator[client.ApiClient]:
-    """A client for the block, as the credentials' user or as ``as_user`` by impersonation; closed after."""
-    chosen = access(args, env)
+    """A client for the block, with the credentials ``--kubeconfig`` and ``--context`` (cli.flags.kube_flags)
+    lead to, acting as their user or as ``as_user`` by impersonation; closed after."""
+    chosen = kube_access(env, kubeconfig=args.kubeconfig, context=args.context)
     api = await api_client(chosen)
     if as_user:
         api.set_default_header("Impersonate-User", as_user)

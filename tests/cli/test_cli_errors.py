@@ -22,6 +22,7 @@ from opentelemetry import trace
 
 from certs.pki import new_ca
 from cli.main import main
+from devtools.controlplane.kubeconfig import kubeconfig
 from devtools.jaeger import free_port
 from tests.support.guard import serving_pair
 from webhook.admission.settings import make_settings
@@ -35,17 +36,10 @@ def dead_kubeconfig(directory: Path) -> tuple[Path, int]:
     """A valid kubeconfig naming an API server at a port where nothing listens."""
     port = free_port()
     ca = new_ca("nobody-serves-this", now=dt.datetime.now(dt.UTC), validity=dt.timedelta(days=1))
-    ca_file = directory / "dead-ca.crt"
-    ca_file.write_bytes(ca.cert_pem)
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
-        "clusters": [{"name": "dead", "cluster": {"server": f"https://127.0.0.1:{port}",
-                                                  "certificate-authority": str(ca_file)}}],
-        "users": [{"name": "dead", "user": {"token": "t"}}],
-        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}],
-    }  # fmt: skip
     path = directory / "dead.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(
+        yaml.safe_dump(kubeconfig(f"https://127.0.0.1:{port}", ca_pem=ca.cert_pem, user="dead", token="t"))
+    )
     return path, port
 
 
