@@ -15,7 +15,7 @@ help:
 	@echo "make kwok           build the pinned kwok (fake Nodes for the local cluster) into ~/.cache/driftwarden"
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
-	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger)"
+	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger), and CLI start-up"
 	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
@@ -66,6 +66,7 @@ demo: venv control-plane kwok jaeger
 
 bench: venv jaeger
 	$(BIN)/python -m benchmarks.admission_load
+	$(BIN)/python -m benchmarks.cli_startup
 
 bench-instructions: venv jaeger
 	@command -v valgrind >/dev/null || { echo "error: valgrind is needed (apt-get install -y valgrind)"; exit 2; }

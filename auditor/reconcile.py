@@ -18,6 +18,7 @@ It must not call the heal, and must not apply or prune anything in a pass that f
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from auditor.status import (
 from auditor.sync.apply import SyncOutcome, apply_all, prune_all
 from auditor.sync.takeover import STRICT_OPTION
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,12 @@ class Reconciler:
                 outcome = await self._sync(comparison)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
+                done = [r.status for r in outcome.results]
+                log.info(
+                    "sync app=%s revision=%s result=%s applied=%d pruned=%d failed=%d manual=%s", app.key,
+                    comparison.revision, comparison.sync_status, done.count("Synced"), done.count("Pruned"),
+                    done.count("SyncFailed"), manual,
+                )  # fmt: skip  # one event line per sync (driftwarden.logs)
                 previous = {**previous, "operationState": self._operation(comparison, outcome, started)}
             status = self._status(comparison, rendered, previous, outcome, health=self._health(comparison))
             span.set_attribute("driftwarden.sync", comparison.sync_status)

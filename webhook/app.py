@@ -147,6 +147,15 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
         decision=_decision_label(decision), operation=review.operation, endpoint=endpoint,
         seconds=time.perf_counter() - started,
     )  # fmt: skip
+    # One event line per decision (driftwarden.logs): names and field paths only, never values; nothing is
+    # formatted, and no dict is built, unless INFO is on.
+    log.info(
+        "admission endpoint=%s operation=%s group=%s resource=%s subresource=%s namespace=%s name=%s user=%s "
+        "allowed=%s violation=%s reason=%s mode=%s app=%s fields=%s dry_run=%s",
+        endpoint, review.operation, review.resource.group, review.resource.resource, review.sub_resource,
+        review.namespace, review.name, review.user_name, decision.allowed, decision.violation,
+        decision.reason, decision.mode, decision.app, decision.fields, review.dry_run,
+    )  # fmt: skip
     return web.json_response(body)
 
 

@@ -215,6 +215,10 @@ class Healer:
             )
         latency = self.clients.monotonic() - seen
         self.clients.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
+        log.info(
+            "heal app=%s object=%s action=%s fields=%s manager=%s user=%s seconds=%.3f", desired.app.key, ref,
+            diff.action, diff.changed_paths, manager, stamp.user if stamp is not None else "", latency,
+        )  # fmt: skip  # one event line per heal (driftwarden.logs): field paths, never values
         await self._report(ref, desired, diff, manager, stamp, action="healed")
 
     async def _report(

@@ -29,6 +29,7 @@ from devtools.controlplane.kubeconfig import kubeconfig
 from devtools.controlplane.plane import free_port
 from devtools.controlplane.processes import ManagedProcess
 from devtools.controlplane.serviceaccounts import service_account_credentials
+from devtools.dev import BREAKGLASS_GROUP
 from devtools.jaeger import Jaeger
 from driftwarden import contract
 from driftwarden.errors import ControlPlaneError
@@ -44,7 +45,6 @@ INSTALL_FILES = (
     "base/rbac.yaml",
 )
 """What ``dev up`` installs from manifests/ (the Deployments, CronJob and NetworkPolicies need an image)."""
-BREAKGLASS_GROUP = "sre-breakglass"
 PEOPLE = {"alice": (), "sre": (BREAKGLASS_GROUP,)}
 TOKEN_SECONDS = 24 * 3600
 
