@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from driftwarden.contract import (
+    ANNOTATION_COMPARE_OPTIONS,
     ANNOTATION_GUARD,
     ANNOTATION_SYNC_OPTIONS,
     ANNOTATION_TRACKING_ID,
@@ -27,6 +28,8 @@ GroupKind = tuple[str, str]
 ClusterScoped = Collection[GroupKind] | Callable[[str, str], bool]
 
 MAX_LABEL_VALUE = 63
+ARGOCD_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+ARGOCD_COMPARE_OPTIONS = "argocd.argoproj.io/compare-options"
 
 WELL_KNOWN_CLUSTER_SCOPED: frozenset[GroupKind] = frozenset(
     {
@@ -213,10 +216,28 @@ def parse_sync_options(value: str | Collection[str]) -> dict[str, str]:
     return options
 
 
+def _options(manifest: Manifest, *keys: str) -> dict[str, str]:
+    """The options of the annotations ``keys``, merged; the first key's value wins."""
+    annotations = annotations_of(manifest)
+    merged: dict[str, str] = {}
+    for key in reversed(keys):
+        value = annotations.get(key)
+        merged.update(parse_sync_options(value) if isinstance(value, str) else {})
+    return merged
+
+
 def object_sync_options(manifest: Manifest) -> dict[str, str]:
-    """The per-object opt-outs of the ``driftwarden.io/sync-options`` annotation."""
-    value = annotations_of(manifest).get(ANNOTATION_SYNC_OPTIONS)
-    return parse_sync_options(value) if isinstance(value, str) else {}
+    """The per-object opt-outs of ``driftwarden.io/sync-options`` and Argo CD's ``sync-options``."""
+    return _options(manifest, ANNOTATION_SYNC_OPTIONS, ARGOCD_SYNC_OPTIONS)
+
+
+def ignore_extraneous(manifest: Manifest) -> bool:
+    """``IgnoreExtraneous`` in ``driftwarden.io/compare-options`` or Argo CD's ``compare-options``: an
+    object that left Git (or never was in it) does not make its Application OutOfSync."""
+    annotations = annotations_of(manifest)
+    values = [annotations.get(k) for k in (ANNOTATION_COMPARE_OPTIONS, ARGOCD_COMPARE_OPTIONS)]
+    words = {w.strip() for v in values if isinstance(v, str) for w in v.split(",")}
+    return "IgnoreExtraneous" in words
 
 
 def option_is_false(options: Mapping[str, str], key: str) -> bool:
@@ -227,3 +248,8 @@ def option_is_false(options: Mapping[str, str], key: str) -> bool:
 def prune_disabled(manifest: Manifest) -> bool:
     """True when the object opts out of pruning with ``Prune=false``."""
     return option_is_false(object_sync_options(manifest), "Prune")
+
+
+def delete_disabled(manifest: Manifest) -> bool:
+    """True when the object stays when its Application is deleted (``Delete=false``)."""
+    return option_is_false(object_sync_options(manifest), "Delete")

@@ -32,10 +32,15 @@ from auditor.health import Health
 from auditor.ledger import Ledger
 from auditor.notify import transition_events
 from auditor.objects import AppKey
+from auditor.refusals import refusals
 from auditor.source.resolve import Rendered, render_revision, repository_credentials, resolve_revision
+from auditor.specfields import InvalidSpecError
 from auditor.status import (
     COMPARISON_ERROR,
     GIT_UNREACHABLE,
+    INVALID_SPEC,
+    PRUNE_REFUSED,
+    SHARED_RESOURCE,
     SYNC_FAILED,
     OperationPhase,
     append_history,
@@ -132,6 +137,8 @@ class Reconciler:
             previous: Mapping[str, Any] = obj.get("status") or {}
             try:
                 app = parse_application(obj)
+                if reasons := refusals(app):
+                    raise InvalidSpecError("; ".join(reasons))
                 rendered = await self.render(app, revision=revision)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
             except DriftwardenError as exc:
@@ -160,16 +167,18 @@ class Reconciler:
         """Apply everything that drifted (span ``apply``), then prune what left Git (span ``prune``)."""
         cluster, app, changeset = self.clients.cluster, comparison.app, comparison.changeset
         with self.tracer.start_as_current_span("apply") as span:
+            policy = app.sync_policy
             applying = await apply_all(
-                cluster, changeset, manifests=comparison.desired_by_key(),
-                take_over=comparison.live_by_key() if app.sync_policy.enabled(STRICT_OPTION) else {},
-                create_namespace=app.destination.namespace if app.sync_policy.create_namespace else "",
+                cluster, changeset, manifests=comparison.desired_by_key(), live=comparison.live_by_key(),
+                ignore=app.ignore_differences if policy.respect_ignore_differences else (),
+                strict=policy.enabled(STRICT_OPTION),
+                create_namespace=app.destination.namespace if policy.create_namespace else "",
                 ledger=self.ledger,
             )  # fmt: skip
             span.set_attribute("driftwarden.applied", sum(r.status == "Synced" for r in applying.results))
         if changeset.of_type("prune"):
             with self.tracer.start_as_current_span("prune") as span:
-                pruning = await prune_all(cluster, changeset)
+                pruning = await prune_all(cluster, changeset, propagation=app.sync_policy.prune_propagation)
                 span.set_attribute("driftwarden.pruned", sum(r.status == "Pruned" for r in pruning.results))
         else:
             pruning = await prune_all(cluster, changeset)  # skips only: results, and no request
@@ -218,7 +227,8 @@ class Reconciler:
     ) -> dict[str, Any]:
         now = self.clients.clock()
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
-        conditions = clear_condition(clear_condition(conditions, COMPARISON_ERROR), SYNC_FAILED)
+        for cleared in (COMPARISON_ERROR, SYNC_FAILED, INVALID_SPEC):
+            conditions = clear_condition(conditions, cleared)
         if rendered.unreachable:
             conditions = set_condition(conditions, type=GIT_UNREACHABLE, message=rendered.unreachable, at=now)
         else:
@@ -230,8 +240,9 @@ class Reconciler:
         history = list(previous.get("history") or [])
         if outcome is not None and outcome.changed:
             history = append_history(
-                history, revision=comparison.revision, source=comparison.app.source, at=now
-            )
+                history, revision=comparison.revision, source=comparison.app.source, at=now,
+                limit=comparison.app.revision_history_limit,
+            )  # fmt: skip
         return build_status(
             sync_status=comparison.sync_status,
             revision=comparison.revision,
@@ -245,9 +256,13 @@ class Reconciler:
     def _failed_status(self, previous: Mapping[str, Any], exc: DriftwardenError) -> dict[str, Any]:
         """Keep everything the last good pass recorded; add the condition that says what went wrong."""
         kind = GIT_UNREACHABLE if isinstance(exc, GitUnreachableError) else SYNC_FAILED
-        if not isinstance(exc, PermanentError | TemporaryError):
+        if isinstance(exc, InvalidSpecError):
+            kind = INVALID_SPEC
+        elif not isinstance(exc, PermanentError | TemporaryError):
             kind = COMPARISON_ERROR
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
+        # Found by the last comparison, which no longer stands: a stale one beside the failure misleads.
+        conditions = clear_condition(clear_condition(conditions, PRUNE_REFUSED), SHARED_RESOURCE)
         status = {k: v for k, v in previous.items() if k != "conditions"}
         at = self.clients.clock()
         status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=at)

@@ -25,7 +25,10 @@ COMPARISON_ERROR = "ComparisonError"
 GIT_UNREACHABLE = "GitUnreachable"
 PRUNE_REFUSED = "PruneRefused"
 SHARED_RESOURCE = "SharedResource"
-CONDITION_TYPES = (SYNC_FAILED, COMPARISON_ERROR, GIT_UNREACHABLE, PRUNE_REFUSED, SHARED_RESOURCE)
+INVALID_SPEC = "InvalidSpecError"
+CONDITION_TYPES = (
+    SYNC_FAILED, COMPARISON_ERROR, GIT_UNREACHABLE, PRUNE_REFUSED, SHARED_RESOURCE, INVALID_SPEC,
+)  # fmt: skip
 
 OperationPhase = Literal["Running", "Succeeded", "Failed"]
 ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped"]

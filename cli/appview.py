@@ -124,6 +124,8 @@ def sync_policy(spec: Mapping[str, Any]) -> str:
     automated = _get(spec, "syncPolicy", "automated")
     if not isinstance(automated, Mapping):
         return "Manual"
+    if automated.get("enabled") is False:
+        return "Manual (automated.enabled: false)"
     names = {"prune": "Prune", "selfHeal": "SelfHeal", "allowEmpty": "AllowEmpty"}
     on = [label for key, label in names.items() if automated.get(key)]
     return f"Automated ({', '.join(on)})" if on else "Automated"

@@ -28,6 +28,7 @@ ANNOTATION_TRACKING_ID = "driftwarden.io/tracking-id"
 ANNOTATION_GUARD = "driftwarden.io/guard"
 ANNOTATION_DRIFT = "driftwarden.io/drift"
 ANNOTATION_SYNC_OPTIONS = "driftwarden.io/sync-options"
+ANNOTATION_COMPARE_OPTIONS = "driftwarden.io/compare-options"
 
 GUARD_MODES = ("enforce", "warn", "off")
 

@@ -34,7 +34,8 @@ from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
 from auditor.objects import GroupKind, ObjectRef, ResourceKey
 from auditor.status import set_condition
-from auditor.sync.takeover import STRICT_OPTION, takeover_patch
+from auditor.sync.apply import apply_object
+from auditor.sync.takeover import STRICT_OPTION
 from driftwarden import contract
 from driftwarden.contract import DriftStamp, drift_stamp
 from driftwarden.errors import DriftwardenError
@@ -175,13 +176,11 @@ class Healer:
             return
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
-        if strict and live is not None and (patch := takeover_patch(live)):
-            await self.cluster.json_patch(ref, patch)  # kubectl's fields become ours: the apply prunes them
-        await self._heal(ref, desired, diff, manager, stamp, seen=seen)
+        await self._heal(ref, desired, diff, manager, stamp, seen=seen, live=live)
 
     async def _heal(
         self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, manager: str, stamp: DriftStamp | None,
-        *, seen: float,
+        *, seen: float, live: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         with self.tracer.start_as_current_span("auditor.heal", links=_link(stamp)) as span:
             span.set_attribute("driftwarden.app", str(desired.app.key))
@@ -192,7 +191,11 @@ class Healer:
             span.set_attribute("driftwarden.manager", manager)
             if named := name_attribute(group=ref.group, kind=ref.kind):
                 span.set_attribute(named, ref.name)  # k8s.deployment.name and the like
-            stored = await self.cluster.apply(desired.manifest)
+            policy = desired.app.sync_policy
+            stored = await apply_object(
+                self.cluster, desired.manifest, live=live, strict=policy.enabled(STRICT_OPTION),
+                ignore=desired.app.ignore_differences if policy.respect_ignore_differences else (),
+            )  # fmt: skip
             if stamp is not None:
                 remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
                 stored = await self.cluster.json_patch(ref, remove)
