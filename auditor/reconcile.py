@@ -17,6 +17,7 @@ It must not call the heal, and must not apply or prune anything in a pass that f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Mapping
@@ -155,7 +156,8 @@ class Reconciler:
                 outcome = await self._sync(comparison)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
-                previous = {**previous, "operationState": self._operation(comparison, outcome, started)}
+                state = self._operation(comparison, outcome, started, revision=revision)
+                previous = {**previous, "operationState": state}
             status = self._status(comparison, rendered, previous, outcome, health=self._health(comparison))
             span.set_attribute("driftwarden.sync", comparison.sync_status)
             span.set_attribute("driftwarden.revision", comparison.revision)
@@ -206,14 +208,15 @@ class Reconciler:
         )  # fmt: skip
 
     def _operation(
-        self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime
+        self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime, *, revision: str | None
     ) -> dict[str, Any]:
-        failed = outcome.failed
+        failed, source = outcome.failed, comparison.app.source
         phase: OperationPhase = "Failed" if failed else "Succeeded"
         message = f"{len(failed)} resources failed to sync" if failed else "successfully synced"
         return operation_state(
             phase=phase, message=message, revision=comparison.revision, results=outcome.results,
             started_at=started, finished_at=self.clients.clock(),
+            source=dataclasses.replace(source, target_revision=revision or source.target_revision),
         )  # fmt: skip
 
     def _status(

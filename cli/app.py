@@ -79,8 +79,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history.add_argument("name", help="Application name")
     _output(history, "json", "yaml", "wide")
     rollback = add(
-        "rollback", "turn automated sync off and sync the revision of a history entry", run_rollback
-    )
+        "rollback", "dry-run, then turn automated sync off and sync the revision of a history entry",
+        run_rollback,
+    )  # fmt: skip
     rollback.add_argument("name", help="Application name")
     rollback.add_argument("id", type=int, help="history ID to roll back to (see `app history`)")
     rollback.add_argument("--prune", action="store_true", help="also delete objects that left Git")
@@ -276,7 +277,6 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             store = ApplicationStore(api)
             obj = await _application(store, args.namespace, args.name)
             entry = _history_entry(obj, args.id)
-            obj = await _turn_off_automated(store, obj)
             current = ((obj.get("spec") or {}).get("source") or {}).get("path")
             deployed = (entry.get("source") or {}).get("path")
             if deployed is not None and deployed != current:
@@ -284,6 +284,12 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                       f"points at {current}, and that path is what gets rendered")  # fmt: skip
             reconciler = _reconciler(api, env, namespace=args.namespace)
             revision = str(entry.get("revision"))
+            # Dry-run the rollback as the caller first: when RBAC or the admission webhook refuses it,
+            # it stops here, before automated sync is turned off (nothing has changed).
+            app = parse_application(obj)
+            rendered = await reconciler.render(app, revision=revision)
+            await reconciler.compare(app, rendered, obj.get("status") or {})
+            obj = await _turn_off_automated(store, obj)
             result = await reconciler.run(obj, manual=True, revision=revision, prune=args.prune)
         code = _report(args, obj, result)
         _print(f"Rolled back {args.namespace}/{args.name} to history entry {args.id}: revision {revision} "

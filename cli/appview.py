@@ -132,11 +132,18 @@ def sync_policy(spec: Mapping[str, Any]) -> str:
 
 
 def sync_line(app: Mapping[str, Any]) -> str:
-    """``Synced to main (1a2b3c4)`` or ``OutOfSync from main (1a2b3c4)``."""
+    """``Synced to main (1a2b3c4)`` or ``OutOfSync from main (1a2b3c4)``; the revision compared with is
+    the one the last pass asked for (``app sync --revision 1a2b3c4`` says ``Synced to 1a2b3c4``)."""
     status = _text(app, "status", "sync", "status") or "Unknown"
+    full = _text(app, "status", "sync", "revision")
     target = _text(app, "spec", "source", "targetRevision") or "HEAD"
-    revision = short(_text(app, "status", "sync", "revision"))
-    where = f" ({revision})" if revision else ""
+    if full and _text(app, "status", "operationState", "syncResult", "revision") == full:
+        target = _text(app, "status", "operationState", "syncResult", "source", "targetRevision") or target
+    revision = short(full)
+    if status == "Unknown":  # the last pass could not compare: its revision is an old one
+        last = f" (last compared: {revision})" if revision else ""
+        return f"Unknown: could not compare with {target}; see the conditions{last}"
+    where = f" ({revision})" if revision and not revision.startswith(target) else ""
     return f"{status} {'to' if status == 'Synced' else 'from'} {target}{where}"
 
 

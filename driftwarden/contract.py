@@ -29,6 +29,12 @@ ANNOTATION_GUARD = "driftwarden.io/guard"
 ANNOTATION_DRIFT = "driftwarden.io/drift"
 ANNOTATION_SYNC_OPTIONS = "driftwarden.io/sync-options"
 ANNOTATION_COMPARE_OPTIONS = "driftwarden.io/compare-options"
+ANNOTATION_GUARD_ALLOW = "driftwarden.io/guard-allow"
+"""Stamped from ``spec.guard.allow``: JSON ``{users, groups}`` whose edits the webhook lets through as
+break-glass; protected like the guard annotation."""
+ANNOTATION_HOLD = "driftwarden.io/hold"
+"""Written by the auditor on an object edited by break-glass: JSON ``{user, fields, at, until}``; the
+heal leaves the object alone until then."""
 
 GUARD_MODES = ("enforce", "warn", "off")
 

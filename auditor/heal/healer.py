@@ -29,7 +29,7 @@ from auditor.clients import AuditorClients
 from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
-from auditor.heal.core import HealBook, append_drift, drift_record, last_writer
+from auditor.heal.core import HealBook, append_drift, drift_record, last_writer, written_by_driftwarden
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
 from auditor.objects import GroupKind, ObjectRef, ResourceKey
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 DRIFT_FIGHT = "DriftFight"
 STALE_RETRIES = 3
 """Fresh reads of an object whose watch event was stale, before judging the newest copy seen."""
-_ESCAPED_DRIFT = contract.ANNOTATION_DRIFT.replace("~", "~0").replace("/", "~1")
 
 
 def _version(obj: Mapping[str, Any]) -> str:
@@ -155,6 +154,8 @@ class Healer:
         stamp = drift_stamp(live) if live is not None else None
         if diff.in_sync and stamp is None:
             return
+        if live is not None and stamp is None and written_by_driftwarden(live, now=self.clients.clock()):
+            return  # `app sync`/`rollback` (another process) wrote it: the pass judges that, it is no drift
         automated = desired.app.sync_policy.automated
         manager = last_writer(live) if live is not None else "deleted"
         if automated is None or not automated.self_heal:
@@ -196,10 +197,10 @@ class Healer:
                 self.cluster, desired.manifest, live=live, strict=policy.enabled(STRICT_OPTION),
                 ignore=desired.app.ignore_differences if policy.respect_ignore_differences else (),
             )  # fmt: skip
-            if stamp is not None:
-                remove = [{"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"}]
-                stored = await self.cluster.json_patch(ref, remove)
-            self.ledger.own_write(ref, stored)
+            self.ledger.own_write(ref, stored)  # before the next write: its watch event is ours too
+            if stamp is not None:  # a merge patch: removing a stamp already gone is no error
+                remove = {"metadata": {"annotations": {contract.ANNOTATION_DRIFT: None}}}
+                self.ledger.own_write(ref, await self.cluster.merge_patch(ref, remove))
             # The record and Events are part of the heal's trace (their API requests are its children).
             await self._healed(ref, desired, diff, manager, stamp, seen=seen)
 

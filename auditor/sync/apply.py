@@ -44,15 +44,27 @@ class SyncOutcome:
 
     @property
     def changed(self) -> bool:
-        return any(r.status in ("Synced", "Pruned") for r in self.results)
+        """Whether the sync stored or deleted anything (a history entry is due)."""
+        return any(r.changed and r.status in ("Synced", "Pruned") for r in self.results)
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _namespace_manifest(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
-async def ensure_namespace(cluster: Cluster, name: str) -> None:
-    """CreateNamespace=true: apply the destination Namespace (not tracked, so it is never pruned)."""
+async def ensure_namespace(cluster: Cluster, name: str, *, manifests: Manifests) -> None:
+    """CreateNamespace=true: create the destination Namespace when it is missing (untracked, never pruned).
+
+    When Git has that Namespace, its own apply (stage 0) creates it: applying a bare one as the same field
+    manager would drop the labels and annotations Git and the contract put on it.
+    """
+    ref = ObjectRef("", "v1", "Namespace", "", name)
+    if ref.key in manifests or await cluster.get(ref) is not None:
+        return
     await cluster.apply(_namespace_manifest(name))
 
 
@@ -120,6 +132,8 @@ async def _apply(
         current = live.get(action.ref.key)
         stored = await apply_object(cluster, manifest, live=current, ignore=ignore, strict=strict)
         ledger.own_write(action.ref, stored)
+        if current is not None and _version(stored) == _version(current):
+            return ResourceResult(action.ref, "Synced", f"{action.ref.kind} unchanged", changed=False)
         if (action.ref.group, action.ref.kind) == CRD:
             await cluster.wait_established(action.ref.name)
     except DriftwardenError as exc:
@@ -155,7 +169,7 @@ async def apply_all(
     the heal gave up on) and is told every object stored.
     """
     if create_namespace:
-        await ensure_namespace(cluster, create_namespace)
+        await ensure_namespace(cluster, create_namespace, manifests=manifests)
     results: list[ResourceResult] = []
     for stage in changeset.stages():
         for action in stage:

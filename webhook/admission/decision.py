@@ -247,7 +247,10 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
     if not (owns or marker):
         return None
     where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
-    subject = Subject(f"{request.resource.resource}/scale {where}", marker.app if marker else "", False)
+    resource = request.resource.resource
+    # Named in the parent's driftwarden.io/app label, which the Scale does not carry: say where to look.
+    find = f"in the {contract.LABEL_APP} label of {resource} {where}" if not marker else ""
+    subject = Subject(f"{resource}/scale {where}", marker.app if marker else "", False, find)
     # With only a marker (no managedFields), replicas count as Git-owned: the conservative reading.
     return _ScaleView(subject, owns or marker is not None, request.old_object)
 
