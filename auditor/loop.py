@@ -11,7 +11,10 @@ on the Git poll interval. A temporary failure (API server or Git unreachable) is
 A sync that left objects failed is tried again per the Application's ``syncPolicy.retry`` (limit,
 backoff duration, factor, maxDuration), as Argo CD retries a failed sync operation; without it, at the
 next change or poll.
-Every task is guarded: one Application's failure never stops the others, and all are cancelled on exit.
+When an Application is being deleted its worker stops, the ledger forgets it (so nothing of it is healed),
+and auditor.finalize deletes its objects (the resources finalizer) or, once it is gone without one,
+releases them. Every task is guarded: one Application's failure never stops the others, and all are
+cancelled on exit.
 It must not build its own clients or pass anything between the Reconciler and the Healer.
 """
 
@@ -20,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor import finalize
 from auditor.clients import AuditorClients
 from auditor.heal.healer import Healer
 from auditor.objects import AppKey
@@ -74,6 +79,8 @@ class AuditorLoop:
         self.settings = clients.settings
         self.informer = Informer(clients.api, applications_path(namespace))
         self.workers: dict[AppKey, _Worker] = {}
+        self.cleanups: dict[AppKey, asyncio.Task[None]] = {}
+        """Deletions and releases of the objects of deleted Applications, one task per Application."""
 
     async def run(self) -> None:
         """Until cancelled, or until the Application watch or the healer fails (then both stop)."""
@@ -86,13 +93,14 @@ class AuditorLoop:
             await self.stop_workers()
 
     async def stop_workers(self) -> None:
-        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        tasks = [w.task for w in self.workers.values() if w.task is not None] + list(self.cleanups.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.workers.clear()
+        self.cleanups.clear()
 
     def refresh(self, key: AppKey) -> bool:
         """Reconcile ``key`` now (a Git push webhook, a CLI request); False when it is not known."""
@@ -105,10 +113,12 @@ class AuditorLoop:
     async def _on_application(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         key = AppKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
-        if kind == "DELETED":
-            worker = self.workers.pop(key, None)
-            if worker is not None and worker.task is not None:
-                worker.task.cancel()
+        if kind == "DELETED" or meta.get("deletionTimestamp"):
+            self._retire(key)
+            if kind == "DELETED":  # gone: release what is left (nothing, after the finalizer ran)
+                self._clean(key, lambda: finalize.orphan(self.clients, obj), f"releasing objects of {key}")
+            elif finalize.finalizer_of(obj):
+                self._clean(key, lambda: finalize.finalize(self.clients, obj), f"deleting objects of {key}")
             return
         worker = self.workers.get(key)
         if worker is None:
@@ -118,6 +128,19 @@ class AuditorLoop:
         if generation != worker.generation:
             worker.generation = generation
             worker.wake.set()
+
+    def _retire(self, key: AppKey) -> None:
+        """Stop reconciling ``key`` and make the ledger forget it: the heal must not recreate its objects."""
+        worker = self.workers.pop(key, None)
+        if worker is not None and worker.task is not None:
+            worker.task.cancel()
+        self.reconciler.ledger.forget(key)
+
+    def _clean(self, key: AppKey, work: Callable[[], Awaitable[Any]], what: str) -> None:
+        running = self.cleanups.get(key)
+        if running is not None and not running.done():
+            return  # one at a time; the running one finishes what it started
+        self.cleanups[key] = asyncio.create_task(finalize.guarded(work, what), name=what)
 
     async def _wait(self, worker: _Worker, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
