@@ -14,10 +14,12 @@ from typing import Any, NamedTuple
 from driftwarden.contract import (
     ANNOTATION_COMPARE_OPTIONS,
     ANNOTATION_GUARD,
+    ANNOTATION_GUARD_ALLOW,
     ANNOTATION_SYNC_OPTIONS,
     ANNOTATION_TRACKING_ID,
     GUARD_MODES,
     LABEL_APP,
+    GuardAllow,
     TrackingId,
     parse_tracking_id,
 )
@@ -156,8 +158,11 @@ def is_owned_by(manifest: Manifest, *, app: AppKey) -> bool:
     return found == tracking_id(ObjectRef.from_manifest(manifest), app=app)
 
 
-def stamp(manifest: Manifest, *, app: AppKey, guard_mode: str) -> dict[str, Any]:
-    """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract."""
+def stamp(
+    manifest: Manifest, *, app: AppKey, guard_mode: str, allow: GuardAllow | None = None
+) -> dict[str, Any]:
+    """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract,
+    and the break-glass lists of ``spec.guard.allow`` when there are any (for the webhook to read)."""
     if guard_mode not in GUARD_MODES:
         raise PermanentError(f"guard mode {guard_mode!r} is not one of {', '.join(GUARD_MODES)}")
     if len(app.name) > MAX_LABEL_VALUE:
@@ -174,6 +179,8 @@ def stamp(manifest: Manifest, *, app: AppKey, guard_mode: str) -> dict[str, Any]
         ANNOTATION_TRACKING_ID: str(tracking_id(ref, app=app)),
         ANNOTATION_GUARD: guard_mode,
     }
+    if allow is not None and (allow.users or allow.groups):
+        meta["annotations"][ANNOTATION_GUARD_ALLOW] = allow.encode()
     return out
 
 

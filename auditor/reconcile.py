@@ -30,9 +30,11 @@ from auditor.application import Application, parse_application
 from auditor.clients import AuditorClients
 from auditor.diff.compare import Comparison, DryRunCache, compare
 from auditor.health import Health
+from auditor.holdkeeping import current_holds, end_hold
+from auditor.holds import ended, marked
 from auditor.ledger import Ledger
 from auditor.notify import transition_events
-from auditor.objects import AppKey
+from auditor.objects import AppKey, ResourceKey
 from auditor.refusals import refusals
 from auditor.source.resolve import Rendered, render_revision, repository_credentials, resolve_revision
 from auditor.specfields import InvalidSpecError
@@ -54,6 +56,7 @@ from auditor.status import (
 )
 from auditor.sync.apply import SyncOutcome, apply_all, prune_all
 from auditor.sync.takeover import STRICT_OPTION
+from driftwarden.contract import rfc3339
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
 
 
@@ -170,8 +173,10 @@ class Reconciler:
         cluster, app, changeset = self.clients.cluster, comparison.app, comparison.changeset
         with self.tracer.start_as_current_span("apply") as span:
             policy = app.sync_policy
+            held = await self._held(comparison)
             applying = await apply_all(
-                cluster, changeset, manifests=comparison.desired_by_key(), live=comparison.live_by_key(),
+                cluster, changeset, held=held,
+                manifests=comparison.desired_by_key(), live=comparison.live_by_key(),
                 ignore=app.ignore_differences if policy.respect_ignore_differences else (),
                 strict=policy.enabled(STRICT_OPTION),
                 create_namespace=app.destination.namespace if policy.create_namespace else "",
@@ -185,6 +190,22 @@ class Reconciler:
         else:
             pruning = await prune_all(cluster, changeset)  # skips only: results, and no request
         return SyncOutcome(applying.results + pruning.results)
+
+    async def _held(self, comparison: Comparison) -> dict[ResourceKey, str]:
+        """The objects on a break-glass hold, with why; holds that ended (expired, Git changed the
+        fields, released, left Git) are ended here, so the sync heals those objects."""
+        app = comparison.app
+        holds = await current_holds(self.clients, app.key)
+        desired, live, held = comparison.desired_by_key(), comparison.live_by_key(), {}
+        for key, hold in holds.items():
+            manifest, obj = desired.get(key), live.get(key)
+            now = self.clients.clock()
+            reason = "it left Git" if manifest is None else ended(hold, now=now, live=obj, manifest=manifest)
+            if reason:
+                await end_hold(self.clients, self.ledger, app.key, hold, reason=reason, unmark=marked(obj))
+            else:
+                held[key] = f"on hold: break-glass edit by {hold.user} until {rfc3339(hold.until)}"
+        return held
 
     def _health(self, comparison: Comparison) -> Health:
         """The Application's health: the worst of its resources' (span ``health``)."""

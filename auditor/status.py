@@ -31,7 +31,7 @@ CONDITION_TYPES = (
 )  # fmt: skip
 
 OperationPhase = Literal["Running", "Succeeded", "Failed"]
-ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped"]
+ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped", "Held"]
 
 
 def ref_fields(ref: ObjectRef) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""``driftwarden app list|get|diff|sync|history|rollback``: Applications from the command line.
+"""``driftwarden app list|get|diff|sync|history|rollback|release``: Applications from the command line.
 
 Orchestration only, in the manner of ``argocd app`` and kubectl: flags → a client acting as the caller
 (or ``--as`` someone) → ``auditor`` (ApplicationStore, Reconciler) → ``appview`` text. ``diff`` renders
@@ -21,7 +21,9 @@ from kubernetes_asyncio import client
 
 from auditor.application import parse_application
 from auditor.clients import AuditorClients
+from auditor.holds import from_entry
 from auditor.kube.applications import ApplicationStore
+from auditor.kube.cluster import Cluster
 from auditor.ledger import Ledger
 from auditor.objects import AppKey
 from auditor.reconcile import PassResult, Reconciler
@@ -51,7 +53,8 @@ def _output(parser: argparse.ArgumentParser, *choices: str) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "app", help="Applications: list, get, diff, sync, history, rollback", description=DESCRIPTION,
+        "app", description=DESCRIPTION,
+        help="Applications: list, get, diff, sync, history, rollback, release",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     commands = parser.add_subparsers(title="app commands", metavar="COMMAND", required=True)
@@ -85,6 +88,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rollback.add_argument("name", help="Application name")
     rollback.add_argument("id", type=int, help="history ID to roll back to (see `app history`)")
     rollback.add_argument("--prune", action="store_true", help="also delete objects that left Git")
+    release = add("release", "end break-glass holds now: the auditor heals those objects", run_release)
+    release.add_argument("name", help="Application name")
+    release.add_argument("--resource", metavar="KIND/NAME", help="only this object (default: every hold)")
 
 
 async def _application(store: ApplicationStore, namespace: str, name: str) -> dict[str, Any]:
@@ -295,5 +301,39 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         _print(f"Rolled back {args.namespace}/{args.name} to history entry {args.id}: revision {revision} "
                f"(first deployed at {entry.get('deployedAt')}).\n")  # fmt: skip
         return code
+
+    return _writing(args, go())
+
+
+def _chosen_holds(obj: Mapping[str, Any], resource: str | None) -> list[Mapping[str, Any]]:
+    meta = obj.get("metadata") or {}
+    holds = [h for h in (obj.get("status") or {}).get("holds") or [] if isinstance(h, Mapping)]
+    where = f"{meta.get('namespace')}/{meta.get('name')}"
+    if not holds:
+        raise ConfigError(f"Application {where} has no break-glass holds (see `driftwarden app get`)")
+    if resource is None:
+        return holds
+    kind, _, name = resource.partition("/")
+    chosen = [h for h in holds if str(h.get("kind", "")).lower() == kind.lower() and h.get("name") == name]
+    if not chosen:
+        held = ", ".join(f"{h.get('kind')}/{h.get('name')}" for h in holds)
+        raise ConfigError(f"Application {where} holds no {resource} (its holds: {held})")
+    return chosen
+
+
+def run_release(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Remove the ``driftwarden.io/hold`` annotation of each chosen object; the auditor ends the hold
+    (an Event and a notification) and heals the object."""
+
+    async def go() -> int:
+        async with appconnect.connect(args, env) as api:
+            obj = await _application(ApplicationStore(api), args.namespace, args.name)
+            cluster, unmark = Cluster(api), {"metadata": {"annotations": {contract.ANNOTATION_HOLD: None}}}
+            for hold in filter(None, map(from_entry, _chosen_holds(obj, args.resource))):
+                await cluster.merge_patch(hold.ref, unmark)
+                until = contract.rfc3339(hold.until)
+                _print(f"Released {hold.ref} (held for {hold.user or 'someone'} until {until}); "
+                       "the auditor heals it now.\n")  # fmt: skip
+        return 0
 
     return _writing(args, go())

@@ -182,6 +182,9 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     if conditions:
         rows = [[_text(c, "type"), _text(c, "message"), _text(c, "lastTransitionTime")] for c in conditions]
         parts.append(table(["CONDITION", "MESSAGE", "LAST TRANSITION"], rows))
+    holds = [h for h in status.get("holds") or [] if isinstance(h, Mapping)]
+    if holds:
+        parts.append(holds_view(holds))
     resources = [r for r in status.get("resources") or [] if isinstance(r, Mapping)]
     if resources:
         headers = ["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH"] + (["MESSAGE"] if wide else [])
@@ -194,6 +197,13 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     else:
         parts.append("No resources recorded yet: run `driftwarden app sync` or wait for the auditor.\n")
     return "\n".join(parts)
+
+
+def holds_view(holds: Sequence[Mapping[str, Any]]) -> str:
+    """The break-glass holds: who edited which object and fields, and until when it is left alone."""
+    rows = [[f"{_text(h, 'kind')}/{_text(h, 'name')}", _text(h, "namespace"), _text(h, "user"),
+             ", ".join(str(f) for f in h.get("fields") or []), _text(h, "until")] for h in holds]  # fmt: skip
+    return table(["HELD", "NAMESPACE", "BY", "FIELDS", "UNTIL"], rows)
 
 
 def history_view(app: Mapping[str, Any], *, wide: bool = False) -> str:

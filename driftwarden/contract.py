@@ -115,15 +115,19 @@ class DriftStamp:
     at: str
     fields: tuple[str, ...]
     traceparent: str = ""
+    breakglass: bool = False
+    """The edit was let through by break-glass: the auditor puts the object on hold instead of healing."""
 
     def encode(self) -> str:
         """The annotation's value: compact JSON, members in the contract's order."""
-        record = {
+        record: dict[str, object] = {
             "user": self.user,
             "at": self.at,
             "fields": list(self.fields),
             "traceparent": self.traceparent,
         }
+        if self.breakglass:
+            record["breakglass"] = True
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -144,7 +148,51 @@ class DriftStamp:
         fields = data.get("fields")
         if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
             fields = []
-        return cls(_str(data.get("user")), _str(data.get("at")), tuple(fields), _str(data.get("traceparent")))
+        return cls(
+            _str(data.get("user")), _str(data.get("at")), tuple(fields), _str(data.get("traceparent")),
+            data.get("breakglass") is True,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GuardAllow:
+    """The ``driftwarden.io/guard-allow`` annotation: JSON ``{users, groups}`` from ``spec.guard.allow``.
+
+    The auditor stamps it on every object of the Application, as it stamps the guard mode; the webhook
+    lets those users and groups through as break-glass, and protects the annotation like the guard mode.
+    """
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        return json.dumps({"users": list(self.users), "groups": list(self.groups)}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, value: object) -> GuardAllow | None:
+        """The lists in an annotation value; None unless it is a JSON object (wrong members read as empty)."""
+        if not isinstance(value, str):
+            return None
+        try:
+            data = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        return cls(_strs(data.get("users")), _strs(data.get("groups")))
+
+
+def guard_allow(obj: object) -> GuardAllow | None:
+    """The break-glass lists stamped on ``obj``; None when absent or not the contract's JSON."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(annotations, Mapping):
+        return None
+    return GuardAllow.decode(annotations.get(ANNOTATION_GUARD_ALLOW))
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str) and v) if isinstance(value, list) else ()
 
 
 def drift_stamp(obj: object) -> DriftStamp | None:

@@ -24,6 +24,7 @@ from auditor.kube.discovery import UnknownKindError
 from auditor.objects import ObjectRef, ResourceKey, fill_namespace, ignore_extraneous, stamp
 from auditor.sync.changeset import ChangeSet, build_changeset
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
+from driftwarden.contract import GuardAllow
 
 Manifest = Mapping[str, Any]
 
@@ -74,7 +75,8 @@ def desired_objects(
     out = []
     for manifest in manifests:
         placed = fill_namespace(manifest, app.destination.namespace, cluster_scoped=cluster_scoped)
-        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode))
+        allow = GuardAllow(app.guard.allow_users, app.guard.allow_groups)
+        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode, allow=allow))
     return tuple(out)
 
 

@@ -30,6 +30,7 @@ from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
 from auditor.heal.core import HealBook, append_drift, drift_record, last_writer, written_by_driftwarden
+from auditor.heal.holding import Holds
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
 from auditor.objects import GroupKind, ObjectRef, ResourceKey
@@ -73,6 +74,7 @@ class Healer:
         self.cluster = clients.cluster
         self.tracer = clients.tracer
         self.book = HealBook()
+        self.holds = Holds(clients, ledger, self.recheck)
         self._locks: dict[ResourceKey, asyncio.Lock] = {}
         self._watches: dict[GroupKind, asyncio.Task[None]] = {}
         self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
@@ -94,6 +96,7 @@ class Healer:
             await self.stop()
 
     async def stop(self) -> None:
+        await self.holds.stop()
         for task in self._watches.values():
             task.cancel()
         for task in self._watches.values():
@@ -133,6 +136,14 @@ class Healer:
             except DriftwardenError as exc:
                 log.warning("heal of %s failed: %s", ref, exc)
 
+    async def recheck(self, ref: ObjectRef) -> None:
+        """Judge ``ref`` again now, as if its watch event had just come (a break-glass hold ended)."""
+        desired = self.ledger.desired(ref.key)
+        if desired is None:
+            return
+        async with self._locks.setdefault(ref.key, asyncio.Lock()):
+            await self._check(ref, await self.cluster.get(ref), desired, seen=self.clients.monotonic())
+
     async def _check(
         self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired, *, seen: float
     ) -> None:
@@ -152,8 +163,8 @@ class Healer:
         strict = desired.app.sync_policy.enabled(STRICT_OPTION)
         diff = strict_diff(diff_object(dry, live, ignore=desired.app.ignore_differences), live, strict=strict)
         stamp = drift_stamp(live) if live is not None else None
-        if diff.in_sync and stamp is None:
-            return
+        if await self.holds.leave_alone(ref, desired, live, stamp, diff) or (diff.in_sync and stamp is None):
+            return  # on hold after a break-glass edit (auditor.heal.holding), or nothing to heal
         if live is not None and stamp is None and written_by_driftwarden(live, now=self.clients.clock()):
             return  # `app sync`/`rollback` (another process) wrote it: the pass judges that, it is no drift
         automated = desired.app.sync_policy.automated

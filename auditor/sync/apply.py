@@ -120,11 +120,12 @@ async def _apply(
     ledger: Ledger,
     ignore: Sequence[IgnoreDifference],
     strict: bool,
+    held: Mapping[ResourceKey, str],
 ) -> ResourceResult | None:
     if action.type not in ("create", "update"):
         return result_for(action)
-    if why := ledger.paused(action.ref):
-        return ResourceResult(action.ref, "SyncFailed", why)
+    if why := ledger.paused(action.ref) or held.get(action.ref.key, ""):
+        return ResourceResult(action.ref, "SyncFailed" if ledger.paused(action.ref) else "Held", why)
     manifest = manifests.get(action.ref.key)
     if manifest is None:
         return result_for(action, error="no desired manifest for this object")
@@ -160,13 +161,15 @@ async def apply_all(
     ignore: Sequence[IgnoreDifference] = (),
     strict: bool = False,
     create_namespace: str = "",
+    held: Mapping[ResourceKey, str] | None = None,
 ) -> SyncOutcome:
     """Apply what drifted per ``changeset``, stage by stage; prune nothing.
 
     ``manifests``: the desired manifest of each object; ``live``: the live objects (see ``apply_object``
     for ``ignore`` and ``strict``). ``create_namespace``: the destination Namespace to apply first
     (``CreateNamespace=true``), "" for none. ``ledger`` says which objects to leave alone (a field fight
-    the heal gave up on) and is told every object stored.
+    the heal gave up on) and is told every object stored. ``held``: objects on a break-glass hold, with
+    why; they are left alone too.
     """
     if create_namespace:
         await ensure_namespace(cluster, create_namespace, manifests=manifests)
@@ -174,7 +177,7 @@ async def apply_all(
     for stage in changeset.stages():
         for action in stage:
             result = await _apply(cluster, action, manifests=manifests, live=live, ledger=ledger,
-                                  ignore=ignore, strict=strict)  # fmt: skip
+                                  ignore=ignore, strict=strict, held=held or {})  # fmt: skip
             if result is not None:
                 results.append(result)
         if any((a.ref.group, a.ref.kind) == CRD for a in stage):
