@@ -137,13 +137,8 @@ class DriftStamp:
         Anyone who may edit the object may edit the annotation too, so a member of the wrong type reads
         as empty rather than failing the whole stamp: its presence alone still says an edit was flagged.
         """
-        if not isinstance(value, str):
-            return None
-        try:
-            data = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(data, dict):
+        data = _json_object(value)
+        if data is None:
             return None
         fields = data.get("fields")
         if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
@@ -171,24 +166,32 @@ class GuardAllow:
     @classmethod
     def decode(cls, value: object) -> GuardAllow | None:
         """The lists in an annotation value; None unless it is a JSON object (wrong members read as empty)."""
-        if not isinstance(value, str):
-            return None
-        try:
-            data = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(data, dict):
+        data = _json_object(value)
+        if data is None:
             return None
         return cls(_strs(data.get("users")), _strs(data.get("groups")))
 
 
 def guard_allow(obj: object) -> GuardAllow | None:
     """The break-glass lists stamped on ``obj``; None when absent or not the contract's JSON."""
+    return GuardAllow.decode(_annotation(obj, ANNOTATION_GUARD_ALLOW))
+
+
+def _json_object(value: object) -> dict[str, object] | None:
+    """``value`` (an annotation's text) parsed, when it is a JSON object; else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _annotation(obj: object, key: str) -> object:
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    if not isinstance(annotations, Mapping):
-        return None
-    return GuardAllow.decode(annotations.get(ANNOTATION_GUARD_ALLOW))
+    return annotations.get(key) if isinstance(annotations, Mapping) else None
 
 
 def _strs(value: object) -> tuple[str, ...]:
@@ -197,9 +200,7 @@ def _strs(value: object) -> tuple[str, ...]:
 
 def drift_stamp(obj: object) -> DriftStamp | None:
     """The stamp on ``obj`` (a Kubernetes object as JSON); None when absent or not the contract's JSON."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    return DriftStamp.decode(annotations.get(ANNOTATION_DRIFT)) if isinstance(annotations, Mapping) else None
+    return DriftStamp.decode(_annotation(obj, ANNOTATION_DRIFT))
 
 
 def _str(value: object) -> str:

@@ -21,18 +21,14 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
-from driftwarden import contract
 from tests.support.auditor import (
-    AUDITOR_NS,
     application,
     auditor_api,
     create_application,
     get_application,
     key,
-    reconciler_for,
     running_auditor,
-    settings_for,
-    wait_until_allowed,
+    service_reconciler,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
@@ -53,9 +49,9 @@ AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["Cr
 async def reconciler(
     admin: Cluster, clients: Clients, control_plane: ControlPlane, tmp_path: Path
 ) -> Reconciler:
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="patch", group="", resource="configmaps")
-    return reconciler_for(api, settings_for(control_plane, tmp_path / "git-cache"))
+    return await service_reconciler(
+        control_plane, clients, tmp_path / "git-cache", group="", resource="configmaps"
+    )
 
 
 @pytest.fixture
