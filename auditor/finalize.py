@@ -20,6 +20,7 @@ from typing import Any
 
 from auditor.clients import AuditorClients
 from auditor.kube.cluster import Propagation
+from auditor.kube.discovery import UnknownKindError
 from auditor.objects import AppKey, ObjectRef, delete_disabled
 from auditor.sync.changeset import KIND_ORDER, stage_of
 from driftwarden import contract
@@ -79,8 +80,8 @@ async def owned_objects(clients: AuditorClients, app: Mapping[str, Any]) -> list
     for kind in _kinds(app):
         try:
             found += await clients.cluster.list_managed(_key(app), kinds=[kind])
-        except Exception as exc:  # a kind no longer served (its CRD is gone): nothing of it is left
-            log.debug("listing %s for %s: %s", kind, _key(app), exc)
+        except UnknownKindError:
+            continue  # a kind no longer served (its CRD is gone): nothing of it is left
     return found
 
 
