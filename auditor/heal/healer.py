@@ -148,6 +148,8 @@ class Healer:
         self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired, *, seen: float
     ) -> None:
         """``seen``: when the edit's watch event arrived (within milliseconds of the edit itself)."""
+        if live is None:  # the label-selected watch says DELETED too when someone removes the app label
+            live = await self.cluster.get(ref)
         dry = await self.cluster.dry_run_apply(desired.manifest)
         for _ in range(STALE_RETRIES):
             if live is None or _version(dry) == _version(live):

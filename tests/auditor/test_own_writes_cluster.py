@@ -166,3 +166,38 @@ async def test_a_render_failure_leaves_no_stale_prune_refused(
     await reconciler.run(await get_application(clients.admin, name))
     types = {c["type"] for c in _status(await get_application(clients.admin, name))["conditions"]}
     assert "SyncFailed" in types and "PruneRefused" not in types
+
+
+async def test_a_warn_mode_label_removal_is_healed_once_and_names_the_user(
+    control_plane: ControlPlane, clients: Clients, tmp_path: Path, git_repo: Callable[..., GitRepo]
+) -> None:
+    """Removing the app label takes the object out of the heal's label-selected watch (a DELETED event),
+    though it still exists: it is judged as it is, healed once, and the stamp's user is named."""
+    admin = clients.admin
+    await ensure_namespace(admin, AUDITOR_NS)
+    await grant_cluster_admin(admin, users=["alice"])
+    repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT})
+    name, ns = f"label-{uuid.uuid4().hex[:6]}", f"label-{uuid.uuid4().hex[:6]}"
+    body = application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=SELF_HEALING,
+                       guard={"mode": "warn"})  # fmt: skip
+    apps = client.AppsV1Api(admin)
+    alice = client.AppsV1Api(await clients.user("alice"))
+    api = await auditor_api(control_plane, clients)
+    guard = running_guard(admin, tmp_path / "guard")
+    async with guard, running_auditor(control_plane, api, tmp_path / "git") as run:
+        await create_application(admin, body)
+        await eventually(lambda: synced_and_watched(admin, name, run.healer, ("apps", "Deployment")))
+        await asyncio.sleep(0.5)
+        unlabel = {"metadata": {"labels": {contract.LABEL_APP: None}}}
+        await alice.patch_namespaced_deployment("web", ns, unlabel)
+
+        async def healed() -> bool:
+            live = await apps.read_namespaced_deployment("web", ns)
+            unstamped = contract.ANNOTATION_DRIFT not in (live.metadata.annotations or {})
+            return (live.metadata.labels or {}).get(contract.LABEL_APP) == name and unstamped
+
+        await eventually(healed, seconds=10)
+        await asyncio.sleep(2.0)  # the Deployment controller's status writes come meanwhile
+        assert run.healer.heals == 1
+        records = _status(await get_application(admin, name)).get("drift") or []
+        assert [(r["user"], r["action"]) for r in records] == [("alice", "healed")]
