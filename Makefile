@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest control-plane kwok helm jaeger system-tools bench bench-instructions venv constraints clean help
+.PHONY: test demo lint typecheck pytest control-plane kwok helm jaeger system-tools bench bench-instructions venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane and kwok (built from source if not cached) + ruff + mypy + pytest"
+	@echo "make demo           venv + local cluster + Jaeger, then driftwarden demo: the whole story, each step checked"
 	@echo "make control-plane  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl"
 	@echo "                    into ~/.cache/driftwarden"
 	@echo "make kwok           build the pinned kwok (fake Nodes for the local cluster) into ~/.cache/driftwarden"
@@ -59,6 +60,9 @@ pytest: venv control-plane kwok helm jaeger system-tools
 	$(BIN)/pytest -q
 
 test: venv control-plane kwok lint typecheck pytest
+
+demo: venv control-plane kwok jaeger
+	$(BIN)/driftwarden demo
 
 bench: venv jaeger
 	$(BIN)/python -m benchmarks.admission_load

@@ -21,10 +21,11 @@ from typing import Any
 from auditor.clients import AuditorClients
 from auditor.kube.cluster import Propagation
 from auditor.kube.discovery import UnknownKindError
-from auditor.objects import AppKey, ObjectRef, delete_disabled
+from auditor.objects import AppKey, delete_disabled
 from auditor.sync.changeset import KIND_ORDER, stage_of
 from driftwarden import contract
 from driftwarden.errors import TemporaryError
+from driftwarden.objectref import ObjectRef
 
 log = logging.getLogger(__name__)
 

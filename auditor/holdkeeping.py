@@ -16,9 +16,10 @@ from auditor.clients import AuditorClients
 from auditor.holds import Hold, begin, entries, holds_of
 from auditor.ledger import Ledger
 from auditor.notify import NotificationEvent
-from auditor.objects import AppKey, ObjectRef, ResourceKey
+from auditor.objects import AppKey
 from driftwarden import contract
 from driftwarden.contract import rfc3339
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 BEGIN_REASON = "BreakGlassHold"
 END_REASON = "BreakGlassHoldEnded"

@@ -20,8 +20,9 @@ from typing import Any
 
 from auditor.diff.normalize import resolve_pointer
 from auditor.durations import format_duration
-from auditor.objects import ObjectRef, ResourceKey, annotations_of
+from auditor.objects import annotations_of
 from driftwarden.contract import ANNOTATION_HOLD, rfc3339
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.application import Application
-from auditor.objects import AppKey, GroupKind, ObjectRef, ResourceKey
+from auditor.objects import AppKey, GroupKind
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 OWN_VERSIONS = 4
 """Our last writes remembered per object."""

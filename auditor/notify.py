@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from auditor.objects import AppKey, ObjectRef
+from auditor.objects import AppKey
 from driftwarden.errors import ConfigError
+from driftwarden.objectref import ObjectRef
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from auditor.holdkeeping import current_holds, end_hold
 from auditor.holds import ended, marked
 from auditor.ledger import Ledger
 from auditor.notify import transition_events
-from auditor.objects import AppKey, ResourceKey
+from auditor.objects import AppKey
 from auditor.refusals import refusals
 from auditor.source.resolve import Rendered, render_revision, repository_credentials, resolve_revision
 from auditor.specfields import InvalidSpecError
@@ -58,6 +58,7 @@ from auditor.sync.apply import SyncOutcome, apply_all, prune_all
 from auditor.sync.takeover import STRICT_OPTION
 from driftwarden.contract import rfc3339
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
+from driftwarden.objectref import ResourceKey
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any, Literal
 from auditor.application import Source
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
-from auditor.objects import ObjectRef, ResourceKey
 from auditor.sync.changeset import Action, ChangeSet
 from driftwarden.contract import rfc3339
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 HISTORY_LIMIT = 10
 SYNC_FAILED = "SyncFailed"

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import app, auditor, certs, up, webhook
+from cli import app, auditor, certs, demo, dev, up, webhook
 from driftwarden import __version__
 from driftwarden.errors import DriftwardenError
 from driftwarden.settings import environment
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"driftwarden {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     up.register(sub)
+    dev.register(sub)
+    demo.register(sub)
     app.register(sub)
     webhook.register(sub)
     auditor.register(sub)

@@ -17,11 +17,10 @@ from typing import Any
 
 from aiohttp import web
 from opentelemetry import trace
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Span, Status, StatusCode
 
 from driftwarden.errors import AdmissionRequestError
-from driftwarden.telemetry.metrics import Instruments, metrics_handler
+from driftwarden.telemetry.metrics import Instruments, ScrapeReader, metrics_handler
 from driftwarden.telemetry.semconv import name_attribute_of_resource
 from driftwarden.telemetry.tracecontext import traceparent
 from webhook.admission.decision import Decision, decide
@@ -179,7 +178,7 @@ def make_app(
     tracer: trace.Tracer,
     clock: Callable[[], dt.datetime] = _utcnow,
     instruments: Instruments | None = None,
-    metrics: InMemoryMetricReader | None = None,
+    metrics: ScrapeReader | None = None,
 ) -> web.Application:
     """The application with its routes; the server (webhook.server) adds TLS and the listener.
 

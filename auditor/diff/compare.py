@@ -21,10 +21,11 @@ from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_st
 from auditor.health import Health, aggregate, resource_health
 from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
-from auditor.objects import ObjectRef, ResourceKey, fill_namespace, ignore_extraneous, stamp
+from auditor.objects import fill_namespace, ignore_extraneous, stamp
 from auditor.sync.changeset import ChangeSet, build_changeset
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
 from driftwarden.contract import GuardAllow
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 Manifest = Mapping[str, Any]
 

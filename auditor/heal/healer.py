@@ -33,7 +33,7 @@ from auditor.heal.core import HealBook, append_drift, drift_record, last_writer,
 from auditor.heal.holding import Holds
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
-from auditor.objects import GroupKind, ObjectRef, ResourceKey
+from auditor.objects import GroupKind
 from auditor.status import set_condition
 from auditor.sync.apply import apply_object
 from auditor.sync.takeover import STRICT_OPTION
@@ -41,6 +41,7 @@ from driftwarden import contract
 from driftwarden.contract import DriftStamp, drift_stamp
 from driftwarden.errors import DriftwardenError
 from driftwarden.kube.watch import Informer
+from driftwarden.objectref import ObjectRef, ResourceKey
 from driftwarden.telemetry.semconv import name_attribute
 from driftwarden.telemetry.tracecontext import span_context
 

@@ -20,8 +20,8 @@ from auditor.diff.objectdiff import ObjectDiff
 from auditor.holdkeeping import begin_hold, current_holds, end_hold
 from auditor.holds import ended, marked
 from auditor.ledger import Desired, Ledger
-from auditor.objects import ObjectRef, ResourceKey
 from driftwarden.contract import DriftStamp
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 log = logging.getLogger(__name__)
 TIMER_SLACK = 0.2

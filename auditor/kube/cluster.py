@@ -17,10 +17,11 @@ from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT, RestMapper
 from auditor.kube.restmap import ApiResource
-from auditor.objects import AppKey, GroupKind, Manifest, ObjectRef, is_owned_by
+from auditor.objects import AppKey, GroupKind, Manifest, is_owned_by
 from driftwarden.contract import FIELD_MANAGER, LABEL_APP
 from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
 from driftwarden.kube.rest import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, request_json, resource_path
+from driftwarden.objectref import ObjectRef
 
 Propagation = Literal["Foreground", "Background", "Orphan"]
 CRD_GROUP = "apiextensions.k8s.io"

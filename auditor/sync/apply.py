@@ -21,11 +21,11 @@ from auditor.diff.ignore import applied_manifest, release_patch
 from auditor.diff.objectdiff import rules_for
 from auditor.kube.cluster import Cluster, Propagation
 from auditor.ledger import Ledger
-from auditor.objects import ObjectRef, ResourceKey
 from auditor.status import ResourceResult, result_for
 from auditor.sync.changeset import Action, ChangeSet
 from auditor.sync.takeover import takeover_patch
 from driftwarden.errors import DriftwardenError, KubeError
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 Manifests = Mapping[ResourceKey, Mapping[str, Any]]

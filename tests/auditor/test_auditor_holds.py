@@ -7,8 +7,8 @@ import datetime as dt
 from typing import Any
 
 from auditor.holds import begin, ended, from_entry, git_digest, holds_of
-from auditor.objects import ObjectRef
 from driftwarden import contract
+from driftwarden.objectref import ObjectRef
 
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 REF = ObjectRef("apps", "v1", "Deployment", "prod", "web")

@@ -19,12 +19,11 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from auditor.heal.healer import DRIFT_FIGHT, Healer
 from auditor.loop import AuditorLoop
 from devtools.controlplane import ControlPlane
-from driftwarden.telemetry.metrics import Instruments, prometheus_text
+from driftwarden.telemetry.metrics import Instruments, ScrapeReader, prometheus_text
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
@@ -52,7 +51,7 @@ class Running:
     ns: str
     name: str
     repo: GitRepo
-    metrics: InMemoryMetricReader
+    metrics: ScrapeReader
 
 
 @pytest.fixture
@@ -60,7 +59,7 @@ async def running(
     control_plane: ControlPlane, clients: Clients, tmp_path: Path, git_repo: Callable[..., GitRepo]
 ) -> AsyncIterator[Running]:
     api = await auditor_api(control_plane, clients)
-    reader = InMemoryMetricReader()
+    reader = ScrapeReader()
     instruments = Instruments.from_meter(MeterProvider(metric_readers=[reader]).get_meter("test"))
     async with running_auditor(control_plane, api, tmp_path / "git", instruments=instruments) as run:
         repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT, "web/service.yaml": SERVICE})
