@@ -185,7 +185,9 @@ def breakglass_warnings(finding: Finding, *, subject: Subject, fields: tuple[str
     """Break-glass warnings: the bypass is allowed and recorded, and Git still wins later."""
     lines = [f"driftwarden: break-glass change to Git-managed {subject.display} allowed and audited"]
     if finding.violation:
-        lines.append("change it in Git too, or the auditor will revert this change")
+        # The auditor puts the object on hold (spec.guard.breakglassHold, 1h by default), then heals it.
+        lines.append("the auditor holds this object for its breakglassHold (1h by default), then reverts it")
+        lines.append("unless Git has the change; `driftwarden app release` ends the hold early")
         lines.extend(_field_lines("bypassed", fields))
     return tuple(clip(line, max_chars=MAX_WARNING_CHARS) for line in lines)
 
