@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from tests.support.auditor import (
     AUDITOR_NS,
+    RunningAuditor,
     application,
     auditor_api,
     create_application,
@@ -84,9 +86,12 @@ async def _passed(loop: Any, name: str, count: int) -> bool:
     return worker is not None and worker.passes >= count
 
 
-async def test_a_warn_mode_edit_is_healed_exactly_once(
+@contextlib.asynccontextmanager
+async def warn_mode_app(
     control_plane: ControlPlane, clients: Clients, tmp_path: Path, git_repo: Callable[..., GitRepo]
-) -> None:
+) -> AsyncIterator[tuple[RunningAuditor, str, str]]:
+    """The webhook and the auditor running, and a warn-mode Application of WEB_DEPLOYMENT, synced and
+    watched; alice may edit (cluster-admin, so only admission decides)."""
     admin = clients.admin
     await ensure_namespace(admin, AUDITOR_NS)
     await grant_cluster_admin(admin, users=["alice"])
@@ -94,14 +99,21 @@ async def test_a_warn_mode_edit_is_healed_exactly_once(
     name, ns = f"warn-{uuid.uuid4().hex[:6]}", f"warn-{uuid.uuid4().hex[:6]}"
     body = application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=SELF_HEALING,
                        guard={"mode": "warn"})  # fmt: skip
-    apps = client.AppsV1Api(admin)
-    alice = client.AppsV1Api(await clients.user("alice"))
     api = await auditor_api(control_plane, clients)
     guard = running_guard(admin, tmp_path / "guard")
     async with guard, running_auditor(control_plane, api, tmp_path / "git") as run:
         await create_application(admin, body)
         await eventually(lambda: synced_and_watched(admin, name, run.healer, ("apps", "Deployment")))
         await asyncio.sleep(0.5)  # the Deployment watch has listed
+        yield run, name, ns
+
+
+async def test_a_warn_mode_edit_is_healed_exactly_once(
+    control_plane: ControlPlane, clients: Clients, tmp_path: Path, git_repo: Callable[..., GitRepo]
+) -> None:
+    admin, apps = clients.admin, client.AppsV1Api(clients.admin)
+    alice = client.AppsV1Api(await clients.user("alice"))
+    async with warn_mode_app(control_plane, clients, tmp_path, git_repo) as (run, name, ns):
         for i in range(3):
             edit = [{"name": "web", "image": f"nginx:9.{i}"}]
             patch = {"spec": {"template": {"spec": {"containers": edit}}}}
@@ -173,21 +185,9 @@ async def test_a_warn_mode_label_removal_is_healed_once_and_names_the_user(
 ) -> None:
     """Removing the app label takes the object out of the heal's label-selected watch (a DELETED event),
     though it still exists: it is judged as it is, healed once, and the stamp's user is named."""
-    admin = clients.admin
-    await ensure_namespace(admin, AUDITOR_NS)
-    await grant_cluster_admin(admin, users=["alice"])
-    repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT})
-    name, ns = f"label-{uuid.uuid4().hex[:6]}", f"label-{uuid.uuid4().hex[:6]}"
-    body = application(name, repo_url=repo.url, path="web", namespace=ns, syncPolicy=SELF_HEALING,
-                       guard={"mode": "warn"})  # fmt: skip
-    apps = client.AppsV1Api(admin)
+    admin, apps = clients.admin, client.AppsV1Api(clients.admin)
     alice = client.AppsV1Api(await clients.user("alice"))
-    api = await auditor_api(control_plane, clients)
-    guard = running_guard(admin, tmp_path / "guard")
-    async with guard, running_auditor(control_plane, api, tmp_path / "git") as run:
-        await create_application(admin, body)
-        await eventually(lambda: synced_and_watched(admin, name, run.healer, ("apps", "Deployment")))
-        await asyncio.sleep(0.5)
+    async with warn_mode_app(control_plane, clients, tmp_path, git_repo) as (run, name, ns):
         unlabel = {"metadata": {"labels": {contract.LABEL_APP: None}}}
         await alice.patch_namespaced_deployment("web", ns, unlabel)
 
