@@ -28,11 +28,13 @@ from driftwarden.objectref import ObjectRef
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["sync_failed", "health_degraded", "drift_healed"]
+EventKind = Literal["sync_failed", "health_degraded", "drift_healed", "breakglass_hold", "hold_ended"]
 TITLES: Mapping[EventKind, str] = {
     "sync_failed": "Sync failed",
     "health_degraded": "Health degraded",
     "drift_healed": "Drift healed",
+    "breakglass_hold": "Break-glass hold",
+    "hold_ended": "Break-glass hold ended",
 }
 MAX_LISTED = 10
 
@@ -48,6 +50,8 @@ class NotificationEvent:
     revision: str = ""
     manager: str = ""
     """For ``drift_healed``: the field manager or user whose out-of-band change was undone."""
+    detail: str = ""
+    """One more line for people: until when a hold lasts, why it ended."""
 
 
 def _escape(text: str) -> str:
@@ -69,6 +73,8 @@ def _lines(event: NotificationEvent) -> list[str]:
         lines.append(f"fields: {_listed(list(event.fields))}")
     if event.manager:
         lines.append(f"changed by: {event.manager}")
+    if event.detail:
+        lines.append(event.detail)
     return lines
 
 

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftwarden.contract import (
+    ANNOTATION_COMPARE_OPTIONS,
     ANNOTATION_GUARD,
+    ANNOTATION_GUARD_ALLOW,
     ANNOTATION_SYNC_OPTIONS,
     ANNOTATION_TRACKING_ID,
     GUARD_MODES,
     LABEL_APP,
+    GuardAllow,
     TrackingId,
     parse_tracking_id,
 )
@@ -29,6 +32,8 @@ GroupKind = tuple[str, str]
 ClusterScoped = Collection[GroupKind] | Callable[[str, str], bool]
 
 MAX_LABEL_VALUE = 63
+ARGOCD_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+ARGOCD_COMPARE_OPTIONS = "argocd.argoproj.io/compare-options"
 
 WELL_KNOWN_CLUSTER_SCOPED: frozenset[GroupKind] = frozenset(
     {
@@ -100,8 +105,11 @@ def is_owned_by(manifest: Manifest, *, app: AppKey) -> bool:
     return found == tracking_id(ObjectRef.from_manifest(manifest), app=app)
 
 
-def stamp(manifest: Manifest, *, app: AppKey, guard_mode: str) -> dict[str, Any]:
-    """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract."""
+def stamp(
+    manifest: Manifest, *, app: AppKey, guard_mode: str, allow: GuardAllow | None = None
+) -> dict[str, Any]:
+    """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract,
+    and the break-glass lists of ``spec.guard.allow`` when there are any (for the webhook to read)."""
     if guard_mode not in GUARD_MODES:
         raise PermanentError(f"guard mode {guard_mode!r} is not one of {', '.join(GUARD_MODES)}")
     if len(app.name) > MAX_LABEL_VALUE:
@@ -118,6 +126,8 @@ def stamp(manifest: Manifest, *, app: AppKey, guard_mode: str) -> dict[str, Any]
         ANNOTATION_TRACKING_ID: str(tracking_id(ref, app=app)),
         ANNOTATION_GUARD: guard_mode,
     }
+    if allow is not None and (allow.users or allow.groups):
+        meta["annotations"][ANNOTATION_GUARD_ALLOW] = allow.encode()
     return out
 
 
@@ -160,10 +170,28 @@ def parse_sync_options(value: str | Collection[str]) -> dict[str, str]:
     return options
 
 
+def _options(manifest: Manifest, *keys: str) -> dict[str, str]:
+    """The options of the annotations ``keys``, merged; the first key's value wins."""
+    annotations = annotations_of(manifest)
+    merged: dict[str, str] = {}
+    for key in reversed(keys):
+        value = annotations.get(key)
+        merged.update(parse_sync_options(value) if isinstance(value, str) else {})
+    return merged
+
+
 def object_sync_options(manifest: Manifest) -> dict[str, str]:
-    """The per-object opt-outs of the ``driftwarden.io/sync-options`` annotation."""
-    value = annotations_of(manifest).get(ANNOTATION_SYNC_OPTIONS)
-    return parse_sync_options(value) if isinstance(value, str) else {}
+    """The per-object opt-outs of ``driftwarden.io/sync-options`` and Argo CD's ``sync-options``."""
+    return _options(manifest, ANNOTATION_SYNC_OPTIONS, ARGOCD_SYNC_OPTIONS)
+
+
+def ignore_extraneous(manifest: Manifest) -> bool:
+    """``IgnoreExtraneous`` in ``driftwarden.io/compare-options`` or Argo CD's ``compare-options``: an
+    object that left Git (or never was in it) does not make its Application OutOfSync."""
+    annotations = annotations_of(manifest)
+    values = [annotations.get(k) for k in (ANNOTATION_COMPARE_OPTIONS, ARGOCD_COMPARE_OPTIONS)]
+    words = {w.strip() for v in values if isinstance(v, str) for w in v.split(",")}
+    return "IgnoreExtraneous" in words
 
 
 def option_is_false(options: Mapping[str, str], key: str) -> bool:
@@ -174,3 +202,8 @@ def option_is_false(options: Mapping[str, str], key: str) -> bool:
 def prune_disabled(manifest: Manifest) -> bool:
     """True when the object opts out of pruning with ``Prune=false``."""
     return option_is_false(object_sync_options(manifest), "Prune")
+
+
+def delete_disabled(manifest: Manifest) -> bool:
+    """True when the object stays when its Application is deleted (``Delete=false``)."""
+    return option_is_false(object_sync_options(manifest), "Delete")

@@ -1,4 +1,4 @@
-"""``driftwarden app list|get|diff|sync|history|rollback``: the flags and help of the ``app`` commands.
+"""``driftwarden app list|get|diff|sync|history|rollback|release``: the flags and help of ``app``.
 
 Registration only, run whenever the parser is built: it imports nothing heavy, and each command's work is
 ``cli.apprun``'s (reading) or ``cli.appsync``'s (reconciling), imported when it runs (``driftwarden --help``
@@ -63,10 +63,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history = add("history", "list the revisions deployed: ID REVISION DEPLOYED-AT")
     history.add_argument("name", help="Application name")
     _output(history, "json", "yaml", "wide")
-    rollback = add("rollback", "turn automated sync off and sync the revision of a history entry")
+    rollback = add(
+        "rollback", "dry-run, then turn automated sync off and sync the revision of a history entry"
+    )
     rollback.add_argument("name", help="Application name")
     rollback.add_argument("id", type=int, help="history ID to roll back to (see `app history`)")
     rollback.add_argument("--prune", action="store_true", help="also delete objects that left Git")
+    release = add("release", "end break-glass holds now: the auditor heals those objects")
+    release.add_argument("name", help="Application name")
+    release.add_argument("--resource", metavar="KIND/NAME", help="only this object (default: every hold)")
 
 
 def common_flags() -> argparse.ArgumentParser:
@@ -84,8 +89,8 @@ def common_flags() -> argparse.ArgumentParser:
     return common
 
 
-RECONCILING = frozenset({"diff", "sync", "rollback"})
-"""The commands that render and compare (cli.appsync); the others only read (cli.apprun)."""
+RECONCILING = frozenset({"diff", "sync", "rollback", "release"})
+"""The commands that render, compare or write (cli.appsync); the others only read (cli.apprun)."""
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:

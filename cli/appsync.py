@@ -18,7 +18,9 @@ from kubernetes_asyncio import client
 
 from auditor.application import parse_application
 from auditor.clients import AuditorClients
+from auditor.holds import from_entry
 from auditor.kube.applications import ApplicationStore
+from auditor.kube.cluster import Cluster
 from auditor.ledger import Ledger
 from auditor.objects import AppKey
 from auditor.reconcile import PassResult, Reconciler
@@ -154,7 +156,6 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             store = ApplicationStore(api)
             obj = await application(store, args.namespace, args.name)
             entry = _history_entry(obj, args.id)
-            obj = await _turn_off_automated(store, obj)
             current = ((obj.get("spec") or {}).get("source") or {}).get("path")
             deployed = (entry.get("source") or {}).get("path")
             if deployed is not None and deployed != current:
@@ -162,6 +163,12 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                       f"points at {current}, and that path is what gets rendered")  # fmt: skip
             reconciler = _reconciler(api, env, namespace=args.namespace)
             revision = str(entry.get("revision"))
+            # Dry-run the rollback as the caller first: when RBAC or the admission webhook refuses it,
+            # it stops here, before automated sync is turned off (nothing has changed).
+            app = parse_application(obj)
+            rendered = await reconciler.render(app, revision=revision)
+            await reconciler.compare(app, rendered, obj.get("status") or {})
+            obj = await _turn_off_automated(store, obj)
             result = await reconciler.run(obj, manual=True, revision=revision, prune=args.prune)
         code = _report(args, env, obj, result)
         emit(f"Rolled back {args.namespace}/{args.name} to history entry {args.id}: revision {revision} "
@@ -171,4 +178,40 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return _writing(args, go())
 
 
-COMMANDS: Mapping[str, Command] = {"diff": run_diff, "sync": run_sync, "rollback": run_rollback}
+def _chosen_holds(obj: Mapping[str, Any], resource: str | None) -> list[Mapping[str, Any]]:
+    meta = obj.get("metadata") or {}
+    holds = [h for h in (obj.get("status") or {}).get("holds") or [] if isinstance(h, Mapping)]
+    where = f"{meta.get('namespace')}/{meta.get('name')}"
+    if not holds:
+        raise ConfigError(f"Application {where} has no break-glass holds (see `driftwarden app get`)")
+    if resource is None:
+        return holds
+    kind, _, name = resource.partition("/")
+    chosen = [h for h in holds if str(h.get("kind", "")).lower() == kind.lower() and h.get("name") == name]
+    if not chosen:
+        held = ", ".join(f"{h.get('kind')}/{h.get('name')}" for h in holds)
+        raise ConfigError(f"Application {where} holds no {resource} (its holds: {held})")
+    return chosen
+
+
+def run_release(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Remove the ``driftwarden.io/hold`` annotation of each chosen object; the auditor ends the hold
+    (an Event and a notification) and heals the object."""
+
+    async def go() -> int:
+        async with connect(args, env, as_user=args.as_user) as api:
+            obj = await application(ApplicationStore(api), args.namespace, args.name)
+            cluster, unmark = Cluster(api), {"metadata": {"annotations": {contract.ANNOTATION_HOLD: None}}}
+            for hold in filter(None, map(from_entry, _chosen_holds(obj, args.resource))):
+                await cluster.merge_patch(hold.ref, unmark)
+                until = contract.rfc3339(hold.until)
+                emit(f"Released {hold.ref} (held for {hold.user or 'someone'} until {until}); "
+                     "the auditor heals it now.\n")  # fmt: skip
+        return 0
+
+    return _writing(args, go())
+
+
+COMMANDS: Mapping[str, Command] = {
+    "diff": run_diff, "sync": run_sync, "rollback": run_rollback, "release": run_release,
+}  # fmt: skip

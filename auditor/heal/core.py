@@ -24,6 +24,8 @@ back reverts within moments; a person editing does not). Only rapid re-drifts ba
 BACKOFF_INITIAL = 0.25
 BACKOFF_MAX = 30.0
 DRIFT_RECORDS = 20
+OWN_WRITE_WINDOW = 5.0
+"""Seconds within which driftwarden's newest apply on an object is taken as the cause of its watch event."""
 
 
 def last_writer(obj: Mapping[str, Any], *, exclude: Iterable[str] = (contract.FIELD_MANAGER,)) -> str:
@@ -38,6 +40,28 @@ def last_writer(obj: Mapping[str, Any], *, exclude: Iterable[str] = (contract.FI
         return ""
     newest = max(entries, key=lambda e: str(e.get("time", "")))
     return str(newest.get("manager", ""))
+
+
+def written_by_driftwarden(obj: Mapping[str, Any], *, now: dt.datetime) -> bool:
+    """True when driftwarden's own apply is the newest write to the main resource, made moments ago.
+
+    A sync or rollback run from the command line writes as driftwarden from another process, so the
+    heal's ledger does not know its resourceVersion; the object itself says who wrote last. Another
+    manager's write in the same second counts as theirs (drift), never as ours; and only a write within
+    ``OWN_WRITE_WINDOW`` counts, since an edit that only removes fields leaves no entry of its own.
+    """
+    entries = [e for e in (obj.get("metadata") or {}).get("managedFields") or [] if isinstance(e, Mapping)]
+    ours = [str(e.get("time", "")) for e in entries
+            if e.get("manager") == contract.FIELD_MANAGER and e.get("operation") == "Apply"]  # fmt: skip
+    others = [str(e.get("time", "")) for e in entries
+              if e.get("manager") != contract.FIELD_MANAGER and not e.get("subresource")]  # fmt: skip
+    if not ours or any(max(ours) <= other for other in others):
+        return False
+    try:
+        written = dt.datetime.fromisoformat(max(ours).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return abs((now - written).total_seconds()) <= OWN_WRITE_WINDOW
 
 
 def drift_record(

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from driftwarden import contract
+from driftwarden.contract import guard_allow
 from driftwarden.fieldsv1 import Path, manager_entries, value_at
 from webhook.admission import messages
 from webhook.admission.changes import evaluate_update, gitops_entries
@@ -27,7 +28,7 @@ from webhook.admission.messages import Finding, Reason, Subject
 from webhook.admission.objects import metadata_of, string_map, text
 from webhook.admission.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths
 from webhook.admission.request import AdmissionRequest
-from webhook.admission.settings import DecisionSettings, GuardMode, parse_mode
+from webhook.admission.settings import EVERYONE_GROUPS, DecisionSettings, GuardMode, parse_mode
 
 EXEMPT_ON_DELETE = frozenset(
     {
@@ -174,9 +175,17 @@ def _mode(source: object, settings: DecisionSettings, *, trusted: bool) -> Guard
 
 
 def _breakglass(request: AdmissionRequest, settings: DecisionSettings) -> bool:
-    return request.user_name in settings.breakglass_users or not settings.breakglass_groups.isdisjoint(
-        request.user_groups
-    )
+    """The webhook's break-glass flags, or the Application's ``spec.guard.allow`` as stamped on the
+    stored object (never the new one: a requester cannot allow themselves)."""
+    if request.user_name in settings.breakglass_users:
+        return True
+    if not settings.breakglass_groups.isdisjoint(request.user_groups):
+        return True
+    allow = guard_allow(request.old_object) if request.operation != "CREATE" else None
+    if allow is None:
+        return False
+    groups = set(allow.groups) - EVERYONE_GROUPS  # as for the flags: never (nearly) everyone
+    return request.user_name in allow.users or not groups.isdisjoint(request.user_groups)
 
 
 def _evaluate(request: AdmissionRequest, settings: DecisionSettings) -> Finding:
@@ -247,7 +256,10 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
     if not (owns or marker):
         return None
     where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
-    subject = Subject(f"{request.resource.resource}/scale {where}", marker.app if marker else "", False)
+    resource = request.resource.resource
+    # Named in the parent's driftwarden.io/app label, which the Scale does not carry: say where to look.
+    find = f"in the {contract.LABEL_APP} label of {resource} {where}" if not marker else ""
+    subject = Subject(f"{resource}/scale {where}", marker.app if marker else "", False, find)
     # With only a marker (no managedFields), replicas count as Git-owned: the conservative reading.
     return _ScaleView(subject, owns or marker is not None, request.old_object)
 

@@ -41,16 +41,19 @@ def drift_patch(
 ) -> JsonPatch | None:
     """The JSONPatch stamping ``driftwarden.io/drift`` on ``obj``; None when there is nothing to stamp.
 
-    Stamps only an allowed violation in ``warn`` mode, on an object that has a place for annotations
-    (not a DELETE's missing object, not a Scale, whose metadata the API server throws away).
+    Stamps an allowed violation in ``warn`` mode, and one let through by break-glass in any mode (marked
+    ``breakglass``: the auditor puts the object on hold rather than healing it), on an object that has a
+    place for annotations (not a DELETE's missing object, not a Scale, whose metadata is thrown away).
     """
-    if not (decision.mode == "warn" and decision.violation and decision.allowed):
+    breakglass = decision.reason == "breakglass" and decision.violation
+    if not (breakglass or (decision.mode == "warn" and decision.violation and decision.allowed)):
         return None
     if not isinstance(obj, Mapping) or obj.get("kind") == "Scale":
         return None
     stamp = DriftStamp(
-        user=user, at=rfc3339(at), fields=drift_fields(decision.fields), traceparent=traceparent
-    )
+        user=user, at=rfc3339(at), fields=drift_fields(decision.fields), traceparent=traceparent,
+        breakglass=breakglass,
+    )  # fmt: skip
     if "metadata" not in obj:
         return [_add("/metadata", {"annotations": {contract.ANNOTATION_DRIFT: stamp.encode()}})]
     metadata = obj["metadata"]
