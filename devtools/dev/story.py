@@ -243,7 +243,7 @@ class Story:
         self.holds("3 replicas kept, no drift recorded, the Application still Synced")
 
     async def breakglass(self) -> None:
-        self.title("sre, in the break-glass group, is let through with a warning and an audit annotation")
+        self.title("sre, in the break-glass group, edits: held instead of reverted, then released, healed")
         image = "postgres=postgres:17.1"
         result = await self.kubectl(
             "-n", "database", "set", "image", "statefulset/postgres", image, user="sre"
@@ -251,7 +251,42 @@ class Story:
         if result.code != 0 or "break-glass" not in result.err.lower():
             raise DemoFailed(f"step {self.step}: expected a break-glass warning: {result.code} {result.err}")
         self.out("   " + result.err.strip().replace("\n", "\n   "))
-        self.holds("allowed for sre, with the break-glass warning")
+
+        async def held() -> bool:
+            holds = ((await self.app("database")).get("status") or {}).get("holds") or []
+            return any(h.get("name") == "postgres" and h.get("user") == "sre" for h in holds)
+
+        await self.until(held, seconds=30, claim="database's status.holds names sre's edit of postgres")
+        await asyncio.sleep(2)  # many heal latencies: a reverted edit would be gone by now
+        if await self.statefulset_image() != "postgres:17.1":
+            raise DemoFailed(f"step {self.step}: the held edit was reverted")
+        (hold,) = [h for h in ((await self.app("database")).get("status") or {}).get("holds") or []
+                   if h.get("name") == "postgres"]  # fmt: skip
+        self.holds(
+            f"held for sre until {hold.get('until')} (spec.guard.breakglassHold), image postgres:17.1 kept"
+        )
+        self.command("driftwarden app release database --resource StatefulSet/postgres")
+        argv = ["-m", "cli.main", "app", "release", "database", "--resource", "StatefulSet/postgres",
+                "--kubeconfig", str(self.stack.admin_kubeconfig)]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            self.stack.settings.python, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise DemoFailed(f"step {self.step}: app release failed: {err.decode(errors='replace')}")
+        self.out("   " + out.decode(errors="replace").strip())
+
+        async def healed() -> bool:
+            return await self.statefulset_image() == "postgres:17" and not await held()
+
+        took = await self.until(
+            healed, seconds=30, claim="the released StatefulSet healed back to postgres:17"
+        )
+        self.holds(f"released, and healed back to postgres:17 {took:.1f}s later")
+
+    async def statefulset_image(self) -> str:
+        found = await client.AppsV1Api(self.admin).read_namespaced_stateful_set("postgres", "database")
+        return str(found.spec.template.spec.containers[0].image)
 
     async def commit_syncs(self) -> None:
         self.title("A commit is synced at once (Git push webhook)")
