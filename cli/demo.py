@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Start the dev stack (see `driftwarden dev up --help`), make a Git repository laid out like a "
             "GitOps infrastructure repo, create Applications for it, and walk the story: sync, a denied "
             "edit, a flagged and healed edit, a deleted Service recreated, an autoscaler left alone, "
-            "a break-glass edit held then released, a commit and a revert synced by the push webhook, an emptied path refused, and the "
+            "a break-glass edit held then released, a commit and a revert synced by the push webhook, an "
+            "emptied path refused, and the "
             "edit-to-heal trace in Jaeger. Each claim is checked against the cluster; exit 1 if one fails."
         ),
     )
