@@ -5,16 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest control-plane kwok helm jaeger system-tools bench bench-instructions venv constraints clean help
+.PHONY: test demo lint typecheck pytest control-plane kwok helm jaeger system-tools bench bench-instructions venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane and kwok (built from source if not cached) + ruff + mypy + pytest"
+	@echo "make demo           venv + local cluster + Jaeger, then driftwarden demo: the whole story, each step checked"
 	@echo "make control-plane  build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl"
 	@echo "                    into ~/.cache/driftwarden"
 	@echo "make kwok           build the pinned kwok (fake Nodes for the local cluster) into ~/.cache/driftwarden"
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
-	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger)"
+	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger), and CLI start-up"
 	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
@@ -60,8 +61,12 @@ pytest: venv control-plane kwok helm jaeger system-tools
 
 test: venv control-plane kwok lint typecheck pytest
 
+demo: venv control-plane kwok jaeger
+	$(BIN)/driftwarden demo
+
 bench: venv jaeger
 	$(BIN)/python -m benchmarks.admission_load
+	$(BIN)/python -m benchmarks.cli_startup
 
 bench-instructions: venv jaeger
 	@command -v valgrind >/dev/null || { echo "error: valgrind is needed (apt-get install -y valgrind)"; exit 2; }

@@ -1,9 +1,9 @@
 """Parse an Application object (a plain dict, as read from the API) into frozen, defaulted dataclasses.
 
 The shape is Argo CD's plus ``guard`` (docs/design.md). Invalid specs raise PermanentError naming the
-field. Fields Argo CD has and driftwarden ignores (``project``, ``revisionHistoryLimit``...) are tolerated so
-an Application can move over by changing its apiVersion; features driftwarden cannot honour (``sources``,
-``chart``, ``jqPathExpressions``) are rejected rather than silently ignored. No I/O, no logging here.
+field (an ``InvalidSpecError``). Every Argo CD field the CRD accepts is parsed: what driftwarden cannot
+honour (another cluster, a project, an unknown sync option) is refused by auditor.refusals, never silently
+ignored; ``sources`` and ``chart`` are rejected here. No I/O, no logging here.
 """
 
 from __future__ import annotations
@@ -11,16 +11,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from auditor.diff.normalize import parse_pointer
+from auditor.diff.normalize import compile_jq, parse_pointer
 from auditor.objects import AppKey, parse_sync_options
+from auditor.specfields import (
+    InvalidSpecError,
+    check_path,
+    read_bool,
+    read_duration,
+    read_map,
+    read_number,
+    read_str,
+    read_strs,
+    required_map,
+)
 from driftwarden.contract import API_VERSION, APPLICATION_KIND, GUARD_MODES
 from driftwarden.errors import PermanentError
 
 DEFAULT_TARGET_REVISION = "HEAD"
 DEFAULT_SERVER = "https://kubernetes.default.svc"
 DEFAULT_GUARD_MODE = "enforce"
+DEFAULT_HISTORY_LIMIT = 10
+DEFAULT_BREAKGLASS_HOLD = 3600.0
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -65,6 +78,9 @@ class Source:
 class Destination:
     namespace: str = ""
     server: str = DEFAULT_SERVER
+    name: str = ""
+    server_set: bool = False
+    """Whether the spec named a server (Argo CD refuses a destination with both a server and a name)."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +91,27 @@ class Automated:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """``syncPolicy.retry``: retries of a failed sync, as Argo CD's (limit < 0: no limit)."""
+
+    limit: int = 0
+    duration: float = 5.0
+    factor: float = 2.0
+    max_duration: float = 180.0
+
+    def delay(self, attempt: int) -> float | None:
+        """Seconds before retry number ``attempt`` (0 first); None when the limit is reached."""
+        if 0 <= self.limit <= attempt:
+            return None
+        return float(min(self.duration * self.factor ** min(attempt, 64), self.max_duration))
+
+
+@dataclass(frozen=True)
 class SyncPolicy:
     automated: Automated | None = None
+    """None when absent, or present with ``enabled: false`` (Argo CD's switch that keeps the settings)."""
     sync_options: tuple[str, ...] = ()
+    retry: Retry | None = None
 
     def option(self, key: str) -> str | None:
         """The value of ``Key=Value`` in syncOptions, or None."""
@@ -106,12 +140,25 @@ class SyncPolicy:
     def fail_on_shared_resource(self) -> bool:
         return self.enabled("FailOnSharedResource")
 
+    @property
+    def prune_propagation(self) -> Literal["Foreground", "Background", "Orphan"]:
+        """``PrunePropagationPolicy`` (foreground, background or orphan); background when not set."""
+        value = (self.option("PrunePropagationPolicy") or "background").lower()
+        return "Foreground" if value == "foreground" else "Orphan" if value == "orphan" else "Background"
+
+    @property
+    def respect_ignore_differences(self) -> bool:
+        """Ignore rules hold when applying too; on unless ``RespectIgnoreDifferences=false``."""
+        return (self.option("RespectIgnoreDifferences") or "true").lower() != "false"
+
 
 @dataclass(frozen=True)
 class Guard:
     mode: str = DEFAULT_GUARD_MODE
     allow_users: tuple[str, ...] = ()
     allow_groups: tuple[str, ...] = ()
+    breakglass_hold: float = DEFAULT_BREAKGLASS_HOLD
+    """Seconds an object edited by break-glass is left alone before it is healed (``breakglassHold``)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +169,7 @@ class IgnoreDifference:
     namespace: str = ""
     json_pointers: tuple[str, ...] = ()
     managed_fields_managers: tuple[str, ...] = ()
+    jq_path_expressions: tuple[str, ...] = ()
 
     def matches(self, *, group: str, kind: str, namespace: str, name: str) -> bool:
         """True when this rule applies to the object; ``*`` matches any group or kind."""
@@ -142,56 +190,12 @@ class Application:
     sync_policy: SyncPolicy = SyncPolicy()
     guard: Guard = Guard()
     ignore_differences: tuple[IgnoreDifference, ...] = ()
+    project: str = ""
+    revision_history_limit: int = DEFAULT_HISTORY_LIMIT
 
     @property
     def key(self) -> AppKey:
         return AppKey(self.namespace, self.name)
-
-
-def _map(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, Mapping):
-        raise PermanentError(f"{path} must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _required_map(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-    value = _map(obj, key, path)
-    if value is None:
-        raise PermanentError(f"{path} is required")
-    return value
-
-
-def _str(obj: Mapping[str, Any], key: str, path: str, *, default: str | None = None) -> str:
-    value = obj.get(key)
-    if value is None or value == "":
-        if default is None:
-            raise PermanentError(f"{path} is required")
-        return default
-    if not isinstance(value, str):
-        raise PermanentError(f"{path} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _bool(obj: Mapping[str, Any], key: str, path: str) -> bool:
-    value = obj.get(key, False)
-    if not isinstance(value, bool):
-        raise PermanentError(f"{path} must be true or false, got {value!r}")
-    return value
-
-
-def _strs(obj: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
-    value = obj.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise PermanentError(f"{path} must be a list of strings")
-    return tuple(value)
-
-
-def _check_path(path: str, field: str) -> str:
-    parts = path.replace("\\", "/").split("/")
-    if path.startswith("/") or ".." in parts:
-        raise PermanentError(f"{field} must be a relative path inside the repository, got {path!r}")
-    return path
 
 
 def _helm(raw: Mapping[str, Any], path: str) -> HelmSource:
@@ -202,104 +206,138 @@ def _helm(raw: Mapping[str, Any], path: str) -> HelmSource:
             raise PermanentError(f"{where} must be a mapping")
         value = item.get("value", "")
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        force = _bool(item, "forceString", f"{where}.forceString")
-        params.append(HelmParameter(_str(item, "name", f"{where}.name"), text, force))
+        force = read_bool(item, "forceString", f"{where}.forceString")
+        params.append(HelmParameter(read_str(item, "name", f"{where}.name"), text, force))
     return HelmSource(
-        value_files=_strs(raw, "valueFiles", f"{path}.valueFiles"),
-        values=_str(raw, "values", f"{path}.values", default=""),
+        value_files=read_strs(raw, "valueFiles", f"{path}.valueFiles"),
+        values=read_str(raw, "values", f"{path}.values", default=""),
         parameters=tuple(params),
-        release_name=_str(raw, "releaseName", f"{path}.releaseName", default=""),
+        release_name=read_str(raw, "releaseName", f"{path}.releaseName", default=""),
     )
 
 
 def _kustomize(raw: Mapping[str, Any], path: str) -> KustomizeSource:
     return KustomizeSource(
-        name_prefix=_str(raw, "namePrefix", f"{path}.namePrefix", default=""),
-        name_suffix=_str(raw, "nameSuffix", f"{path}.nameSuffix", default=""),
-        images=_strs(raw, "images", f"{path}.images"),
+        name_prefix=read_str(raw, "namePrefix", f"{path}.namePrefix", default=""),
+        name_suffix=read_str(raw, "nameSuffix", f"{path}.nameSuffix", default=""),
+        images=read_strs(raw, "images", f"{path}.images"),
     )
 
 
 def _source(spec: Mapping[str, Any]) -> Source:
-    raw = _required_map(spec, "source", "spec.source")
+    raw = required_map(spec, "source", "spec.source")
     if "chart" in raw:
         raise PermanentError("spec.source.chart is not supported (Helm repository charts); use a Git path")
+    if "plugin" in raw:
+        raise PermanentError("spec.source.plugin is not supported (config management plugins)")
     kinds = [k for k in ("directory", "helm", "kustomize") if raw.get(k) is not None]
     if len(kinds) > 1:
         raise PermanentError(f"spec.source may set only one of directory, helm, kustomize; got {kinds}")
-    directory, helm = _map(raw, "directory", "spec.source.directory"), _map(raw, "helm", "spec.source.helm")
-    kustomize = _map(raw, "kustomize", "spec.source.kustomize")
+    directory = read_map(raw, "directory", "spec.source.directory")
+    helm = read_map(raw, "helm", "spec.source.helm")
+    kustomize = read_map(raw, "kustomize", "spec.source.kustomize")
     return Source(
-        repo_url=_str(raw, "repoURL", "spec.source.repoURL"),
-        target_revision=_str(
+        repo_url=read_str(raw, "repoURL", "spec.source.repoURL"),
+        target_revision=read_str(
             raw, "targetRevision", "spec.source.targetRevision", default=DEFAULT_TARGET_REVISION
         ),
-        path=_check_path(_str(raw, "path", "spec.source.path", default="."), "spec.source.path"),
+        path=check_path(read_str(raw, "path", "spec.source.path", default="."), "spec.source.path"),
         directory=None
         if directory is None
-        else DirectorySource(_bool(directory, "recurse", "spec.source.directory.recurse")),
+        else DirectorySource(read_bool(directory, "recurse", "spec.source.directory.recurse")),
         helm=None if helm is None else _helm(helm, "spec.source.helm"),
         kustomize=None if kustomize is None else _kustomize(kustomize, "spec.source.kustomize"),
     )
 
 
 def _destination(spec: Mapping[str, Any]) -> Destination:
-    raw = _map(spec, "destination", "spec.destination") or {}
-    namespace = _str(raw, "namespace", "spec.destination.namespace", default="")
+    raw = read_map(spec, "destination", "spec.destination") or {}
+    namespace = read_str(raw, "namespace", "spec.destination.namespace", default="")
     if namespace and not _DNS_LABEL.match(namespace):
         raise PermanentError(f"spec.destination.namespace {namespace!r} is not a valid namespace name")
-    return Destination(namespace, _str(raw, "server", "spec.destination.server", default=DEFAULT_SERVER))
+    server = read_str(raw, "server", "spec.destination.server", default="")
+    name = read_str(raw, "name", "spec.destination.name", default="")
+    return Destination(namespace, server or DEFAULT_SERVER, name, bool(server))
+
+
+def _retry(raw: Mapping[str, Any] | None) -> Retry | None:
+    if raw is None:
+        return None
+    where = "spec.syncPolicy.retry"
+    backoff = read_map(raw, "backoff", f"{where}.backoff") or {}
+    limit = read_number(raw, "limit", f"{where}.limit", 0)
+    factor = read_number(backoff, "factor", f"{where}.backoff.factor", 2)
+    if factor < 1:
+        raise InvalidSpecError(f"{where}.backoff.factor must be at least 1, got {factor:g}")
+    return Retry(
+        limit=int(limit),
+        duration=read_duration(backoff, "duration", f"{where}.backoff.duration", 5.0),
+        factor=factor,
+        max_duration=read_duration(backoff, "maxDuration", f"{where}.backoff.maxDuration", 180.0),
+    )
 
 
 def _sync_policy(spec: Mapping[str, Any]) -> SyncPolicy:
-    raw = _map(spec, "syncPolicy", "spec.syncPolicy") or {}
-    auto = _map(raw, "automated", "spec.syncPolicy.automated")
-    options = _strs(raw, "syncOptions", "spec.syncPolicy.syncOptions")
+    raw = read_map(spec, "syncPolicy", "spec.syncPolicy") or {}
+    if "managedNamespaceMetadata" in raw:
+        message = "spec.syncPolicy.managedNamespaceMetadata is not supported; put the Namespace in Git"
+        raise PermanentError(message)
+    auto = read_map(raw, "automated", "spec.syncPolicy.automated")
+    options = read_strs(raw, "syncOptions", "spec.syncPolicy.syncOptions")
     for i, option in enumerate(options):
         if "=" not in option or not option.partition("=")[0].strip():
             raise PermanentError(f"spec.syncPolicy.syncOptions[{i}] must look like Key=Value, got {option!r}")
     automated = None
-    if auto is not None:
-        where = "spec.syncPolicy.automated"
+    where = "spec.syncPolicy.automated"
+    if auto is not None and auto.get("enabled", True) is not False:
+        read_bool(auto, "enabled", f"{where}.enabled")
         automated = Automated(
-            prune=_bool(auto, "prune", f"{where}.prune"),
-            self_heal=_bool(auto, "selfHeal", f"{where}.selfHeal"),
-            allow_empty=_bool(auto, "allowEmpty", f"{where}.allowEmpty"),
+            prune=read_bool(auto, "prune", f"{where}.prune"),
+            self_heal=read_bool(auto, "selfHeal", f"{where}.selfHeal"),
+            allow_empty=read_bool(auto, "allowEmpty", f"{where}.allowEmpty"),
         )
-    return SyncPolicy(automated, options)
+    return SyncPolicy(automated, options, _retry(read_map(raw, "retry", "spec.syncPolicy.retry")))
 
 
 def _guard(spec: Mapping[str, Any]) -> Guard:
-    raw = _map(spec, "guard", "spec.guard") or {}
-    mode = _str(raw, "mode", "spec.guard.mode", default=DEFAULT_GUARD_MODE)
+    raw = read_map(spec, "guard", "spec.guard") or {}
+    mode = read_str(raw, "mode", "spec.guard.mode", default=DEFAULT_GUARD_MODE)
     if mode not in GUARD_MODES:
         raise PermanentError(f"spec.guard.mode must be one of {', '.join(GUARD_MODES)}, got {mode!r}")
-    allow = _map(raw, "allow", "spec.guard.allow") or {}
+    allow = read_map(raw, "allow", "spec.guard.allow") or {}
+    hold = read_duration(raw, "breakglassHold", "spec.guard.breakglassHold", DEFAULT_BREAKGLASS_HOLD)
     return Guard(
         mode,
-        _strs(allow, "users", "spec.guard.allow.users"),
-        _strs(allow, "groups", "spec.guard.allow.groups"),
+        read_strs(allow, "users", "spec.guard.allow.users"),
+        read_strs(allow, "groups", "spec.guard.allow.groups"),
+        hold,
     )
 
 
 def _ignore_rule(raw: Any, where: str) -> IgnoreDifference:
     if not isinstance(raw, Mapping):
         raise PermanentError(f"{where} must be a mapping")
-    if raw.get("jqPathExpressions"):
-        raise PermanentError(f"{where}.jqPathExpressions is not supported; use jsonPointers")
-    pointers = _strs(raw, "jsonPointers", f"{where}.jsonPointers")
+    expressions = read_strs(raw, "jqPathExpressions", f"{where}.jqPathExpressions")
+    for j, expression in enumerate(expressions):
+        try:
+            compile_jq(expression)
+        except ValueError as exc:
+            message = f"{where}.jqPathExpressions[{j}] is not a jq path expression: {exc}"
+            raise PermanentError(message) from exc
+    pointers = read_strs(raw, "jsonPointers", f"{where}.jsonPointers")
     for j, pointer in enumerate(pointers):
         try:
             parse_pointer(pointer)
         except ValueError as exc:
             raise PermanentError(f"{where}.jsonPointers[{j}] is not an RFC 6901 JSON pointer: {exc}") from exc
     return IgnoreDifference(
-        kind=_str(raw, "kind", f"{where}.kind"),
-        group=_str(raw, "group", f"{where}.group", default=""),
-        name=_str(raw, "name", f"{where}.name", default=""),
-        namespace=_str(raw, "namespace", f"{where}.namespace", default=""),
+        kind=read_str(raw, "kind", f"{where}.kind"),
+        group=read_str(raw, "group", f"{where}.group", default=""),
+        name=read_str(raw, "name", f"{where}.name", default=""),
+        namespace=read_str(raw, "namespace", f"{where}.namespace", default=""),
         json_pointers=pointers,
-        managed_fields_managers=_strs(raw, "managedFieldsManagers", f"{where}.managedFieldsManagers"),
+        managed_fields_managers=read_strs(raw, "managedFieldsManagers", f"{where}.managedFieldsManagers"),
+        jq_path_expressions=expressions,
     )
 
 
@@ -310,21 +348,39 @@ def _ignore_differences(spec: Mapping[str, Any]) -> tuple[IgnoreDifference, ...]
     return tuple(_ignore_rule(item, f"spec.ignoreDifferences[{i}]") for i, item in enumerate(raw))
 
 
+def _history_limit(spec: Mapping[str, Any]) -> int:
+    value = spec.get("revisionHistoryLimit", DEFAULT_HISTORY_LIMIT)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidSpecError(f"spec.revisionHistoryLimit must be a whole number >= 1, got {value!r}")
+    return value
+
+
 def parse_application(obj: Mapping[str, Any]) -> Application:
-    """The Application in ``obj`` (a whole object with metadata and spec); PermanentError when invalid."""
+    """The Application in ``obj`` (a whole object with metadata and spec); InvalidSpecError when invalid."""
+    try:
+        return _parse(obj)
+    except InvalidSpecError:
+        raise
+    except PermanentError as exc:
+        raise InvalidSpecError(str(exc)) from exc
+
+
+def _parse(obj: Mapping[str, Any]) -> Application:
     got = (obj.get("apiVersion", API_VERSION), obj.get("kind", APPLICATION_KIND))
     if got != (API_VERSION, APPLICATION_KIND):
         raise PermanentError(f"expected {API_VERSION} {APPLICATION_KIND}, got {got[0]} {got[1]}")
-    meta = _required_map(obj, "metadata", "metadata")
-    spec = _required_map(obj, "spec", "spec")
+    meta = required_map(obj, "metadata", "metadata")
+    spec = required_map(obj, "spec", "spec")
     if "sources" in spec:
         raise PermanentError("spec.sources is not supported (multi-source Applications); use spec.source")
     return Application(
-        name=_str(meta, "name", "metadata.name"),
-        namespace=_str(meta, "namespace", "metadata.namespace"),
+        name=read_str(meta, "name", "metadata.name"),
+        namespace=read_str(meta, "namespace", "metadata.namespace"),
         source=_source(spec),
         destination=_destination(spec),
         sync_policy=_sync_policy(spec),
         guard=_guard(spec),
         ignore_differences=_ignore_differences(spec),
+        project=read_str(spec, "project", "spec.project", default=""),
+        revision_history_limit=_history_limit(spec),
     )

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.application import Application
-from auditor.objects import GroupKind, ObjectRef, ResourceKey
+from auditor.objects import AppKey, GroupKind
+from driftwarden.objectref import ObjectRef, ResourceKey
+
+OWN_VERSIONS = 4
+"""Our last writes remembered per object."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self._desired: dict[ResourceKey, Desired] = {}
-        self._own: dict[ResourceKey, str] = {}
+        self._own: dict[ResourceKey, tuple[str, ...]] = {}
         self._paused: dict[ResourceKey, Pause] = {}
         self._wanted = asyncio.Event()
 
@@ -80,6 +84,12 @@ class Ledger:
             if wanted is None or wanted.digest != pause.digest:
                 del self._paused[key]  # Git changed (or dropped it) since the fight: heal and sync again
         self._wanted.set()
+
+    def forget(self, app: AppKey) -> None:
+        """``app`` is being deleted: it wants nothing any more, so nothing of it is healed."""
+        for key in [k for k, d in self._desired.items() if d.app.key == app]:
+            del self._desired[key]
+            self._paused.pop(key, None)
 
     def desired(self, key: ResourceKey) -> Desired | None:
         return self._desired.get(key)
@@ -103,10 +113,11 @@ class Ledger:
         """We stored ``ref`` as ``stored`` (what the API server returned): its watch event is no drift."""
         version = (stored.get("metadata") or {}).get("resourceVersion")
         if version:
-            self._own[ref.key] = str(version)
+            # A heal writes twice (the apply, then the stamp's removal): both come back as watch events.
+            self._own[ref.key] = (*self._own.get(ref.key, ())[-(OWN_VERSIONS - 1) :], str(version))
 
     def is_own(self, key: ResourceKey, version: str) -> bool:
-        return bool(version) and self._own.get(key) == version
+        return bool(version) and version in self._own.get(key, ())
 
     # Paused fights: written by the Healer, read by the Reconciler.
 

@@ -22,17 +22,22 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from auditor.objects import AppKey, ObjectRef
+from auditor.objects import AppKey
 from driftwarden.errors import ConfigError
+from driftwarden.objectref import ObjectRef
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["sync_failed", "health_degraded", "drift_healed", "drift_fight"]
+EventKind = Literal[
+    "sync_failed", "health_degraded", "drift_healed", "drift_fight", "breakglass_hold", "hold_ended"
+]
 TITLES: Mapping[EventKind, str] = {
     "sync_failed": "Sync failed",
     "health_degraded": "Health degraded",
     "drift_healed": "Drift healed",
     "drift_fight": "Healing stopped: a controller keeps changing what Git owns",
+    "breakglass_hold": "Break-glass hold",
+    "hold_ended": "Break-glass hold ended",
 }
 MAX_LISTED = 10
 
@@ -48,6 +53,8 @@ class NotificationEvent:
     revision: str = ""
     manager: str = ""
     """For ``drift_healed`` and ``drift_fight``: who changed it (the user, and the field manager)."""
+    detail: str = ""
+    """One more line for people: until when a hold lasts, why it ended."""
 
 
 def _escape(text: str) -> str:
@@ -69,6 +76,8 @@ def _lines(event: NotificationEvent) -> list[str]:
         lines.append(f"fields: {_listed(list(event.fields))}")
     if event.manager:
         lines.append(f"changed by: {event.manager}")
+    if event.detail:
+        lines.append(event.detail)
     return lines
 
 

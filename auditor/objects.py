@@ -1,4 +1,5 @@
-"""Resource identity for the auditor: object references, tracking ids, stamping and sync options.
+"""The auditor's side of resource identity: tracking ids, stamping and sync options (``ObjectRef`` and
+``ResourceKey`` themselves are the kernel's, ``driftwarden.objectref``).
 
 Pure helpers over plain manifest dicts. This module must not do I/O, log, talk to Kubernetes or mutate
 its inputs: every function that changes a manifest returns a new dict.
@@ -9,24 +10,30 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from driftwarden.contract import (
+    ANNOTATION_COMPARE_OPTIONS,
     ANNOTATION_GUARD,
+    ANNOTATION_GUARD_ALLOW,
     ANNOTATION_SYNC_OPTIONS,
     ANNOTATION_TRACKING_ID,
     GUARD_MODES,
     LABEL_APP,
+    GuardAllow,
     TrackingId,
     parse_tracking_id,
 )
 from driftwarden.errors import PermanentError
+from driftwarden.objectref import ObjectRef
 
 Manifest = Mapping[str, Any]
 GroupKind = tuple[str, str]
 ClusterScoped = Collection[GroupKind] | Callable[[str, str], bool]
 
 MAX_LABEL_VALUE = 63
+ARGOCD_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+ARGOCD_COMPARE_OPTIONS = "argocd.argoproj.io/compare-options"
 
 WELL_KNOWN_CLUSTER_SCOPED: frozenset[GroupKind] = frozenset(
     {
@@ -59,61 +66,6 @@ WELL_KNOWN_CLUSTER_SCOPED: frozenset[GroupKind] = frozenset(
     }
 )
 """Built-in cluster-scoped kinds; adapters with API discovery pass a predicate that also knows CRDs."""
-
-
-class ResourceKey(NamedTuple):
-    """An object's identity without its version: what tracking ids and prune decisions compare."""
-
-    group: str
-    kind: str
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True, order=True)
-class ObjectRef:
-    """Which object a manifest is; ``group`` is "" for the core group, ``namespace`` "" if cluster-scoped."""
-
-    group: str
-    version: str
-    kind: str
-    namespace: str
-    name: str
-
-    @classmethod
-    def from_manifest(cls, manifest: Manifest) -> ObjectRef:
-        """The reference of ``manifest``; PermanentError when apiVersion, kind or metadata.name is missing."""
-        api_version = manifest.get("apiVersion")
-        kind = manifest.get("kind")
-        meta = manifest.get("metadata")
-        name = meta.get("name") if isinstance(meta, Mapping) else None
-        if not isinstance(api_version, str) or not api_version:
-            raise PermanentError(f"manifest has no apiVersion (kind {kind!r}, name {name!r})")
-        if not isinstance(kind, str) or not kind:
-            raise PermanentError(f"manifest {api_version} has no kind (name {name!r})")
-        if not isinstance(name, str) or not name:
-            raise PermanentError(f"{api_version} {kind} has no metadata.name")
-        group, _, version = api_version.rpartition("/")
-        namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
-        return cls(group, version, kind, namespace if isinstance(namespace, str) else "", name)
-
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.group, self.kind, self.namespace, self.name)
-
-    @property
-    def group_kind(self) -> str:
-        """``apps/Deployment``, or just ``ConfigMap`` for the core group (the metrics' ``kind`` label)."""
-        return f"{self.group}/{self.kind}" if self.group else self.kind
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def __str__(self) -> str:
-        group_kind = f"{self.kind}.{self.group}" if self.group else self.kind
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{group_kind} {where}"
 
 
 @dataclass(frozen=True)
@@ -153,8 +105,11 @@ def is_owned_by(manifest: Manifest, *, app: AppKey) -> bool:
     return found == tracking_id(ObjectRef.from_manifest(manifest), app=app)
 
 
-def stamp(manifest: Manifest, *, app: AppKey, guard_mode: str) -> dict[str, Any]:
-    """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract."""
+def stamp(
+    manifest: Manifest, *, app: AppKey, guard_mode: str, allow: GuardAllow | None = None
+) -> dict[str, Any]:
+    """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract,
+    and the break-glass lists of ``spec.guard.allow`` when there are any (for the webhook to read)."""
     if guard_mode not in GUARD_MODES:
         raise PermanentError(f"guard mode {guard_mode!r} is not one of {', '.join(GUARD_MODES)}")
     if len(app.name) > MAX_LABEL_VALUE:
@@ -171,6 +126,8 @@ def stamp(manifest: Manifest, *, app: AppKey, guard_mode: str) -> dict[str, Any]
         ANNOTATION_TRACKING_ID: str(tracking_id(ref, app=app)),
         ANNOTATION_GUARD: guard_mode,
     }
+    if allow is not None and (allow.users or allow.groups):
+        meta["annotations"][ANNOTATION_GUARD_ALLOW] = allow.encode()
     return out
 
 
@@ -213,10 +170,28 @@ def parse_sync_options(value: str | Collection[str]) -> dict[str, str]:
     return options
 
 
+def _options(manifest: Manifest, *keys: str) -> dict[str, str]:
+    """The options of the annotations ``keys``, merged; the first key's value wins."""
+    annotations = annotations_of(manifest)
+    merged: dict[str, str] = {}
+    for key in reversed(keys):
+        value = annotations.get(key)
+        merged.update(parse_sync_options(value) if isinstance(value, str) else {})
+    return merged
+
+
 def object_sync_options(manifest: Manifest) -> dict[str, str]:
-    """The per-object opt-outs of the ``driftwarden.io/sync-options`` annotation."""
-    value = annotations_of(manifest).get(ANNOTATION_SYNC_OPTIONS)
-    return parse_sync_options(value) if isinstance(value, str) else {}
+    """The per-object opt-outs of ``driftwarden.io/sync-options`` and Argo CD's ``sync-options``."""
+    return _options(manifest, ANNOTATION_SYNC_OPTIONS, ARGOCD_SYNC_OPTIONS)
+
+
+def ignore_extraneous(manifest: Manifest) -> bool:
+    """``IgnoreExtraneous`` in ``driftwarden.io/compare-options`` or Argo CD's ``compare-options``: an
+    object that left Git (or never was in it) does not make its Application OutOfSync."""
+    annotations = annotations_of(manifest)
+    values = [annotations.get(k) for k in (ANNOTATION_COMPARE_OPTIONS, ARGOCD_COMPARE_OPTIONS)]
+    words = {w.strip() for v in values if isinstance(v, str) for w in v.split(",")}
+    return "IgnoreExtraneous" in words
 
 
 def option_is_false(options: Mapping[str, str], key: str) -> bool:
@@ -227,3 +202,8 @@ def option_is_false(options: Mapping[str, str], key: str) -> bool:
 def prune_disabled(manifest: Manifest) -> bool:
     """True when the object opts out of pruning with ``Prune=false``."""
     return option_is_false(object_sync_options(manifest), "Prune")
+
+
+def delete_disabled(manifest: Manifest) -> bool:
+    """True when the object stays when its Application is deleted (``Delete=false``)."""
+    return option_is_false(object_sync_options(manifest), "Delete")

@@ -18,7 +18,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from opentelemetry import trace
 
@@ -33,6 +32,7 @@ from auditor.push.server import PushServer, PushServerSettings, make_push_app
 from auditor.reconcile import Reconciler
 from auditor.settings import AuditorSettings
 from driftwarden.kube.client import api_client
+from driftwarden.settings import KubeAccess
 from driftwarden.signals import stop_on_signals
 from driftwarden.telemetry.metrics import Instruments, metrics_server
 from driftwarden.telemetry.setup import Metering, meter_provider, tracer_provider
@@ -59,9 +59,8 @@ class ProcessSettings:
 
     auditor: AuditorSettings
     serve: ServeOptions
-    kubeconfig: Path | None = None
-    """None: in-cluster credentials."""
-    context: str | None = None
+    kube: KubeAccess
+    """The credentials, resolved by ``driftwarden.settings.kube_access`` (kubectl's order)."""
     metrics_port: int = 8081
     """The plain-HTTP ``/metrics`` server's port; 0 for none."""
     console_traces: bool = False
@@ -89,7 +88,7 @@ async def main(
     """Connect, start the notifier and ``/metrics``, and ``serve`` until ``stop`` is set."""
     options = settings.serve
     async with (
-        await api_client(kubeconfig=settings.kubeconfig, context=settings.context, tracer=tracer) as api,
+        await api_client(settings.kube, tracer=tracer) as api,
         notifications(options.notify) as notifier,
         metrics_server(metering.scrape, port=settings.metrics_port) as metrics,
     ):

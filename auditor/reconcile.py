@@ -17,7 +17,9 @@ It must not call the heal, and must not apply or prune anything in a pass that f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,13 +31,20 @@ from auditor.application import Application, parse_application
 from auditor.clients import AuditorClients
 from auditor.diff.compare import Comparison, DryRunCache, compare
 from auditor.health import Health
+from auditor.holdkeeping import current_holds, end_hold
+from auditor.holds import ended, marked
 from auditor.ledger import Ledger
 from auditor.notify import transition_events
 from auditor.objects import AppKey
+from auditor.refusals import refusals
 from auditor.source.resolve import Rendered, render_revision, repository_credentials, resolve_revision
+from auditor.specfields import InvalidSpecError
 from auditor.status import (
     COMPARISON_ERROR,
     GIT_UNREACHABLE,
+    INVALID_SPEC,
+    PRUNE_REFUSED,
+    SHARED_RESOURCE,
     SYNC_FAILED,
     OperationPhase,
     append_history,
@@ -48,7 +57,11 @@ from auditor.status import (
 )
 from auditor.sync.apply import SyncOutcome, apply_all, prune_all
 from auditor.sync.takeover import STRICT_OPTION
+from driftwarden.contract import rfc3339
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
+from driftwarden.objectref import ResourceKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,8 @@ class Reconciler:
             previous: Mapping[str, Any] = obj.get("status") or {}
             try:
                 app = parse_application(obj)
+                if reasons := refusals(app):
+                    raise InvalidSpecError("; ".join(reasons))
                 rendered = await self.render(app, revision=revision)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
             except DriftwardenError as exc:
@@ -148,7 +163,14 @@ class Reconciler:
                 outcome = await self._sync(comparison)
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
-                previous = {**previous, "operationState": self._operation(comparison, outcome, started)}
+                done = [r.status for r in outcome.results]
+                log.info(
+                    "sync app=%s revision=%s result=%s applied=%d pruned=%d failed=%d manual=%s", app.key,
+                    comparison.revision, comparison.sync_status, done.count("Synced"), done.count("Pruned"),
+                    done.count("SyncFailed"), manual,
+                )  # fmt: skip  # one event line per sync (driftwarden.logs)
+                state = self._operation(comparison, outcome, started, revision=revision)
+                previous = {**previous, "operationState": state}
             status = self._status(comparison, rendered, previous, outcome, health=self._health(comparison))
             span.set_attribute("driftwarden.sync", comparison.sync_status)
             span.set_attribute("driftwarden.revision", comparison.revision)
@@ -160,20 +182,40 @@ class Reconciler:
         """Apply everything that drifted (span ``apply``), then prune what left Git (span ``prune``)."""
         cluster, app, changeset = self.clients.cluster, comparison.app, comparison.changeset
         with self.tracer.start_as_current_span("apply") as span:
+            policy = app.sync_policy
+            held = await self._held(comparison)
             applying = await apply_all(
-                cluster, changeset, manifests=comparison.desired_by_key(),
-                take_over=comparison.live_by_key() if app.sync_policy.enabled(STRICT_OPTION) else {},
-                create_namespace=app.destination.namespace if app.sync_policy.create_namespace else "",
+                cluster, changeset, held=held,
+                manifests=comparison.desired_by_key(), live=comparison.live_by_key(),
+                ignore=app.ignore_differences if policy.respect_ignore_differences else (),
+                strict=policy.enabled(STRICT_OPTION),
+                create_namespace=app.destination.namespace if policy.create_namespace else "",
                 ledger=self.ledger,
             )  # fmt: skip
             span.set_attribute("driftwarden.applied", sum(r.status == "Synced" for r in applying.results))
         if changeset.of_type("prune"):
             with self.tracer.start_as_current_span("prune") as span:
-                pruning = await prune_all(cluster, changeset)
+                pruning = await prune_all(cluster, changeset, propagation=app.sync_policy.prune_propagation)
                 span.set_attribute("driftwarden.pruned", sum(r.status == "Pruned" for r in pruning.results))
         else:
             pruning = await prune_all(cluster, changeset)  # skips only: results, and no request
         return SyncOutcome(applying.results + pruning.results)
+
+    async def _held(self, comparison: Comparison) -> dict[ResourceKey, str]:
+        """The objects on a break-glass hold, with why; holds that ended (expired, Git changed the
+        fields, released, left Git) are ended here, so the sync heals those objects."""
+        app = comparison.app
+        holds = await current_holds(self.clients, app.key)
+        desired, live, held = comparison.desired_by_key(), comparison.live_by_key(), {}
+        for key, hold in holds.items():
+            manifest, obj = desired.get(key), live.get(key)
+            now = self.clients.clock()
+            reason = "it left Git" if manifest is None else ended(hold, now=now, live=obj, manifest=manifest)
+            if reason:
+                await end_hold(self.clients, self.ledger, app.key, hold, reason=reason, unmark=marked(obj))
+            else:
+                held[key] = f"on hold: break-glass edit by {hold.user} until {rfc3339(hold.until)}"
+        return held
 
     def _health(self, comparison: Comparison) -> Health:
         """The Application's health: the worst of its resources' (span ``health``)."""
@@ -197,14 +239,15 @@ class Reconciler:
         )  # fmt: skip
 
     def _operation(
-        self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime
+        self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime, *, revision: str | None
     ) -> dict[str, Any]:
-        failed = outcome.failed
+        failed, source = outcome.failed, comparison.app.source
         phase: OperationPhase = "Failed" if failed else "Succeeded"
         message = f"{len(failed)} resources failed to sync" if failed else "successfully synced"
         return operation_state(
             phase=phase, message=message, revision=comparison.revision, results=outcome.results,
             started_at=started, finished_at=self.clients.clock(),
+            source=dataclasses.replace(source, target_revision=revision or source.target_revision),
         )  # fmt: skip
 
     def _status(
@@ -218,7 +261,8 @@ class Reconciler:
     ) -> dict[str, Any]:
         now = self.clients.clock()
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
-        conditions = clear_condition(clear_condition(conditions, COMPARISON_ERROR), SYNC_FAILED)
+        for cleared in (COMPARISON_ERROR, SYNC_FAILED, INVALID_SPEC):
+            conditions = clear_condition(conditions, cleared)
         if rendered.unreachable:
             conditions = set_condition(conditions, type=GIT_UNREACHABLE, message=rendered.unreachable, at=now)
         else:
@@ -230,8 +274,9 @@ class Reconciler:
         history = list(previous.get("history") or [])
         if outcome is not None and outcome.changed:
             history = append_history(
-                history, revision=comparison.revision, source=comparison.app.source, at=now
-            )
+                history, revision=comparison.revision, source=comparison.app.source, at=now,
+                limit=comparison.app.revision_history_limit,
+            )  # fmt: skip
         return build_status(
             sync_status=comparison.sync_status,
             revision=comparison.revision,
@@ -245,9 +290,13 @@ class Reconciler:
     def _failed_status(self, previous: Mapping[str, Any], exc: DriftwardenError) -> dict[str, Any]:
         """Keep everything the last good pass recorded; add the condition that says what went wrong."""
         kind = GIT_UNREACHABLE if isinstance(exc, GitUnreachableError) else SYNC_FAILED
-        if not isinstance(exc, PermanentError | TemporaryError):
+        if isinstance(exc, InvalidSpecError):
+            kind = INVALID_SPEC
+        elif not isinstance(exc, PermanentError | TemporaryError):
             kind = COMPARISON_ERROR
         conditions = [dict(c) for c in previous.get("conditions") or [] if isinstance(c, Mapping)]
+        # Found by the last comparison, which no longer stands: a stale one beside the failure misleads.
+        conditions = clear_condition(clear_condition(conditions, PRUNE_REFUSED), SHARED_RESOURCE)
         status = {k: v for k, v in previous.items() if k != "conditions"}
         at = self.clients.clock()
         status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=at)

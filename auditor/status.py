@@ -15,9 +15,9 @@ from typing import Any, Literal
 from auditor.application import Source
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
-from auditor.objects import ObjectRef, ResourceKey
 from auditor.sync.changeset import Action, ChangeSet
 from driftwarden.contract import rfc3339
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 HISTORY_LIMIT = 10
 SYNC_FAILED = "SyncFailed"
@@ -25,10 +25,13 @@ COMPARISON_ERROR = "ComparisonError"
 GIT_UNREACHABLE = "GitUnreachable"
 PRUNE_REFUSED = "PruneRefused"
 SHARED_RESOURCE = "SharedResource"
-CONDITION_TYPES = (SYNC_FAILED, COMPARISON_ERROR, GIT_UNREACHABLE, PRUNE_REFUSED, SHARED_RESOURCE)
+INVALID_SPEC = "InvalidSpecError"
+CONDITION_TYPES = (
+    SYNC_FAILED, COMPARISON_ERROR, GIT_UNREACHABLE, PRUNE_REFUSED, SHARED_RESOURCE, INVALID_SPEC,
+)  # fmt: skip
 
 OperationPhase = Literal["Running", "Succeeded", "Failed"]
-ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped"]
+ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped", "Held"]
 
 
 def ref_fields(ref: ObjectRef) -> dict[str, str]:
@@ -59,6 +62,10 @@ def resource_entries(
     return sorted(entries, key=_sort_key)
 
 
+def _source_fields(source: Source) -> dict[str, str]:
+    return {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+
+
 def append_history(
     history: Sequence[Mapping[str, Any]],
     *,
@@ -69,12 +76,7 @@ def append_history(
 ) -> list[dict[str, Any]]:
     """``history`` plus a new deployment entry, keeping the last ``limit`` (ids keep counting up)."""
     next_id = max((int(h.get("id", -1)) for h in history), default=-1) + 1
-    entry = {
-        "id": next_id,
-        "revision": revision,
-        "deployedAt": rfc3339(at),
-        "source": {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path},
-    }
+    entry = {"id": next_id, "revision": revision, "deployedAt": rfc3339(at), "source": _source_fields(source)}
     if limit < 1:
         raise ValueError("the history limit must be at least 1")
     return [*(dict(h) for h in history), entry][-limit:]
@@ -87,6 +89,8 @@ class ResourceResult:
     ref: ObjectRef
     status: ResultCode
     message: str = ""
+    changed: bool = True
+    """False when the object was applied and the API server stored nothing new."""
 
 
 def result_for(action: Action, *, error: str = "") -> ResourceResult | None:
@@ -110,13 +114,21 @@ def operation_state(
     results: Iterable[ResourceResult],
     started_at: datetime,
     finished_at: datetime | None = None,
+    source: Source | None = None,
 ) -> dict[str, Any]:
-    """``status.operationState``; ``finishedAt`` only once the operation is no longer Running."""
+    """``status.operationState``; ``finishedAt`` only once the operation is no longer Running.
+
+    ``source``: what the sync read, with the targetRevision it was asked for (``app sync --revision``
+    may name another than the spec's), as Argo CD's ``syncResult.source``.
+    """
     resources = [{**ref_fields(r.ref), "status": r.status, "message": r.message} for r in results]
+    result: dict[str, Any] = {"revision": revision, "resources": resources}
+    if source is not None:
+        result["source"] = _source_fields(source)
     state: dict[str, Any] = {
         "phase": phase,
         "message": message,
-        "syncResult": {"revision": revision, "resources": resources},
+        "syncResult": result,
         "startedAt": rfc3339(started_at),
     }
     if phase != "Running" and finished_at is not None:

@@ -124,17 +124,26 @@ def sync_policy(spec: Mapping[str, Any]) -> str:
     automated = _get(spec, "syncPolicy", "automated")
     if not isinstance(automated, Mapping):
         return "Manual"
+    if automated.get("enabled") is False:
+        return "Manual (automated.enabled: false)"
     names = {"prune": "Prune", "selfHeal": "SelfHeal", "allowEmpty": "AllowEmpty"}
     on = [label for key, label in names.items() if automated.get(key)]
     return f"Automated ({', '.join(on)})" if on else "Automated"
 
 
 def sync_line(app: Mapping[str, Any]) -> str:
-    """``Synced to main (1a2b3c4)`` or ``OutOfSync from main (1a2b3c4)``."""
+    """``Synced to main (1a2b3c4)`` or ``OutOfSync from main (1a2b3c4)``; the revision compared with is
+    the one the last pass asked for (``app sync --revision 1a2b3c4`` says ``Synced to 1a2b3c4``)."""
     status = _text(app, "status", "sync", "status") or "Unknown"
+    full = _text(app, "status", "sync", "revision")
     target = _text(app, "spec", "source", "targetRevision") or "HEAD"
-    revision = short(_text(app, "status", "sync", "revision"))
-    where = f" ({revision})" if revision else ""
+    if full and _text(app, "status", "operationState", "syncResult", "revision") == full:
+        target = _text(app, "status", "operationState", "syncResult", "source", "targetRevision") or target
+    revision = short(full)
+    if status == "Unknown":  # the last pass could not compare: its revision is an old one
+        last = f" (last compared: {revision})" if revision else ""
+        return f"Unknown: could not compare with {target}; see the conditions{last}"
+    where = f" ({revision})" if revision and not revision.startswith(target) else ""
     return f"{status} {'to' if status == 'Synced' else 'from'} {target}{where}"
 
 
@@ -173,6 +182,9 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     if conditions:
         rows = [[_text(c, "type"), _text(c, "message"), _text(c, "lastTransitionTime")] for c in conditions]
         parts.append(table(["CONDITION", "MESSAGE", "LAST TRANSITION"], rows))
+    holds = [h for h in status.get("holds") or [] if isinstance(h, Mapping)]
+    if holds:
+        parts.append(holds_view(holds))
     resources = [r for r in status.get("resources") or [] if isinstance(r, Mapping)]
     if resources:
         headers = ["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH"] + (["MESSAGE"] if wide else [])
@@ -185,6 +197,13 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     else:
         parts.append("No resources recorded yet: run `driftwarden app sync` or wait for the auditor.\n")
     return "\n".join(parts)
+
+
+def holds_view(holds: Sequence[Mapping[str, Any]]) -> str:
+    """The break-glass holds: who edited which object and fields, and until when it is left alone."""
+    rows = [[f"{_text(h, 'kind')}/{_text(h, 'name')}", _text(h, "namespace"), _text(h, "user"),
+             ", ".join(str(f) for f in h.get("fields") or []), _text(h, "until")] for h in holds]  # fmt: skip
+    return table(["HELD", "NAMESPACE", "BY", "FIELDS", "UNTIL"], rows)
 
 
 def history_view(app: Mapping[str, Any], *, wide: bool = False) -> str:

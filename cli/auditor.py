@@ -1,25 +1,18 @@
-"""``driftwarden auditor run``: flags → frozen settings → ``auditor.process.run`` → exit code.
+"""``driftwarden auditor run``: the flags and help of the auditor.
 
-The command line only: it declares the flags (those of leader election, the push webhook and
-notifications are in ``cli.auditorrun``), builds the frozen ``ProcessSettings`` once and sets up logging.
-Everything the running process does (telemetry, the API client, the loop, the servers, stopping on
-SIGINT/SIGTERM) is ``auditor.process``'s; this module must not start or connect anything itself.
+Registration only, run whenever the parser is built: it declares the flags (those of leader election, the
+push webhook and notifications in their own groups) and imports nothing heavy. Building the frozen
+settings and running the process are ``cli.auditorrun``'s, imported when ``auditor run`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from auditor import process
-from auditor.process import ProcessSettings
-from auditor.settings import AuditorSettings
-from auditor.source.renderers import RenderTools
-from cli.auditorrun import add_flags, options_from
+from cli.flags import kube_flags, log_flags
 from driftwarden import contract
-from driftwarden.settings import cache_root, helm_path, kubectl_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,10 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="reconcile every Application until interrupted",
         description="Watch Applications and keep each one reconciled: resolve its Git revision, render it, "
         "compare it with the cluster by server-side-apply dry runs, and sync per its syncPolicy. Git is "
-        "polled every --poll-interval seconds; a spec change reconciles at once.",
+        "polled every --poll-interval seconds; a spec change reconciles at once. One log line per sync and "
+        "per heal at INFO (--log-format json for a log collector).",
     )
-    run.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster credentials)")
-    run.add_argument("--context", help="kubeconfig context to use")
+    kube_flags(run)
     run.add_argument("--namespace", help="only Applications in this namespace (default: all namespaces)")
     run.add_argument(
         "--install-namespace",
@@ -58,36 +51,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=8081,
         help="port of the plain-HTTP Prometheus /metrics server, 0 for none (default %(default)s)",
     )
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    log_flags(run)
     add_flags(run)
-    run.set_defaults(run=run_auditor)  # fmt: skip
+    run.set_defaults(run=run_command)
 
 
-def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSettings:
-    tools = RenderTools(
-        kubectl=kubectl_path(env, explicit=args.kubectl),
-        helm=helm_path(env, explicit=args.helm),
+def add_flags(run: argparse.ArgumentParser) -> None:
+    """The leader-election, push-webhook and notification flags of ``auditor run``."""
+    elect = run.add_argument_group("leader election (one replica reconciles, the others stand by)")
+    elect.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                       help="hold a Lease before reconciling (default: on)")  # fmt: skip
+    elect.add_argument(
+        "--leader-election-namespace", help="the Lease's namespace (default: --install-namespace)"
     )
-    return AuditorSettings(
-        git_cache=args.git_cache or cache_root(env) / "git",
-        tools=tools,
-        install_namespace=args.install_namespace,
-        poll_interval=args.poll_interval,
-    )
+    elect.add_argument("--leader-id", help="this replica's identity (default: host name + random suffix)")
+    elect.add_argument("--lease-duration", type=int, default=15, help="seconds before a standby takes over "
+                       "a silent leader (default %(default)s)")  # fmt: skip
+    elect.add_argument("--renew-deadline", type=float, help="seconds the leader may fail to renew before it "
+                       "steps down (default: 2/3 of --lease-duration)")  # fmt: skip
+    elect.add_argument("--retry-period", type=float, help="seconds between lease renewals and acquire "
+                       "attempts (default: --lease-duration / 7.5)")  # fmt: skip
+    hook = run.add_argument_group("Git push webhook (POST /api/webhook)")
+    hook.add_argument("--webhook-port", type=int, help="serve the push webhook on this port (default: off)")
+    hook.add_argument("--webhook-host", default="0.0.0.0", help="address to listen on (default %(default)s)")
+    hook.add_argument("--webhook-secret-file", type=Path,
+                      help="file with the shared secret (default: $DRIFTWARDEN_WEBHOOK_SECRET)")  # fmt: skip
+    hook.add_argument("--webhook-tls-cert", type=Path, help="PEM certificate: serve HTTPS instead of HTTP")
+    hook.add_argument("--webhook-tls-key", type=Path, help="PEM private key of --webhook-tls-cert")
+    note = run.add_argument_group("notifications (Slack-compatible incoming webhook)")
+    where = note.add_mutually_exclusive_group()
+    where.add_argument("--notify-url", help="POST sync failures, degradations and heals here (default: off)")
+    where.add_argument("--notify-url-file", type=Path, help="file holding the URL (it is a credential)")
+    note.add_argument("--notify-blocks", action="store_true", help="also send Slack blocks, not only text")
 
 
-def process_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ProcessSettings:
-    """Every setting of ``auditor run``, checked before anything starts (ConfigError when invalid)."""
-    return ProcessSettings(
-        auditor=settings_from(args, env),
-        serve=options_from(args, env),
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        metrics_port=args.metrics_port,
-        console_traces=args.console_traces,
-    )
+def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Run ``auditor run``; its module is imported only now (start-up time)."""
+    from cli import auditorrun  # noqa: PLC0415  # the auditor, GitPython, telemetry: only when it runs
 
-
-def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return process.run(process_settings(args, env), env)
+    return auditorrun.run_auditor(args, env)

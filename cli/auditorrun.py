@@ -1,9 +1,11 @@
-"""The flags of ``driftwarden auditor run`` for leader election, the push webhook and notifications.
+"""What ``driftwarden auditor run`` does: flags (``cli.auditor``) → frozen settings → ``auditor.process``.
 
-Flags → frozen settings only (``ElectionSettings``, ``PushServerSettings``, ``NotifierSettings``, in one
-``auditor.process.ServeOptions``), checked before anything starts; running them is ``auditor.process``'s
-job. Secrets (the webhook secret, the notification URL) are read here from files or the environment
-snapshot and passed on; they are never logged. It must not start, connect or serve anything.
+Flags → frozen settings only (``AuditorSettings``, ``ElectionSettings``, ``PushServerSettings``,
+``NotifierSettings``, the credentials by kubectl's order, in one ``auditor.process.ProcessSettings``),
+checked before anything starts; then logging (driftwarden.logs) and ``auditor.process.run``, whose exit code
+it returns. Secrets (the webhook secret, the notification URL) are read here from files or the environment
+snapshot and passed on; they are never logged. Everything the running process does is
+``auditor.process``'s: this module must not start, connect or serve anything itself.
 """
 
 from __future__ import annotations
@@ -14,41 +16,16 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
+from auditor import process
 from auditor.leadership.lease import LEASE_NAME, ElectionSettings
 from auditor.notify import NotifierSettings
-from auditor.process import ServeOptions
+from auditor.process import ProcessSettings, ServeOptions
 from auditor.push.server import PushServerSettings
+from auditor.settings import AuditorSettings
+from auditor.source.renderers import RenderTools
+from driftwarden import logs
 from driftwarden.errors import ConfigError
-from driftwarden.settings import webhook_secret
-
-
-def add_flags(run: argparse.ArgumentParser) -> None:
-    """The leader-election, push-webhook and notification flags of ``auditor run``."""
-    elect = run.add_argument_group("leader election (one replica reconciles, the others stand by)")
-    elect.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                       help="hold a Lease before reconciling (default: on)")  # fmt: skip
-    elect.add_argument(
-        "--leader-election-namespace", help="the Lease's namespace (default: --install-namespace)"
-    )
-    elect.add_argument("--leader-id", help="this replica's identity (default: host name + random suffix)")
-    elect.add_argument("--lease-duration", type=int, default=15, help="seconds before a standby takes over "
-                       "a silent leader (default %(default)s)")  # fmt: skip
-    elect.add_argument("--renew-deadline", type=float, help="seconds the leader may fail to renew before it "
-                       "steps down (default: 2/3 of --lease-duration)")  # fmt: skip
-    elect.add_argument("--retry-period", type=float, help="seconds between lease renewals and acquire "
-                       "attempts (default: --lease-duration / 7.5)")  # fmt: skip
-    hook = run.add_argument_group("Git push webhook (POST /api/webhook)")
-    hook.add_argument("--webhook-port", type=int, help="serve the push webhook on this port (default: off)")
-    hook.add_argument("--webhook-host", default="0.0.0.0", help="address to listen on (default %(default)s)")
-    hook.add_argument("--webhook-secret-file", type=Path,
-                      help="file with the shared secret (default: $DRIFTWARDEN_WEBHOOK_SECRET)")  # fmt: skip
-    hook.add_argument("--webhook-tls-cert", type=Path, help="PEM certificate: serve HTTPS instead of HTTP")
-    hook.add_argument("--webhook-tls-key", type=Path, help="PEM private key of --webhook-tls-cert")
-    note = run.add_argument_group("notifications (Slack-compatible incoming webhook)")
-    where = note.add_mutually_exclusive_group()
-    where.add_argument("--notify-url", help="POST sync failures, degradations and heals here (default: off)")
-    where.add_argument("--notify-url-file", type=Path, help="file holding the URL (it is a credential)")
-    note.add_argument("--notify-blocks", action="store_true", help="also send Slack blocks, not only text")
+from driftwarden.settings import cache_root, helm_path, kube_access, kubectl_path, webhook_secret
 
 
 def default_identity() -> str:
@@ -98,5 +75,35 @@ def notify_from(args: argparse.Namespace) -> NotifierSettings | None:
 
 
 def options_from(args: argparse.Namespace, env: Mapping[str, str]) -> ServeOptions:
-    """Every setting of this module, checked before anything starts (ConfigError when invalid)."""
+    """Leader election, the push webhook and notifications, checked before anything starts (ConfigError)."""
     return ServeOptions(args.namespace, election_from(args), push_from(args, env), notify_from(args))
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSettings:
+    tools = RenderTools(
+        kubectl=kubectl_path(env, explicit=args.kubectl),
+        helm=helm_path(env, explicit=args.helm),
+    )
+    return AuditorSettings(
+        git_cache=args.git_cache or cache_root(env) / "git",
+        tools=tools,
+        install_namespace=args.install_namespace,
+        poll_interval=args.poll_interval,
+    )
+
+
+def process_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ProcessSettings:
+    """Every setting of ``auditor run``, checked before anything starts (ConfigError when invalid)."""
+    return ProcessSettings(
+        auditor=settings_from(args, env),
+        serve=options_from(args, env),
+        kube=kube_access(env, kubeconfig=args.kubeconfig, context=args.context),
+        metrics_port=args.metrics_port,
+        console_traces=args.console_traces,
+    )
+
+
+def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    settings = process_settings(args, env)
+    logs.configure(level=args.log_level, fmt=args.log_format)
+    return process.run(settings, env)

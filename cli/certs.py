@@ -1,28 +1,17 @@
-"""``driftwarden certs issue|check|rotate``: flags → settings → the certs package.
+"""``driftwarden certs issue|check|rotate``: the flags and help of the certificate commands.
 
-Orchestration only: it builds the frozen policy and names once, picks files or the cluster, prints what
-happened, and turns findings into the exit code (``check`` exits 1 when anything is wrong).
+Registration only, run whenever the parser is built: it imports nothing heavy, and what each command does
+is ``cli.certsrun``'s (cryptography, the Kubernetes client), imported when a certs command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from certs.check import check_material, failed
-from certs.files import read_file, write_pairs
-from certs.pki import KeyPair, issue, new_ca
-from certs.policy import DAY, Policy, ServingNames
-from certs.rotate import CA_COMMON_NAME, Report, RotateSettings, reconcile, watch
-from certs.store import CertStore, Location
+from cli.flags import kube_flags, log_flags
 from driftwarden import contract
-from driftwarden.errors import ConfigError
-from driftwarden.kube.client import api_client
-from driftwarden.signals import stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     issue_cmd.add_argument("--ca-key", type=Path, help="... and its key (default: make a new CA)")
     _name_flags(issue_cmd)
     _policy_flags(issue_cmd)
-    issue_cmd.set_defaults(run=run_issue)
+    issue_cmd.set_defaults(run=run, certs_command="issue")
 
     check = commands.add_parser(
         "check",
@@ -60,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _name_flags(check)
     _cluster_flags(check)
-    check.set_defaults(run=run_check)
+    check.set_defaults(run=run, certs_command="check")
 
     rotate = commands.add_parser(
         "rotate",
@@ -82,11 +71,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=600.0,
         help="how long one run may wait for a new CA to propagate (default %(default)s)",
     )
-    rotate.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    log_flags(rotate)
     _name_flags(rotate)
     _policy_flags(rotate)
     _cluster_flags(rotate)
-    rotate.set_defaults(run=run_rotate)
+    rotate.set_defaults(run=run, certs_command="rotate")
 
 
 def _name_flags(parser: argparse.ArgumentParser) -> None:
@@ -105,12 +94,6 @@ def _name_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-domain", default="cluster.local", help="(default %(default)s)")
 
 
-def _names(args: argparse.Namespace) -> ServingNames:
-    return ServingNames(
-        args.service, args.namespace, tuple(args.ip), tuple(args.dns_name), args.cluster_domain
-    )
-
-
 def _policy_flags(parser: argparse.ArgumentParser) -> None:
     for flag, default, what in (
         ("--ca-validity-days", 3650.0, "CA lifetime"),
@@ -127,19 +110,8 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _policy(args: argparse.Namespace) -> Policy:
-    return Policy(
-        ca_validity=args.ca_validity_days * DAY,
-        serving_validity=args.serving_validity_days * DAY,
-        ca_renew_before=args.ca_renew_before_days * DAY,
-        serving_renew_before=args.serving_renew_before_days * DAY,
-        propagation=dt.timedelta(seconds=args.propagation_seconds),
-    )
-
-
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster credentials)")
-    parser.add_argument("--context", help="kubeconfig context to use")
+    kube_flags(parser)
     parser.add_argument("--tls-secret", default=contract.WEBHOOK_TLS_SECRET, help="(default %(default)s)")
     parser.add_argument("--ca-secret", default=contract.WEBHOOK_CA_SECRET, help="(default %(default)s)")
     parser.add_argument(
@@ -156,98 +128,8 @@ def _cluster_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _location(args: argparse.Namespace) -> Location:
-    return Location(
-        namespace=args.namespace,
-        tls_secret=args.tls_secret,
-        ca_secret=args.ca_secret,
-        validating=tuple(args.validating_configuration or (contract.VALIDATING_WEBHOOK_CONFIGURATION,)),
-        mutating=tuple(args.mutating_configuration or (contract.MUTATING_WEBHOOK_CONFIGURATION,)),
-    )
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Run the chosen certs command; its module is imported only now (start-up time)."""
+    from cli import certsrun  # noqa: PLC0415  # cryptography and the Kubernetes client: when it runs
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def run_issue(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
-    policy, now = _policy(args), _now()
-    files: dict[str, bytes] = {}
-    if args.ca_cert or args.ca_key:
-        if not (args.ca_cert and args.ca_key):
-            raise ConfigError("--ca-cert and --ca-key go together")
-        ca = KeyPair(read_file(args.ca_cert), read_file(args.ca_key))
-    else:
-        ca = new_ca(CA_COMMON_NAME, now=now, validity=policy.ca_validity)
-        files["ca.key"] = ca.key_pem
-    serving = issue(_names(args).request(validity=policy.serving_validity), ca=ca, now=now)
-    files.update({"ca.crt": ca.cert_pem, "tls.crt": serving.cert_pem, "tls.key": serving.key_pem})
-    for path in write_pairs(args.out_dir, files=files):
-        print(f"wrote {path}")
-    return 0
-
-
-def run_check(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
-    names, warn = _names(args), dt.timedelta(days=args.warn_days)
-    if args.cert_file:
-        key = read_file(args.key_file) if args.key_file else None
-        bundle = read_file(args.ca_file) if args.ca_file else b""
-        findings = check_material(
-            read_file(args.cert_file), key_pem=key, bundle=bundle, names=names, now=_now(), warn_within=warn
-        )
-    else:
-
-        async def read() -> tuple[bytes, bytes | None, bytes, dict[str, bytes]]:
-            async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
-                snap = await CertStore(api, _location(args)).read()
-            published = {
-                f"{c.name}/{hook}": b
-                for c in snap.configurations
-                for hook, b in zip(c.hooks, c.bundles, strict=True)
-            }
-            serving = snap.stored.serving
-            return (
-                serving.cert_pem if serving else b"",
-                serving.key_pem if serving else None,
-                snap.stored.serving_bundle or b"",
-                published,
-            )
-
-        cert, key, bundle, published = asyncio.run(read())
-        findings = check_material(
-            cert, key_pem=key, bundle=bundle, names=names, published=published, now=_now(), warn_within=warn
-        )
-    for finding in findings:
-        print(finding)
-    return 1 if failed(findings) else 0
-
-
-def run_rotate(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = RotateSettings(
-        names=_names(args),
-        policy=_policy(args),
-        max_wait=dt.timedelta(seconds=args.max_wait_seconds),
-        interval=dt.timedelta(seconds=args.interval_seconds),
-    )
-    return asyncio.run(_rotate(args, settings, location=_location(args)))
-
-
-def _print(report: Report) -> None:
-    for step in report.steps:
-        print(step, flush=True)
-    if report.waiting_until is not None:
-        print(f"serving certificate switches to the new CA on a run after {report.waiting_until.isoformat()}")
-    elif report.next_due is not None:
-        print(f"certificates are current; next renewal due {report.next_due.isoformat()}", flush=True)
-
-
-async def _rotate(args: argparse.Namespace, settings: RotateSettings, *, location: Location) -> int:
-    async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
-        store = CertStore(api, location)
-        if not args.watch:
-            _print(await reconcile(store, settings))
-            return 0
-        with stop_on_signals() as stop:
-            await watch(store, settings, stop=stop, on_report=_print)
-    return 0
+    return certsrun.COMMANDS[args.certs_command](args, env)

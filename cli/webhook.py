@@ -1,27 +1,18 @@
-"""``driftwarden webhook serve|install|uninstall``: flags → settings → the webhook package.
+"""``driftwarden webhook serve|install|uninstall``: the flags and help of the webhook commands.
 
-Flags and output only: ``serve`` builds the frozen settings once, sets up logging and hands them to the
-webhook's composition root (webhook.process) until SIGINT/SIGTERM; ``install``/``uninstall`` apply or
-delete the webhook configurations (webhook.registration, webhook.install).
+Registration only, run whenever the parser is built: it imports nothing heavy (the decision profiles are
+plain data), and what each command does is ``cli.webhookrun``'s, imported when a webhook command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from cli.flags import kube_flags, log_flags
 from driftwarden import contract
-from driftwarden.kube.client import api_client
-from driftwarden.signals import stop_on_signals
-from webhook.admission.profiles import PROFILES, get_profile
-from webhook.admission.settings import make_settings
-from webhook.install import install, uninstall
-from webhook.process import WebhookSettings, serve
-from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
-from webhook.server import ServerSettings
+from webhook.admission.profiles import PROFILES
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,8 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_serve(commands)
     _register_install(commands)
     remove = commands.add_parser("uninstall", help="delete the webhook configurations (ends any lockout)")
-    _kube_flags(remove)
-    remove.set_defaults(run=run_uninstall)
+    kube_flags(remove)
+    remove.set_defaults(run=run, webhook_command="uninstall")
 
 
 def _decision_flags(parser: argparse.ArgumentParser) -> None:
@@ -53,21 +44,14 @@ def _decision_flags(parser: argparse.ArgumentParser) -> None:
                         help="namespace of the auditor's service account (default %(default)s)")  # fmt: skip
 
 
-def _gitops_users(args: argparse.Namespace) -> list[str]:
-    if args.gitops_user:
-        return list(args.gitops_user)
-    if args.profile == "driftwarden":
-        return [contract.auditor_identity(args.install_namespace)]
-    return sorted(get_profile(args.profile).default_identities)
-
-
 def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve /validate and /mutate over HTTPS",
         description="Serve the admission webhook over HTTPS (TLS 1.2+). The certificate and key are "
         "reloaded when they change on disk. GET /metrics serves Prometheus metrics on the same port. Traces "
-        "and metrics follow the standard OTEL_* variables.",
+        "and metrics follow the standard OTEL_* variables. One log line per admission decision at INFO "
+        "(--log-format json for a log collector).",
     )
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=8443, help="port to listen on (default %(default)s)")
@@ -100,39 +84,8 @@ def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="treat any out-of-band change to a managed object as a violation, owned by Git or not",
     )
     serve.add_argument("--console-traces", action="store_true", help="also print spans to stdout")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.set_defaults(run=run_serve)  # fmt: skip
-
-
-def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = WebhookSettings(
-        decision=make_settings(
-            profile=args.profile,
-            gitops_identities=_gitops_users(args),
-            breakglass_users=args.breakglass_user,
-            breakglass_groups=args.breakglass_group,
-            default_mode=args.default_mode,
-            strict=args.strict,
-        ),
-        server=ServerSettings(
-            cert_file=args.tls_cert_file, key_file=args.tls_key_file, host=args.host, port=args.port
-        ),
-        telemetry_env=env,
-        console_traces=args.console_traces,
-    )
-
-    async def serve_until_signalled() -> None:
-        with stop_on_signals() as stop:
-            await serve(settings, stop=stop)
-
-    asyncio.run(serve_until_signalled())
-    return 0
-
-
-def _kube_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster credentials)")
-    parser.add_argument("--context", help="kubeconfig context to use")
+    log_flags(serve)
+    serve.set_defaults(run=run, webhook_command="serve")
 
 
 def _register_install(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -141,7 +94,8 @@ def _register_install(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="apply the Validating and Mutating webhook configurations",
         description="Apply driftwarden's ValidatingWebhookConfiguration and MutatingWebhookConfiguration, "
         "pointing the API server at --url (outside the cluster) or --service (inside it), "
-        "trusting --ca-file.",
+        "trusting --ca-file. A --url is checked first: it must answer over TLS verified with --ca-file "
+        "(--skip-check to install anyway).",
     )
     where = inst.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="base URL the API server calls, e.g. https://127.0.0.1:8443")
@@ -165,42 +119,19 @@ def _register_install(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="NAMESPACE",
         help="namespace never sent to the webhook (repeatable)",
     )
-    _decision_flags(inst)
-    _kube_flags(inst)
-    inst.set_defaults(run=run_install)  # fmt: skip
-
-
-def run_install(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
-    ca = args.ca_file.read_bytes()
-    if args.url:
-        endpoint = Endpoint(ca_bundle=ca, url=args.url)
-    else:
-        namespace, _, name = args.service.partition("/")
-        endpoint = Endpoint(ca_bundle=ca, service_namespace=namespace, service_name=name)
-    selection = selection_for(
-        get_profile(args.profile),
-        skip_users=_gitops_users(args),
-        excluded_namespaces=args.exclude_namespace,
-        timeout_seconds=args.timeout_seconds,
-        failure_policy=args.failure_policy,
+    inst.add_argument(
+        "--skip-check",
+        action="store_true",
+        help="install even if nothing answers at --url (by default the URL must answer over TLS trusting "
+        "--ca-file: with failurePolicy Fail an unreachable webhook refuses every write to managed objects)",
     )
-    validating = validating_configuration(endpoint=endpoint, selection=selection)
-    mutating = mutating_configuration(endpoint=endpoint, selection=selection)
-
-    async def apply() -> None:
-        async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
-            await install(api, validating=validating, mutating=mutating)
-
-    asyncio.run(apply())
-    print(f"installed {validating['metadata']['name']} and {mutating['metadata']['name']}")
-    return 0
+    _decision_flags(inst)
+    kube_flags(inst)
+    inst.set_defaults(run=run, webhook_command="install")
 
 
-def run_uninstall(args: argparse.Namespace, _env: Mapping[str, str]) -> int:
-    async def remove() -> None:
-        async with await api_client(kubeconfig=args.kubeconfig, context=args.context) as api:
-            await uninstall(api)
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Run the chosen webhook command; its module is imported only now (start-up time)."""
+    from cli import webhookrun  # noqa: PLC0415  # aiohttp, the Kubernetes client, telemetry: when it runs
 
-    asyncio.run(remove())
-    print("webhook configurations deleted")
-    return 0
+    return webhookrun.COMMANDS[args.webhook_command](args, env)

@@ -28,6 +28,13 @@ ANNOTATION_TRACKING_ID = "driftwarden.io/tracking-id"
 ANNOTATION_GUARD = "driftwarden.io/guard"
 ANNOTATION_DRIFT = "driftwarden.io/drift"
 ANNOTATION_SYNC_OPTIONS = "driftwarden.io/sync-options"
+ANNOTATION_COMPARE_OPTIONS = "driftwarden.io/compare-options"
+ANNOTATION_GUARD_ALLOW = "driftwarden.io/guard-allow"
+"""Stamped from ``spec.guard.allow``: JSON ``{users, groups}`` whose edits the webhook lets through as
+break-glass; protected like the guard annotation."""
+ANNOTATION_HOLD = "driftwarden.io/hold"
+"""Written by the auditor on an object edited by break-glass: JSON ``{user, fields, at, until}``; the
+heal leaves the object alone until then."""
 
 GUARD_MODES = ("enforce", "warn", "off")
 
@@ -108,15 +115,19 @@ class DriftStamp:
     at: str
     fields: tuple[str, ...]
     traceparent: str = ""
+    breakglass: bool = False
+    """The edit was let through by break-glass: the auditor puts the object on hold instead of healing."""
 
     def encode(self) -> str:
         """The annotation's value: compact JSON, members in the contract's order."""
-        record = {
+        record: dict[str, object] = {
             "user": self.user,
             "at": self.at,
             "fields": list(self.fields),
             "traceparent": self.traceparent,
         }
+        if self.breakglass:
+            record["breakglass"] = True
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -126,25 +137,70 @@ class DriftStamp:
         Anyone who may edit the object may edit the annotation too, so a member of the wrong type reads
         as empty rather than failing the whole stamp: its presence alone still says an edit was flagged.
         """
-        if not isinstance(value, str):
-            return None
-        try:
-            data = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(data, dict):
+        data = _json_object(value)
+        if data is None:
             return None
         fields = data.get("fields")
         if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
             fields = []
-        return cls(_str(data.get("user")), _str(data.get("at")), tuple(fields), _str(data.get("traceparent")))
+        return cls(
+            _str(data.get("user")), _str(data.get("at")), tuple(fields), _str(data.get("traceparent")),
+            data.get("breakglass") is True,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GuardAllow:
+    """The ``driftwarden.io/guard-allow`` annotation: JSON ``{users, groups}`` from ``spec.guard.allow``.
+
+    The auditor stamps it on every object of the Application, as it stamps the guard mode; the webhook
+    lets those users and groups through as break-glass, and protects the annotation like the guard mode.
+    """
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        return json.dumps({"users": list(self.users), "groups": list(self.groups)}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, value: object) -> GuardAllow | None:
+        """The lists in an annotation value; None unless it is a JSON object (wrong members read as empty)."""
+        data = _json_object(value)
+        if data is None:
+            return None
+        return cls(_strs(data.get("users")), _strs(data.get("groups")))
+
+
+def guard_allow(obj: object) -> GuardAllow | None:
+    """The break-glass lists stamped on ``obj``; None when absent or not the contract's JSON."""
+    return GuardAllow.decode(_annotation(obj, ANNOTATION_GUARD_ALLOW))
+
+
+def _json_object(value: object) -> dict[str, object] | None:
+    """``value`` (an annotation's text) parsed, when it is a JSON object; else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _annotation(obj: object, key: str) -> object:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    return annotations.get(key) if isinstance(annotations, Mapping) else None
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str) and v) if isinstance(value, list) else ()
 
 
 def drift_stamp(obj: object) -> DriftStamp | None:
     """The stamp on ``obj`` (a Kubernetes object as JSON); None when absent or not the contract's JSON."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    return DriftStamp.decode(annotations.get(ANNOTATION_DRIFT)) if isinstance(annotations, Mapping) else None
+    return DriftStamp.decode(_annotation(obj, ANNOTATION_DRIFT))
 
 
 def _str(value: object) -> str:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from driftwarden.errors import ConfigError
 
 
 def environment() -> Mapping[str, str]:
@@ -63,13 +66,84 @@ def helm_bin_dir(env: Mapping[str, str]) -> Path:
     return cache_root(env) / f"helm-{HELM_VERSION}"
 
 
-def kubeconfig_path(env: Mapping[str, str]) -> Path:
-    """``$KUBECONFIG``, else ``~/.kube/config``; of a ``KUBECONFIG`` list (kubectl merges them) the first."""
-    entries = [entry for entry in env.get("KUBECONFIG", "").split(os.pathsep) if entry]
-    if entries:
-        return Path(entries[0]).expanduser()
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    return home / ".kube" / "config"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+"""What ``driftwarden.logs`` writes: text lines, or one JSON object per line for a log collector."""
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where Kubernetes mounts a pod's service-account token and the cluster's CA (``token``, ``ca.crt``)."""
+
+
+@dataclass(frozen=True)
+class KubeAccess:
+    """Where a command's Kubernetes credentials come from, resolved once by ``kube_access``.
+
+    Either kubeconfig files (several are merged, as kubectl merges a ``KUBECONFIG`` list) or, when there are
+    none, the pod's service account: its token and CA in ``service_account_dir``, the API server at
+    ``service_host:service_port``.
+    """
+
+    source: str
+    """What chose them: ``--kubeconfig``, ``$KUBECONFIG``, ``in-cluster`` or ``~/.kube/config``."""
+    kubeconfigs: tuple[Path, ...] = ()
+    context: str | None = None
+    service_host: str = ""
+    service_port: str = ""
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR
+
+    @property
+    def in_cluster(self) -> bool:
+        return not self.kubeconfigs
+
+    def describe(self) -> str:
+        """``kubeconfig a.yaml ($KUBECONFIG)`` or ``the in-cluster service account (<dir>)``."""
+        if self.in_cluster:
+            return f"the in-cluster service account ({self.service_account_dir})"
+        files = ", ".join(str(path) for path in self.kubeconfigs)
+        return f"kubeconfig {files} ({self.source})"
+
+
+def kube_access(
+    env: Mapping[str, str], *, kubeconfig: Path | None = None, context: str | None = None
+) -> KubeAccess:
+    """kubectl's conventions, for every command: ``--kubeconfig``, else ``$KUBECONFIG``, else the service
+    account when running in a pod, else ``~/.kube/config``; a ConfigError saying what to do when none is.
+
+    "In a pod" means ``KUBERNETES_SERVICE_HOST`` is set and the token file exists (in
+    ``$DRIFTWARDEN_SERVICE_ACCOUNT_DIR``, default ``SERVICE_ACCOUNT_DIR``). kubectl prefers
+    ``~/.kube/config`` to the pod's account; driftwarden's processes run in pods, where a stray file should
+    not outrank the identity the manifests bind.
+    """
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            raise ConfigError(f"kubeconfig {kubeconfig} does not exist or is not a file (--kubeconfig)")
+        return KubeAccess("--kubeconfig", (kubeconfig,), context)
+    listed = [Path(entry).expanduser() for entry in env.get("KUBECONFIG", "").split(os.pathsep) if entry]
+    if listed:
+        present = tuple(path for path in listed if path.is_file())  # kubectl skips missing ones too
+        if not present:
+            names = os.pathsep.join(str(path) for path in listed)
+            raise ConfigError(
+                f"kubeconfig {names} ($KUBECONFIG) does not exist; fix KUBECONFIG or pass --kubeconfig"
+            )
+        return KubeAccess("$KUBECONFIG", present, context)
+    account = Path(env.get("DRIFTWARDEN_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR)
+    host = env.get("KUBERNETES_SERVICE_HOST", "")
+    if host and (account / "token").is_file():
+        if context is not None:
+            raise ConfigError(
+                f"--context {context} needs a kubeconfig; the in-cluster service account has no contexts "
+                "(pass --kubeconfig too)"
+            )
+        return KubeAccess("in-cluster", (), None, host, env.get("KUBERNETES_SERVICE_PORT", "443"), account)
+    home = (Path(env["HOME"]) if env.get("HOME") else Path.home()) / ".kube" / "config"
+    if home.is_file():
+        return KubeAccess("~/.kube/config", (home,), context)
+    pod = f"no service-account token in {account}" if host else "not in a pod (KUBERNETES_SERVICE_HOST unset)"
+    raise ConfigError(
+        f"no Kubernetes credentials: pass --kubeconfig FILE or set KUBECONFIG ({home} does not exist; {pod})"
+    )
 
 
 def webhook_secret(env: Mapping[str, str]) -> str | None:

@@ -17,11 +17,10 @@ from typing import Any
 
 from aiohttp import web
 from opentelemetry import trace
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Span, Status, StatusCode
 
 from driftwarden.errors import AdmissionRequestError
-from driftwarden.telemetry.metrics import Instruments, metrics_handler
+from driftwarden.telemetry.metrics import Instruments, ScrapeReader, metrics_handler
 from driftwarden.telemetry.semconv import name_attribute_of_resource
 from driftwarden.telemetry.tracecontext import traceparent
 from webhook.admission.decision import Decision, decide
@@ -148,6 +147,15 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
         decision=_decision_label(decision), operation=review.operation, endpoint=endpoint,
         seconds=time.perf_counter() - started,
     )  # fmt: skip
+    # One event line per decision (driftwarden.logs): names and field paths only, never values; nothing is
+    # formatted, and no dict is built, unless INFO is on.
+    log.info(
+        "admission endpoint=%s operation=%s group=%s resource=%s subresource=%s namespace=%s name=%s user=%s "
+        "allowed=%s violation=%s reason=%s mode=%s app=%s fields=%s dry_run=%s",
+        endpoint, review.operation, review.resource.group, review.resource.resource, review.sub_resource,
+        review.namespace, review.name, review.user_name, decision.allowed, decision.violation,
+        decision.reason, decision.mode, decision.app, decision.fields, review.dry_run,
+    )  # fmt: skip
     return web.json_response(body)
 
 
@@ -179,7 +187,7 @@ def make_app(
     tracer: trace.Tracer,
     clock: Callable[[], dt.datetime] = _utcnow,
     instruments: Instruments | None = None,
-    metrics: InMemoryMetricReader | None = None,
+    metrics: ScrapeReader | None = None,
 ) -> web.Application:
     """The application with its routes; the server (webhook.server) adds TLS and the listener.
 

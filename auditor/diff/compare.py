@@ -21,9 +21,11 @@ from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_st
 from auditor.health import Health, aggregate, resource_health
 from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
-from auditor.objects import ObjectRef, ResourceKey, fill_namespace, stamp
+from auditor.objects import fill_namespace, ignore_extraneous, stamp
 from auditor.sync.changeset import ChangeSet, build_changeset
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
+from driftwarden.contract import GuardAllow
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 Manifest = Mapping[str, Any]
 
@@ -40,10 +42,12 @@ class Comparison:
     live: tuple[dict[str, Any], ...]
     changeset: ChangeSet
     healths: Mapping[ResourceKey, Health]
+    extraneous_ignored: frozenset[ResourceKey] = frozenset()
+    """Objects outside Git marked ``IgnoreExtraneous``: they do not count against ``Synced``."""
 
     @property
     def sync_status(self) -> SyncStatus:
-        return sync_status(self.diffs)
+        return sync_status(d for d in self.diffs if d.ref.key not in self.extraneous_ignored)
 
     @property
     def health(self) -> Health:
@@ -72,7 +76,8 @@ def desired_objects(
     out = []
     for manifest in manifests:
         placed = fill_namespace(manifest, app.destination.namespace, cluster_scoped=cluster_scoped)
-        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode))
+        allow = GuardAllow(app.guard.allow_users, app.guard.allow_groups)
+        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode, allow=allow))
     return tuple(out)
 
 
@@ -199,4 +204,5 @@ async def compare(
     healths = {
         ObjectRef.from_manifest(m).key: resource_health(live) for m, live in zip(desired, lives, strict=True)
     }
-    return Comparison(app, revision, desired, tuple(diffs), tuple(live_objects), changeset, healths)
+    ignored = frozenset(ObjectRef.from_manifest(obj).key for obj in leftovers if ignore_extraneous(obj))
+    return Comparison(app, revision, desired, tuple(diffs), tuple(live_objects), changeset, healths, ignored)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import jq
 
 from driftwarden.contract import ANNOTATION_DRIFT
 from driftwarden.fieldsv1 import Location
@@ -112,6 +115,41 @@ def resolve_pointer(obj: Any, pointer: str) -> Location | None:
         else:
             return None
     return tuple(location) or None
+
+
+# -- jq path expressions ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def compile_jq(expression: str) -> Any:
+    """``[path(<expression>)]`` compiled; ValueError when ``expression`` is not a jq path expression."""
+    return jq.compile(f"[path({expression})]")
+
+
+def resolve_jq(obj: Any, expression: str) -> list[Location]:
+    """Where the jq path ``expression`` points in ``obj`` (only places that exist), as Argo CD reads
+    ``jqPathExpressions``; an expression that fails on this object (a type error) points nowhere."""
+    try:
+        found = compile_jq(expression).input_value(obj).first()
+    except ValueError:
+        return []
+    out: list[Location] = []
+    for steps in found if isinstance(found, list) else []:
+        location = tuple(steps) if isinstance(steps, list) else ()
+        if location and _exists(obj, location):
+            out.append(location)
+    return out
+
+
+def _exists(obj: Any, location: Location) -> bool:
+    node = obj
+    for step in location:
+        in_map = isinstance(node, Mapping) and isinstance(step, str) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if not (in_map or in_list):
+            return False
+        node = node[step]
+    return True
 
 
 # -- removal --------------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ from typing import Any, Literal
 import yaml
 
 from auditor.application import IgnoreDifference
-from auditor.diff.normalize import format_pointer, mask_secrets, normalize, remove_locations, resolve_pointer
-from auditor.objects import ObjectRef
-from driftwarden.fieldsv1 import Location, leaf_paths, locate
+from auditor.diff.ignore import ignored_field_sets, ignored_locations, managers_fields, owned_locations
+from auditor.diff.normalize import format_pointer, mask_secrets, normalize, remove_locations
+from driftwarden.objectref import ObjectRef
+
+__all__ = ["ObjectDiff", "changed_paths", "diff_object", "managers_fields", "owned_locations", "sync_status"]
 
 DiffAction = Literal["create", "update", "unchanged", "prune"]
 SyncStatus = Literal["Synced", "OutOfSync", "Unknown"]
@@ -45,38 +47,6 @@ def rules_for(ref: ObjectRef, rules: Iterable[IgnoreDifference]) -> list[IgnoreD
     ]
 
 
-def managers_fields(manifest: Mapping[str, Any], managers: Iterable[str]) -> list[Mapping[str, Any]]:
-    """The fieldsV1 sets of the managedFields entries that belong to any of ``managers``."""
-    wanted = set(managers)
-    meta = manifest.get("metadata")
-    entries = meta.get("managedFields") if isinstance(meta, Mapping) else None
-    found: list[Mapping[str, Any]] = []
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, Mapping) or entry.get("manager") not in wanted:
-            continue
-        if entry.get("fieldsType", "FieldsV1") != "FieldsV1":
-            continue
-        fields = entry.get("fieldsV1")
-        if isinstance(fields, Mapping):
-            found.append(fields)
-    return found
-
-
-def owned_locations(obj: Any, field_sets: Iterable[Mapping[str, Any]]) -> list[Location]:
-    """The locations in ``obj`` of every leaf owned in ``field_sets`` (driftwarden.fieldsv1) it has."""
-    # Sorted, so that the removal sees the same order on every run (set order follows string hashing).
-    paths = (path for fields in field_sets for path in sorted(leaf_paths(fields)))
-    return [location for path in paths if (location := locate(obj, path)) is not None]
-
-
-def _ignored_locations(
-    obj: Mapping[str, Any], rules: Sequence[IgnoreDifference], field_sets: Sequence[Mapping[str, Any]]
-) -> list[Location]:
-    pointers = [p for rule in rules for p in rule.json_pointers]
-    found = [resolve_pointer(obj, p) for p in pointers]
-    return [loc for loc in found if loc is not None] + owned_locations(obj, field_sets)
-
-
 def comparable(
     obj: Mapping[str, Any],
     *,
@@ -88,16 +58,7 @@ def comparable(
     ``field_sets`` are the fieldsV1 sets of the managers the rules name (managedFieldsManagers).
     """
     normal = normalize(obj)
-    return remove_locations(normal, _ignored_locations(normal, rules, field_sets))
-
-
-def _ignored_field_sets(
-    objects: Iterable[Mapping[str, Any] | None], rules: Sequence[IgnoreDifference]
-) -> list[Mapping[str, Any]]:
-    managers = {m for rule in rules for m in rule.managed_fields_managers}
-    if not managers:
-        return []
-    return [fields for obj in objects if obj is not None for fields in managers_fields(obj, managers)]
+    return remove_locations(normal, ignored_locations(normal, rules, field_sets))
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -168,7 +129,7 @@ def diff_object(
         raise ValueError("diff_object needs a desired or a live object")
     ref = ObjectRef.from_manifest(source)
     rules = rules_for(ref, ignore)
-    field_sets = _ignored_field_sets((live, desired), rules)
+    field_sets = ignored_field_sets((live, desired), rules)
     want = None if desired is None else comparable(desired, rules=rules, field_sets=field_sets)
     have = None if live is None else comparable(live, rules=rules, field_sets=field_sets)
     paths = changed_paths(have, want) if have is not None and want is not None else ()

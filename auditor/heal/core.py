@@ -37,6 +37,8 @@ CONTROLLER_MANAGERS: Mapping[str, str] = {
     "kube-scheduler": "system:kube-scheduler",
 }
 """Field manager names of Kubernetes' own controllers, and the identities they run as."""
+OWN_WRITE_WINDOW = 5.0
+"""Seconds within which driftwarden's newest apply on an object is taken as the cause of its watch event."""
 
 
 def last_writer(obj: Mapping[str, Any], *, exclude: Iterable[str] = (contract.FIELD_MANAGER,)) -> str:
@@ -87,6 +89,28 @@ class Writer:
         """Words for people: the user, and the field manager for what it is."""
         who = self.user or "an unknown user"
         return f"{who} (field manager {self.manager!r})" if self.manager else who
+
+
+def written_by_driftwarden(obj: Mapping[str, Any], *, now: dt.datetime) -> bool:
+    """True when driftwarden's own apply is the newest write to the main resource, made moments ago.
+
+    A sync or rollback run from the command line writes as driftwarden from another process, so the
+    heal's ledger does not know its resourceVersion; the object itself says who wrote last. Another
+    manager's write in the same second counts as theirs (drift), never as ours; and only a write within
+    ``OWN_WRITE_WINDOW`` counts, since an edit that only removes fields leaves no entry of its own.
+    """
+    entries = [e for e in (obj.get("metadata") or {}).get("managedFields") or [] if isinstance(e, Mapping)]
+    ours = [str(e.get("time", "")) for e in entries
+            if e.get("manager") == contract.FIELD_MANAGER and e.get("operation") == "Apply"]  # fmt: skip
+    others = [str(e.get("time", "")) for e in entries
+              if e.get("manager") != contract.FIELD_MANAGER and not e.get("subresource")]  # fmt: skip
+    if not ours or any(max(ours) <= other for other in others):
+        return False
+    try:
+        written = dt.datetime.fromisoformat(max(ours).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return abs((now - written).total_seconds()) <= OWN_WRITE_WINDOW
 
 
 def drift_record(

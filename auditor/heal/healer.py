@@ -31,16 +31,26 @@ from auditor.clients import AuditorClients
 from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
-from auditor.heal.core import HealBook, Writer, append_drift, drift_record, stray_owners
+from auditor.heal.core import (
+    HealBook,
+    Writer,
+    append_drift,
+    drift_record,
+    stray_owners,
+    written_by_driftwarden,
+)
+from auditor.heal.holding import Holds
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
-from auditor.objects import GroupKind, ObjectRef, ResourceKey
+from auditor.objects import GroupKind
 from auditor.status import set_condition
-from auditor.sync.takeover import STRICT_OPTION, takeover_patch
+from auditor.sync.apply import apply_object
+from auditor.sync.takeover import STRICT_OPTION
 from driftwarden import contract
 from driftwarden.contract import DriftStamp, drift_stamp
 from driftwarden.errors import DriftwardenError
 from driftwarden.kube.watch import Informer
+from driftwarden.objectref import ObjectRef, ResourceKey
 from driftwarden.telemetry.semconv import name_attribute
 from driftwarden.telemetry.tracecontext import span_context
 
@@ -49,7 +59,6 @@ log = logging.getLogger(__name__)
 DRIFT_FIGHT = "DriftFight"
 STALE_RETRIES = 3
 """Fresh reads of an object whose watch event was stale, before judging the newest copy seen."""
-_ESCAPED_DRIFT = contract.ANNOTATION_DRIFT.replace("~", "~0").replace("/", "~1")
 
 
 def _version(obj: Mapping[str, Any]) -> str:
@@ -75,6 +84,7 @@ class Healer:
         self.cluster = clients.cluster
         self.tracer = clients.tracer
         self.book = HealBook()
+        self.holds = Holds(clients, ledger, self.recheck)
         self._locks: dict[ResourceKey, asyncio.Lock] = {}
         self._watches: dict[GroupKind, asyncio.Task[None]] = {}
         self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
@@ -96,6 +106,7 @@ class Healer:
             await self.stop()
 
     async def stop(self) -> None:
+        await self.holds.stop()
         for task in self._watches.values():
             task.cancel()
         for task in self._watches.values():
@@ -135,10 +146,20 @@ class Healer:
             except DriftwardenError as exc:
                 log.warning("heal of %s failed: %s", ref, exc)
 
+    async def recheck(self, ref: ObjectRef) -> None:
+        """Judge ``ref`` again now, as if its watch event had just come (a break-glass hold ended)."""
+        desired = self.ledger.desired(ref.key)
+        if desired is None:
+            return
+        async with self._locks.setdefault(ref.key, asyncio.Lock()):
+            await self._check(ref, await self.cluster.get(ref), desired, seen=self.clients.monotonic())
+
     async def _check(
         self, ref: ObjectRef, live: dict[str, Any] | None, desired: Desired, *, seen: float
     ) -> None:
         """``seen``: when the edit's watch event arrived (within milliseconds of the edit itself)."""
+        if live is None:  # the label-selected watch says DELETED too when someone removes the app label
+            live = await self.cluster.get(ref)
         dry = await self.cluster.dry_run_apply(desired.manifest)
         for _ in range(STALE_RETRIES):
             if live is None or _version(dry) == _version(live):
@@ -154,9 +175,12 @@ class Healer:
         strict = desired.app.sync_policy.enabled(STRICT_OPTION)
         diff = strict_diff(diff_object(dry, live, ignore=desired.app.ignore_differences), live, strict=strict)
         stamp = drift_stamp(live) if live is not None else None
-        owners = stray_owners(live, desired.manifest) if live is not None else []
-        if diff.in_sync and stamp is None and not owners:
-            return
+        owners = stray_owners(live, desired.manifest) if live is not None else []  # owners Git did not set
+        in_sync = diff.in_sync and not owners
+        if await self.holds.leave_alone(ref, desired, live, stamp, diff) or (in_sync and stamp is None):
+            return  # on hold after a break-glass edit (auditor.heal.holding), or nothing to heal
+        if live is not None and stamp is None and written_by_driftwarden(live, now=self.clients.clock()):
+            return  # `app sync`/`rollback` (another process) wrote it: the pass judges that, it is no drift
         automated = desired.app.sync_policy.automated
         writer = Writer.of(live, stamp)
         if automated is None or not automated.self_heal:
@@ -178,13 +202,11 @@ class Healer:
             return
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
-        if strict and live is not None and (patch := takeover_patch(live)):
-            await self.cluster.json_patch(ref, patch)  # kubectl's fields become ours: the apply prunes them
-        await self._heal(ref, desired, diff, writer, stamp, seen=seen)
+        await self._heal(ref, desired, diff, writer, stamp, seen=seen, live=live)
 
     async def _heal(
         self, ref: ObjectRef, desired: Desired, diff: ObjectDiff, writer: Writer, stamp: DriftStamp | None,
-        *, seen: float,
+        *, seen: float, live: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         with self.tracer.start_as_current_span("auditor.heal", links=_link(stamp)) as span:
             span.set_attribute("driftwarden.app", str(desired.app.key))
@@ -197,13 +219,17 @@ class Healer:
                 span.set_attribute("enduser.id", writer.user)
             if named := name_attribute(group=ref.group, kind=ref.kind):
                 span.set_attribute(named, ref.name)  # k8s.deployment.name and the like
-            stored = await self.cluster.apply(desired.manifest)
-            patch = stray_owners(stored, desired.manifest)
-            if stamp is not None:
-                patch.append({"op": "remove", "path": f"/metadata/annotations/{_ESCAPED_DRIFT}"})
-            if patch:
-                stored = await self.cluster.json_patch(ref, patch)
-            self.ledger.own_write(ref, stored)
+            policy = desired.app.sync_policy
+            stored = await apply_object(
+                self.cluster, desired.manifest, live=live, strict=policy.enabled(STRICT_OPTION),
+                ignore=desired.app.ignore_differences if policy.respect_ignore_differences else (),
+            )  # fmt: skip
+            self.ledger.own_write(ref, stored)  # before the next write: its watch event is ours too
+            if owners := stray_owners(stored, desired.manifest):  # the webhook lets nobody else add one
+                self.ledger.own_write(ref, await self.cluster.json_patch(ref, owners))
+            if stamp is not None:  # a merge patch: removing a stamp already gone is no error
+                remove = {"metadata": {"annotations": {contract.ANNOTATION_DRIFT: None}}}
+                self.ledger.own_write(ref, await self.cluster.merge_patch(ref, remove))
             # The record and Events are part of the heal's trace (their API requests are its children).
             await self._healed(ref, desired, diff, writer, stamp, seen=seen)
 
@@ -220,6 +246,10 @@ class Healer:
             )
         latency = self.clients.monotonic() - seen
         self.clients.instruments.record_drift_healed(str(desired.app.key), ref.group_kind, latency)
+        log.info(
+            "heal app=%s object=%s action=%s fields=%s manager=%s user=%s seconds=%.3f", desired.app.key, ref,
+            diff.action, diff.changed_paths, writer.manager, writer.user, latency,
+        )  # fmt: skip  # one event line per heal (driftwarden.logs): field paths, never values
         await self._report(ref, desired, diff, writer, stamp, action="healed")
 
     async def _report(

@@ -79,3 +79,8 @@ class ApplicationStore:
             body["metadata"] = {"resourceVersion": resource_version}
         path = _path(app.namespace, app.name)
         return await self._request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    async def set_finalizers(self, app: AppKey, finalizers: list[str], *, resource_version: str) -> None:
+        """Replace the Application's ``metadata.finalizers`` (409 ``KubeError`` if it changed since)."""
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        await self._request("PATCH", _path(app.namespace, app.name), body=body, content_type=MERGE_PATCH)

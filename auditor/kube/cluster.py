@@ -17,10 +17,11 @@ from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT, RestMapper
 from auditor.kube.restmap import ApiResource
-from auditor.objects import AppKey, GroupKind, Manifest, ObjectRef, is_owned_by
+from auditor.objects import AppKey, GroupKind, Manifest, is_owned_by
 from driftwarden.contract import FIELD_MANAGER, LABEL_APP
 from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
-from driftwarden.kube.rest import APPLY_PATCH, JSON_PATCH, request_json, resource_path
+from driftwarden.kube.rest import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, request_json, resource_path
+from driftwarden.objectref import ObjectRef
 
 Propagation = Literal["Foreground", "Background", "Orphan"]
 CRD_GROUP = "apiextensions.k8s.io"
@@ -161,6 +162,12 @@ class Cluster:
         resource = await self.mapper.resource_of(ref)
         path = self._path(resource, namespace=ref.namespace, name=ref.name)
         return await self._request("PATCH", path, body=operations, content_type=JSON_PATCH)
+
+    async def merge_patch(self, ref: ObjectRef, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply an RFC 7386 merge ``patch`` to ``ref`` (``None`` removes a key, and is idempotent)."""
+        resource = await self.mapper.resource_of(ref)
+        path = self._path(resource, namespace=ref.namespace, name=ref.name)
+        return await self._request("PATCH", path, body=dict(patch), content_type=MERGE_PATCH)
 
     async def delete(
         self, ref: ObjectRef, *, propagation: Propagation = "Foreground", uid: str | None = None

@@ -24,9 +24,10 @@ from auditor.kube.restmap import (
     parse_core_versions,
     parse_group_list,
 )
-from auditor.objects import WELL_KNOWN_CLUSTER_SCOPED, ObjectRef
+from auditor.objects import WELL_KNOWN_CLUSTER_SCOPED
 from driftwarden.errors import KubeError, KubeUnavailableError
 from driftwarden.kube.rest import request_json
+from driftwarden.objectref import ObjectRef
 
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_MIN_REFRESH_INTERVAL = 5.0

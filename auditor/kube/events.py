@@ -23,9 +23,9 @@ from typing import Any, Literal
 from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT
-from auditor.objects import ObjectRef
 from driftwarden.errors import KubeError
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
+from driftwarden.objectref import ObjectRef
 
 EventType = Literal["Normal", "Warning"]
 COMPONENT = "driftwarden-auditor"

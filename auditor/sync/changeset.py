@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from auditor.application import SyncPolicy
 from auditor.diff.objectdiff import ObjectDiff
-from auditor.objects import AppKey, ObjectRef, ResourceKey, is_owned_by, prune_disabled, tracking_owner
+from auditor.objects import AppKey, is_owned_by, prune_disabled, tracking_owner
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 ActionType = Literal["create", "update", "unchanged", "prune", "skip"]
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,8 @@ class ManagedProcess:
     name: str
     argv: Sequence[str]
     log_file: Path
+    env: Mapping[str, str] | None = None
+    """The child's whole environment; None inherits ours."""
     process: asyncio.subprocess.Process | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -40,6 +42,7 @@ class ManagedProcess:
                 self.process = await asyncio.create_subprocess_exec(
                     *self.argv,
                     stdin=asyncio.subprocess.DEVNULL,
+                    env=None if self.env is None else dict(self.env),
                     stdout=log,
                     stderr=log,
                     # A new session: Ctrl-C in a terminal reaches us, and we stop children in order.

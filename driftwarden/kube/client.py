@@ -1,20 +1,30 @@
 """Kubernetes client setup shared by both processes: kubeconfig, in-cluster, or explicit credentials.
 
-Thin adapter over kubernetes-asyncio: it builds ``ApiClient`` objects and nothing else. TLS is always
-verified against the cluster's CA; there is no switch to turn verification off.
+Thin adapter over kubernetes-asyncio: it builds ``ApiClient`` objects and nothing else. Which credentials
+to load is decided before, once, by ``driftwarden.settings.kube_access`` (kubectl's order); this module only
+loads them, and must not look at the environment. TLS is always verified against the cluster's CA; there is
+no switch to turn verification off.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config.config_exception import ConfigException
+from kubernetes_asyncio.config.incluster_config import (
+    SERVICE_HOST_ENV_NAME,
+    SERVICE_PORT_ENV_NAME,
+    InClusterConfigLoader,
+)
 from opentelemetry import trace
 
 from driftwarden.errors import ConfigError
 from driftwarden.kube.trace import TracedApiClient
+from driftwarden.settings import KubeAccess
 
 
 @dataclass(frozen=True)
@@ -59,22 +69,47 @@ def api_client_for(creds: UserCredentials, *, tracer: trace.Tracer | None = None
     return _client(configuration_for(creds), tracer)
 
 
-async def api_client(
-    *, kubeconfig: Path | None = None, context: str | None = None, tracer: trace.Tracer | None = None
-) -> client.ApiClient:
-    """An API client from a kubeconfig file, or from the in-cluster service account when none is given.
+def _first_current_context(paths: tuple[Path, ...]) -> str | None:
+    """The current-context of a merged list as kubectl picks it: the first file's that sets one.
+
+    (kubernetes-asyncio's merger would take the last one's.)
+    """
+    if len(paths) < 2:
+        return None
+    for path in paths:
+        document = yaml.safe_load(path.read_text())
+        if isinstance(document, dict) and document.get("current-context"):
+            return str(document["current-context"])
+    return None
+
+
+async def api_client(access: KubeAccess, *, tracer: trace.Tracer | None = None) -> client.ApiClient:
+    """An API client with the credentials ``access`` names (``driftwarden.settings.kube_access`` resolves
+    them in kubectl's order); ConfigError, saying what to check, when they do not load.
 
     With ``tracer``, every request it sends is a client span (driftwarden.kube.trace).
     """
     configuration = client.Configuration()
     try:
-        if kubeconfig is None:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        if access.in_cluster:
+            InClusterConfigLoader(
+                token_filename=str(access.service_account_dir / "token"),
+                cert_filename=str(access.service_account_dir / "ca.crt"),
+                environ={
+                    SERVICE_HOST_ENV_NAME: access.service_host,
+                    SERVICE_PORT_ENV_NAME: access.service_port,
+                },
+            ).load_and_set(configuration)
         else:
             await config.load_kube_config(
-                config_file=str(kubeconfig), context=context, client_configuration=configuration
-            )
-    except (ConfigException, OSError) as exc:
-        where = f"kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster service account"
-        raise ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+                # kubernetes-asyncio merges a list joined as $KUBECONFIG joins it, as kubectl does
+                config_file=os.pathsep.join(str(path) for path in access.kubeconfigs),
+                context=access.context or _first_current_context(access.kubeconfigs),
+                client_configuration=configuration,
+            )  # fmt: skip
+    except (ConfigException, OSError, yaml.YAMLError) as exc:
+        hint = "" if access.in_cluster else " (check the file and --context: `kubectl config get-contexts`)"
+        raise ConfigError(
+            f"cannot load Kubernetes credentials from {access.describe()}: {exc}{hint}"
+        ) from exc
     return _client(configuration, tracer)

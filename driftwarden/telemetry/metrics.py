@@ -1,10 +1,12 @@
-"""driftwarden's metrics: one set of instrument names for both processes, and their Prometheus text.
+"""driftwarden's metrics: one set of instrument names for both processes, and ``/metrics`` to scrape them.
 
 ``Instruments`` is built from a Meter (driftwarden.telemetry.setup.meter_provider) by the webhook and the
-auditor alike, so the two can never disagree on a name or a label. ``prometheus_text`` renders what the
-in-memory reader holds in the Prometheus text format (0.0.4) for ``/metrics``; ``metrics_handler`` and
-``metrics_server`` serve it from aiohttp (the webhook adds the route to its HTTPS app; the auditor runs the
-small plain-HTTP server). Labels carry Application names, kinds and decisions: never object content.
+auditor alike, so the two can never disagree on a name or a label. ``ScrapeReader`` is OpenTelemetry's
+Prometheus reader (opentelemetry-exporter-prometheus) on a prometheus_client registry of its own, and
+``prometheus_text`` is prometheus_client's rendering of it in the Prometheus text format 0.0.4;
+``metrics_handler`` and ``metrics_server`` serve it from aiohttp (the webhook adds the route to its HTTPS
+app; the auditor runs the small plain-HTTP server). Labels carry Application names, kinds and decisions:
+never object content. It must not format the exposition itself: the libraries do.
 
 OpenTelemetry instrument names have no ``_total``; the Prometheus rendering adds it to counters, as the
 OpenTelemetry → Prometheus compatibility rules (and the Collector) do.
@@ -13,28 +15,35 @@ OpenTelemetry → Prometheus compatibility rules (and the Collector) do.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from opentelemetry.context import Context
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeter
-from opentelemetry.metrics import _Gauge as Gauge  # the synchronous Gauge; public API, underscored name
-from opentelemetry.sdk.metrics.export import Gauge as GaugeData
-from opentelemetry.sdk.metrics.export import Histogram as HistogramData
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, Sum
 from opentelemetry.util.types import Attributes
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 
 from driftwarden.serving import Listening, serving
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The classic text format: prometheus_client's ``generate_latest`` writes it, every Prometheus reads it."""
 SYNC_STATUSES = ("Synced", "OutOfSync", "Unknown")
 HEALTH_STATUSES = ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
 # Admission reviews are answered in milliseconds; heals and passes take tenths of seconds to a minute.
 ADMISSION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 HEAL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RECONCILE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class Gauge(Protocol):
+    """The synchronous gauge ``Meter.create_gauge`` returns. The pinned OpenTelemetry API exports its
+    class only under an underscored name, so driftwarden names what it uses of it: ``set``."""
+
+    def set(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -119,90 +128,42 @@ def _with(known: Sequence[str], current: str) -> Iterable[str]:
     return known if current in known else (*known, current)
 
 
-# --- Prometheus text format -------------------------------------------------------------------------
+# --- /metrics ---------------------------------------------------------------------------------------
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class ScrapeReader(PrometheusMetricReader):
+    """OpenTelemetry's Prometheus reader, collected when ``/metrics`` is scraped and idle otherwise.
+
+    It registers on a registry of its own, never prometheus_client's global one, so each MeterProvider
+    (a process has one; tests make many) renders only its own instruments. No ``target_info`` family and no
+    ``otel_scope_*`` labels: the metrics keep the names and labels docs/observability.md lists, and the
+    service is the scrape target's job label already.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        super().__init__(disable_target_info=True, scope_info_enabled=False, registry=self.registry)
 
 
-def _labels(attributes: Attributes, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    items = sorted((str(k), str(v)) for k, v in (attributes or {}).items()) + list(extra)
-    if not items:
-        return ""
-    return "{" + ",".join(f'{_name(k)}="{_escape(v)}"' for k, v in items) + "}"
+def prometheus_text(reader: ScrapeReader) -> str:
+    """Collect ``reader`` now and render it (what ``GET /metrics`` answers); empty when nothing was
+    recorded."""
+    return generate_latest(reader.registry).decode()
 
 
-def _name(raw: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_:" else "_" for c in raw)
-    return cleaned if not cleaned[:1].isdigit() else f"_{cleaned}"
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if isinstance(value, float) and not value.is_integer() else str(int(value))
-
-
-def _counter_name(name: str) -> str:
-    return name if name.endswith("_total") else f"{name}_total"
-
-
-def render(data: MetricsData | None) -> str:
-    """``data`` (a reader's collection) in the Prometheus text format; empty text when there is none."""
-    lines: list[str] = []
-    for resource_metrics in data.resource_metrics if data else ():
-        for scope in resource_metrics.scope_metrics:
-            for metric in scope.metrics:
-                lines.extend(_render_metric(metric.name, metric.description or "", metric.data))
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def _render_metric(raw_name: str, description: str, data: object) -> list[str]:
-    name = _name(raw_name)
-    help_line = f"# HELP {{}} {_escape(description)}" if description else ""
-    out: list[str] = []
-    if isinstance(data, Sum):
-        monotonic = data.is_monotonic
-        name = _counter_name(name) if monotonic else name
-        out += [help_line.format(name), f"# TYPE {name} {'counter' if monotonic else 'gauge'}"]
-        out += [f"{name}{_labels(p.attributes)} {_number(p.value)}" for p in data.data_points]
-    elif isinstance(data, GaugeData):
-        out += [help_line.format(name), f"# TYPE {name} gauge"]
-        out += [f"{name}{_labels(p.attributes)} {_number(p.value)}" for p in data.data_points]
-    elif isinstance(data, HistogramData):
-        out += [help_line.format(name), f"# TYPE {name} histogram"]
-        for point in data.data_points:
-            cumulative = 0
-            for bound, count in zip((*point.explicit_bounds, math.inf), point.bucket_counts, strict=True):
-                cumulative += count
-                le = (("le", _number(bound)),)
-                out.append(f"{name}_bucket{_labels(point.attributes, le)} {cumulative}")
-            out.append(f"{name}_sum{_labels(point.attributes)} {_number(point.sum)}")
-            out.append(f"{name}_count{_labels(point.attributes)} {point.count}")
-    return [line for line in out if line]
-
-
-def prometheus_text(reader: InMemoryMetricReader) -> str:
-    """Collect ``reader`` now and render it (what ``GET /metrics`` answers)."""
-    return render(reader.get_metrics_data())
-
-
-def metrics_handler(reader: InMemoryMetricReader) -> Handler:
+def metrics_handler(reader: ScrapeReader) -> Handler:
     """An aiohttp handler for ``GET /metrics`` over ``reader``."""
 
     async def handle(_request: web.Request) -> web.Response:
-        body = prometheus_text(reader)
-        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+        body = generate_latest(reader.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return handle
 
 
 @contextlib.asynccontextmanager
 async def metrics_server(
-    reader: InMemoryMetricReader, *, host: str = "0.0.0.0", port: int = 8081
+    reader: ScrapeReader, *, host: str = "0.0.0.0", port: int = 8081
 ) -> AsyncIterator[Listening | None]:
     """Plain HTTP ``/metrics`` (and ``/healthz``) for the block; None, and nothing listening, when ``port``
     is 0 (off)."""

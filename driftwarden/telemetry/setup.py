@@ -13,26 +13,32 @@ Variables: ``OTEL_SERVICE_NAME``, ``OTEL_SDK_DISABLED``, ``OTEL_EXPORTER_OTLP_EN
 ``..._INSECURE``, ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (``none`` turns a signal's export
 off), ``OTEL_TRACES_SAMPLER`` (+ ``_ARG``), ``OTEL_BSP_SCHEDULE_DELAY`` (milliseconds),
 ``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and ``OTEL_METRIC_EXPORT_INTERVAL``
-(milliseconds).
+(milliseconds); and driftwarden's ``DRIFTWARDEN_SPAN_EXPORT`` (``wire``, the default: driftwarden's span
+encoder; ``sdk``: the SDK's own batch processor and OTLP exporter, the way back if an SDK release and
+driftwarden.telemetry.otlp ever disagree).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
     MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -42,10 +48,16 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from driftwarden.errors import ConfigError
+from driftwarden.telemetry.metrics import ScrapeReader
 from driftwarden.telemetry.otlp.batch import WireBatchSpanProcessor
 
 Signal = Literal["traces", "metrics"]
+SpanExport = Literal["wire", "sdk"]
+"""Which span export path: driftwarden's encoder (driftwarden.telemetry.otlp) or the SDK's own."""
+SPAN_EXPORT = "DRIFTWARDEN_SPAN_EXPORT"
 DEFAULT_METRIC_EXPORT_INTERVAL_MS = 60_000
+SDK_EXPORT_TIMEOUT_MS = 30_000
+"""The SDK's own default; given so that its processor does not read ``OTEL_BSP_EXPORT_TIMEOUT`` itself."""
 
 
 @dataclass(frozen=True)
@@ -110,33 +122,59 @@ def otlp_target(env: Mapping[str, str], signal: Signal) -> OtlpTarget | None:
     )  # fmt: skip
 
 
-def _span_exporter(target: OtlpTarget) -> SpanExporter:
-    # Imported lazily: grpc is slow to import and not needed when no exporter is configured.
-    from driftwarden.telemetry.otlp.export import GrpcBatchExporter, HttpBatchExporter  # noqa: PLC0415
+def span_export(env: Mapping[str, str]) -> SpanExport:
+    """``DRIFTWARDEN_SPAN_EXPORT``: ``wire`` (default) or ``sdk``; see ``tracer_provider``."""
+    raw = env.get(SPAN_EXPORT, "").strip().lower() or "wire"
+    if raw not in {"wire", "sdk"}:
+        raise ConfigError(f"{SPAN_EXPORT}={raw!r} is not supported (wire or sdk)")
+    return "sdk" if raw == "sdk" else "wire"
 
-    headers = dict(target.headers) or None
+
+def _exporter_options(target: OtlpTarget) -> dict[str, Any]:
+    """What every OTLP exporter of the SDK is told explicitly; the gRPC ones also take ``insecure``."""
+    options: dict[str, Any] = {
+        "endpoint": target.endpoint, "headers": dict(target.headers) or None, "timeout": target.timeout,
+    }  # fmt: skip
     if target.protocol == "grpc":
-        return GrpcBatchExporter(
-            endpoint=target.endpoint, insecure=target.insecure, headers=headers, timeout=target.timeout
+        options["insecure"] = target.insecure
+    return options
+
+
+# The exporters are imported lazily: grpc is slow to import and not needed when no exporter is configured.
+
+
+def _span_exporter(target: OtlpTarget, path: SpanExport) -> SpanExporter:
+    options = _exporter_options(target)
+    if path == "wire":
+        from driftwarden.telemetry.otlp.export import GrpcBatchExporter, HttpBatchExporter  # noqa: PLC0415
+
+        return GrpcBatchExporter(**options) if target.protocol == "grpc" else HttpBatchExporter(**options)
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcSpans,
         )
-    return HttpBatchExporter(endpoint=target.endpoint, headers=headers, timeout=target.timeout)
+
+        return GrpcSpans(**options)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter as HttpSpans,
+    )
+
+    return HttpSpans(**options)
 
 
 def _metric_exporter(target: OtlpTarget) -> MetricExporter:
-    headers = dict(target.headers) or None
+    options = _exporter_options(target)
     if target.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
             OTLPMetricExporter as Grpc,
         )
 
-        return Grpc(
-            endpoint=target.endpoint, insecure=target.insecure, headers=headers, timeout=target.timeout
-        )
+        return Grpc(**options)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
         OTLPMetricExporter as Http,
     )
 
-    return Http(endpoint=target.endpoint, headers=headers, timeout=target.timeout)
+    return Http(**options)
 
 
 def _disabled(env: Mapping[str, str]) -> bool:
@@ -167,13 +205,17 @@ def sampler(env: Mapping[str, str]) -> Sampler:
 def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool = False) -> TracerProvider:
     """A TracerProvider for ``service_name`` (``OTEL_SERVICE_NAME`` wins) with the configured exporters.
 
-    Spans go out through a batch processor that encodes each span as it ends and exports from its own
-    thread, never on the event loop (driftwarden.telemetry.otlp.batch).
+    Spans go out through a batch processor that exports from its own thread, never on the event loop:
+    driftwarden's, which encodes each span as it ends (driftwarden.telemetry.otlp), or with
+    ``DRIFTWARDEN_SPAN_EXPORT=sdk`` the SDK's own ``BatchSpanProcessor`` and OTLP exporter, untouched.
     """
     provider = TracerProvider(resource=_resource(service_name, env), sampler=sampler(env))
     target = None if _disabled(env) else otlp_target(env, "traces")
     if target is not None:
-        provider.add_span_processor(batch_span_processor(_span_exporter(target), env))
+        path = span_export(env)
+        exporter = _span_exporter(target, path)
+        processor = sdk_batch_span_processor if path == "sdk" else batch_span_processor
+        provider.add_span_processor(processor(exporter, env))
     if console:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     return provider
@@ -181,10 +223,10 @@ def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool 
 
 @dataclass(frozen=True)
 class Metering:
-    """A MeterProvider and the in-memory reader that ``/metrics`` renders (driftwarden.telemetry.metrics)."""
+    """A MeterProvider and the Prometheus reader that ``/metrics`` renders (driftwarden.telemetry.metrics)."""
 
     provider: MeterProvider
-    scrape: InMemoryMetricReader
+    scrape: ScrapeReader
     exporting: bool
     """True when an OTLP metric exporter pushes every ``OTEL_METRIC_EXPORT_INTERVAL`` too."""
 
@@ -205,17 +247,45 @@ def _positive(env: Mapping[str, str], name: str, default: float, *, unit: str = 
     return value
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """``OTEL_BSP_*``, read from the mapping (never by the SDK from the process environment)."""
+
+    max_queue_size: int
+    max_export_batch_size: int
+    schedule_delay_millis: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BatchSettings:
+        queue = int(_positive(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, unit="spans"))
+        batch = int(_positive(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, unit="spans"))
+        if batch > queue:
+            raise ConfigError(
+                f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE ({batch}) must not exceed OTEL_BSP_MAX_QUEUE_SIZE ({queue})"
+            )
+        return cls(queue, batch, _positive(env, "OTEL_BSP_SCHEDULE_DELAY", 5000))
+
+
 def batch_span_processor(exporter: SpanExporter, env: Mapping[str, str]) -> WireBatchSpanProcessor:
-    """The span batch processor, tuned by ``OTEL_BSP_*`` as the SDK's own would be."""
-    queue = int(_positive(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, unit="spans"))
-    batch = int(_positive(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, unit="spans"))
-    if batch > queue:
-        raise ConfigError(
-            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE ({batch}) must not exceed OTEL_BSP_MAX_QUEUE_SIZE ({queue})"
-        )
-    delay = _positive(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
+    """driftwarden's span batch processor, tuned by ``OTEL_BSP_*`` as the SDK's own would be."""
+    settings = BatchSettings.from_env(env)
     return WireBatchSpanProcessor(
-        exporter, max_queue_size=queue, max_export_batch_size=batch, schedule_delay=delay
+        exporter,
+        max_queue_size=settings.max_queue_size,
+        max_export_batch_size=settings.max_export_batch_size,
+        schedule_delay=settings.schedule_delay_millis / 1000,
+    )
+
+
+def sdk_batch_span_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchSpanProcessor:
+    """The SDK's own span batch processor (``DRIFTWARDEN_SPAN_EXPORT=sdk``), tuned by the same settings."""
+    settings = BatchSettings.from_env(env)
+    return BatchSpanProcessor(
+        exporter,
+        max_queue_size=settings.max_queue_size,
+        schedule_delay_millis=settings.schedule_delay_millis,
+        max_export_batch_size=settings.max_export_batch_size,
+        export_timeout_millis=SDK_EXPORT_TIMEOUT_MS,
     )
 
 
@@ -225,7 +295,7 @@ def meter_provider(service_name: str, *, env: Mapping[str, str]) -> Metering:
     The scrape reader aggregates in memory (cumulative) and does no work until scraped; the OTLP reader
     exports from its own thread every ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds (default 60 s).
     """
-    scrape = InMemoryMetricReader()
+    scrape = ScrapeReader()
     readers: list[MetricReader] = [scrape]
     target = None if _disabled(env) else otlp_target(env, "metrics")
     if target is not None:

@@ -150,7 +150,7 @@ def test_sync_options() -> None:
             "spec.ignoreDifferences[0].jsonPointers[1]",
         ),
         (minimal(ignoreDifferences=[{"kind": "D", "jsonPointers": ["/a~2b"]}]), "jsonPointers[0]"),
-        (minimal(ignoreDifferences=[{"kind": "D", "jqPathExpressions": [".x"]}]), "jqPathExpressions"),
+        (minimal(ignoreDifferences=[{"kind": "D", "jqPathExpressions": [".x |||"]}]), "jqPathExpressions[0]"),
         ({"spec": minimal()["spec"]}, "metadata"),
         ({"metadata": {"namespace": "n"}, "spec": minimal()["spec"]}, "metadata.name"),
         ({**minimal(), "apiVersion": "argoproj.io/v1alpha1"}, "driftwarden.io/v1alpha1"),

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from auditor.application import Automated, SyncPolicy
 from auditor.diff.objectdiff import ObjectDiff
-from auditor.objects import AppKey, ObjectRef, is_owned_by, stamp
+from auditor.objects import AppKey, is_owned_by, stamp
 from auditor.sync.changeset import (
     STAGE_BOOTSTRAP,
     STAGE_CLUSTER,
@@ -21,6 +21,7 @@ from auditor.sync.changeset import (
     stage_of,
 )
 from driftwarden.contract import ANNOTATION_SYNC_OPTIONS, ANNOTATION_TRACKING_ID
+from driftwarden.objectref import ObjectRef
 
 APP = AppKey("dw", "web")
 OTHER = AppKey("dw", "api")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from auditor.application import IgnoreDifference
 from auditor.diff.objectdiff import ObjectDiff, changed_paths, diff_object, sync_status
-from auditor.objects import ObjectRef
+from driftwarden.objectref import ObjectRef
 
 SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 SECRET_KEYS = ["password", "token", "tls.key", "user"]

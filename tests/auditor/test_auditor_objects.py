@@ -10,7 +10,6 @@ import pytest
 from auditor.objects import (
     WELL_KNOWN_CLUSTER_SCOPED,
     AppKey,
-    ObjectRef,
     fill_namespace,
     is_owned_by,
     object_sync_options,
@@ -22,6 +21,7 @@ from auditor.objects import (
 )
 from driftwarden.contract import ANNOTATION_GUARD, ANNOTATION_SYNC_OPTIONS, ANNOTATION_TRACKING_ID, LABEL_APP
 from driftwarden.errors import PermanentError
+from driftwarden.objectref import ObjectRef
 
 APP = AppKey("driftwarden-system", "web")
 

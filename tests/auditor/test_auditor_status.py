@@ -9,7 +9,6 @@ import pytest
 from auditor.application import Source
 from auditor.diff.objectdiff import ObjectDiff
 from auditor.health import Health
-from auditor.objects import ObjectRef
 from auditor.status import (
     HISTORY_LIMIT,
     PRUNE_REFUSED,
@@ -27,6 +26,7 @@ from auditor.status import (
 )
 from auditor.sync.changeset import Action, ChangeSet, SharedResource
 from driftwarden.contract import rfc3339
+from driftwarden.objectref import ObjectRef
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SOURCE = Source("https://git.example.com/infra.git", "main", "apps/web")

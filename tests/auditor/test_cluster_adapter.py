@@ -16,13 +16,14 @@ import pytest
 from kubernetes_asyncio import client
 
 from auditor.kube.cluster import Cluster, NamespaceNotFoundError
-from auditor.objects import AppKey, ObjectRef, stamp
+from auditor.objects import AppKey, stamp
 from devtools.controlplane import ControlPlane
 from devtools.controlplane.plane import free_port
 from driftwarden import contract
 from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json
+from driftwarden.objectref import ObjectRef
 from tests.support.clients import Clients
 from tests.support.waiting import eventually
 

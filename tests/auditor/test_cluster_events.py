@@ -19,11 +19,11 @@ from kubernetes_asyncio import client
 
 from auditor.kube.cluster import Cluster
 from auditor.kube.events import NOTE_LIMIT, EventRecorder
-from auditor.objects import ObjectRef
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json
+from driftwarden.objectref import ObjectRef
 from tests.support.clients import Clients
 
 pytestmark = pytest.mark.cluster

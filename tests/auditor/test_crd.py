@@ -144,11 +144,21 @@ BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
         {"ignoreDifferences": [{"kind": "Deployment", "jsonPointers": ["spec/replicas"]}]},
         "jsonPointers[0]",
     ),
-    "jq expressions": (
-        {"ignoreDifferences": [{"kind": "Deployment", "jqPathExpressions": [".spec"]}]},
-        "jqPathExpressions: Forbidden",
+    "empty jq expression": (
+        {"ignoreDifferences": [{"kind": "Deployment", "jqPathExpressions": [""]}]},
+        "jqPathExpressions[0]",
     ),
     "automated prune not a boolean": ({"syncPolicy": {"automated": {"prune": "yes"}}}, "automated.prune"),
+    "history limit below 1": ({"revisionHistoryLimit": 0}, "spec.revisionHistoryLimit"),
+    "config management plugin": (
+        {"source": {"repoURL": "x", "plugin": {"name": "p"}}},
+        "spec.source.plugin: Forbidden",
+    ),
+    "managed namespace metadata": (
+        {"syncPolicy": {"managedNamespaceMetadata": {"labels": {"a": "b"}}}},
+        "managedNamespaceMetadata: Forbidden",
+    ),
+    "retry factor below 1": ({"syncPolicy": {"retry": {"backoff": {"factor": 0}}}}, "backoff.factor"),
 }
 
 

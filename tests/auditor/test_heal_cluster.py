@@ -20,7 +20,6 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from auditor.heal.core import FIGHT_HEALS, UNKNOWN_USER
 from auditor.heal.healer import DRIFT_FIGHT, Healer
@@ -28,7 +27,7 @@ from auditor.loop import AuditorLoop
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
-from driftwarden.telemetry.metrics import Instruments, prometheus_text
+from driftwarden.telemetry.metrics import Instruments, ScrapeReader, prometheus_text
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
@@ -58,7 +57,7 @@ class Running:
     ns: str
     name: str
     repo: GitRepo
-    metrics: InMemoryMetricReader
+    metrics: ScrapeReader
 
 
 @pytest.fixture
@@ -66,7 +65,7 @@ async def running(
     control_plane: ControlPlane, clients: Clients, tmp_path: Path, git_repo: Callable[..., GitRepo]
 ) -> AsyncIterator[Running]:
     api = await auditor_api(control_plane, clients)
-    reader = InMemoryMetricReader()
+    reader = ScrapeReader()
     instruments = Instruments.from_meter(MeterProvider(metric_readers=[reader]).get_meter("test"))
     async with running_auditor(control_plane, api, tmp_path / "git", instruments=instruments) as run:
         repo = git_repo({"web/deployment.yaml": WEB_DEPLOYMENT, "web/service.yaml": SERVICE})

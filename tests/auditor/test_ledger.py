@@ -9,7 +9,7 @@ import pytest
 
 from auditor.application import Application, parse_application
 from auditor.ledger import Ledger, digest
-from auditor.objects import ObjectRef, ResourceKey
+from driftwarden.objectref import ObjectRef, ResourceKey
 
 
 def _app(name: str) -> Application:

@@ -22,11 +22,12 @@ from auditor.notify import (
     build_message,
     transition_events,
 )
-from auditor.objects import AppKey, ObjectRef
+from auditor.objects import AppKey
 from cli.auditorrun import options_from
 from cli.main import build_parser
 from devtools.controlplane.plane import free_port
 from driftwarden.errors import ConfigError
+from driftwarden.objectref import ObjectRef
 from tests.support.waiting import eventually
 
 APP = AppKey("driftwarden-system", "web-app")

@@ -27,9 +27,7 @@ from tests.support.auditor import (
     create_application,
     get_application,
     key,
-    reconciler_for,
-    settings_for,
-    wait_until_allowed,
+    service_reconciler,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
@@ -69,9 +67,7 @@ AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["Cr
 async def reconciler(
     admin: Cluster, clients: Clients, control_plane: ControlPlane, tmp_path: Path
 ) -> Reconciler:
-    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
-    await wait_until_allowed(api, verb="patch", group="apps", resource="deployments")
-    return reconciler_for(api, settings_for(control_plane, tmp_path / "git-cache"))
+    return await service_reconciler(control_plane, clients, tmp_path / "git-cache")
 
 
 @pytest.fixture

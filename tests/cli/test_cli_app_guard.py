@@ -16,6 +16,7 @@ from kubernetes_asyncio import client
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from tests.cli.test_cli_app import (
+    AUTOMATED,
     CONFIG,
     MANUAL,
     SERVICE,
@@ -25,7 +26,7 @@ from tests.cli.test_cli_app import (
     prepare_cluster,
     rows,
 )
-from tests.support.auditor import AUDITOR_NS, wait_until_allowed
+from tests.support.auditor import AUDITOR_NS, get_application, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
 from tests.support.guard import AUDITOR_USER, running_guard, wait_for_guard
@@ -76,3 +77,29 @@ async def test_in_enforce_mode_diff_and_sync_work_as_the_gitops_identity_only(
         assert results == {("ConfigMap", "web-config"): "Synced"}
         assert (await core.read_namespaced_config_map("web-config", ns)).data == {"color": "green"}
         assert (await cli("diff", name, "--as", AUDITOR_USER)).code == 0
+
+
+async def test_a_refused_rollback_changes_nothing_not_even_automated_sync(
+    cli: Cli, clients: Clients, git_repo: Callable[..., GitRepo], tmp_path: Path
+) -> None:
+    repo = git_repo({"apps/web/config.yaml": CONFIG.format(color="blue"), "apps/web/service.yaml": SERVICE})
+    name, ns = await new_app(clients, repo, AUTOMATED)
+    assert (await cli("sync", name)).code == 0  # history entry 0: blue
+    repo.commit({"apps/web/config.yaml": CONFIG.format(color="green")})
+    assert (await cli("sync", name)).code == 0  # history entry 1: green
+    before = await get_application(clients.admin, name)
+    core = client.CoreV1Api(clients.admin)
+
+    async with running_guard(clients.admin, tmp_path / "guard"):
+        await wait_for_guard(
+            lambda: core.patch_namespaced_config_map("web-config", ns, {"data": {"color": "red"}})
+        )
+        refused = await cli("rollback", name, "0")  # as admin: the webhook denies its dry runs
+        assert refused.code == 2
+        assert "denied the request" in refused.err
+        assert f"app rollback {name} --as {AUDITOR_USER}" in refused.err
+
+    after = await get_application(clients.admin, name)
+    assert after["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}  # still on
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # no status either
+    assert (await core.read_namespaced_config_map("web-config", ns)).data == {"color": "green"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,23 +10,9 @@ from pathlib import Path
 import pytest
 
 from devtools.controlplane import ControlPlane
+from tests.support.processes import processes_mentioning
 
 pytestmark = pytest.mark.cluster
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """PIDs whose command line contains ``text`` (the work dir is in every flag list we pass)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline and "cli.main" not in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str) -> list[str]:
@@ -58,7 +43,7 @@ async def test_up_serves_until_interrupted_and_stops_everything(
         kubeconfig = next(line.split(": ", 1)[1] for line in lines if line.startswith("kubeconfig"))
         assert Path(kubeconfig).is_file()
         # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
-        assert len(_processes_mentioning(str(work))) == 5
+        assert len(processes_mentioning(str(work), ignore="cli.main")) == 5
         running = next(line for line in lines if line.startswith("running: "))
         assert running == "running: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
         assert "kubectl create rolebinding alice-edit --clusterrole=edit --user=alice" in "\n".join(lines)
@@ -88,4 +73,4 @@ async def test_up_serves_until_interrupted_and_stops_everything(
             await proc.wait()
     assert proc.returncode == 0, rest.decode()
     assert "stopped" in rest.decode()
-    assert _processes_mentioning(str(work)) == []
+    assert processes_mentioning(str(work), ignore="cli.main") == []

@@ -7,25 +7,42 @@ OpenTelemetry protobufs: the endpoint comes only from the mapping, never from th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+import grpc
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
+    TraceServiceServicer,
+    add_TraceServiceServicer_to_server,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftwarden.errors import ConfigError
 from driftwarden.telemetry.metrics import Instruments
+from driftwarden.telemetry.otlp.batch import WireBatchSpanProcessor
+from driftwarden.telemetry.otlp.export import GrpcBatchExporter, HttpBatchExporter
 from driftwarden.telemetry.setup import (
     OtlpTarget,
     batch_span_processor,
     meter_provider,
     otlp_target,
     sampler,
+    sdk_batch_span_processor,
+    span_export,
     tracer_provider,
 )
+from tests.support.waiting import eventually
 
 
 def test_no_endpoint_means_no_exporter() -> None:
@@ -190,6 +207,114 @@ async def test_spans_are_exported_to_the_endpoint_of_the_mapping(receiver: Recei
     assert service == "driftwarden-test"
     names = sorted(s.name for scope in resource_spans.scope_spans for s in scope.spans)
     assert names == ["inner", "outer"]
+
+
+@dataclass
+class GrpcReceiver:
+    """A real OTLP/gRPC TraceService: every request it decoded."""
+
+    endpoint: str = ""
+    requests: list[ExportTraceServiceRequest] = field(default_factory=list)
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[GrpcReceiver]:
+    got = GrpcReceiver()
+
+    class Traces(TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+            got.requests.append(request)
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    add_TraceServiceServicer_to_server(Traces(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    got.endpoint = f"http://127.0.0.1:{port}"
+    yield got
+    server.stop(grace=None)
+
+
+def test_the_span_export_switch_is_read_from_the_mapping() -> None:
+    assert span_export({}) == "wire"
+    assert span_export({"DRIFTWARDEN_SPAN_EXPORT": ""}) == "wire"
+    assert span_export({"DRIFTWARDEN_SPAN_EXPORT": "wire"}) == "wire"
+    assert span_export({"DRIFTWARDEN_SPAN_EXPORT": " SDK "}) == "sdk"
+    with pytest.raises(ConfigError, match="DRIFTWARDEN_SPAN_EXPORT='otlp' is not supported"):
+        span_export({"DRIFTWARDEN_SPAN_EXPORT": "otlp"})
+    with pytest.raises(ConfigError, match="DRIFTWARDEN_SPAN_EXPORT"):
+        tracer_provider(
+            "svc", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "DRIFTWARDEN_SPAN_EXPORT": "both"}
+        )
+
+
+def _processor(provider: TracerProvider) -> Any:
+    (processor,) = provider._active_span_processor._span_processors
+    return processor
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+@pytest.mark.parametrize("path", ["wire", "sdk"])
+async def test_both_span_export_paths_export_real_spans(
+    path: str, protocol: str, receiver: Receiver, grpc_receiver: GrpcReceiver
+) -> None:
+    endpoint = grpc_receiver.endpoint if protocol == "grpc" else receiver.url
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+           "DRIFTWARDEN_SPAN_EXPORT": path}  # fmt: skip
+    provider = tracer_provider("driftwarden-test", env=env)
+    processor = _processor(provider)
+    if path == "sdk":  # the SDK's own processor and exporter, none of driftwarden's classes
+        assert type(processor) is BatchSpanProcessor
+        assert type(processor.span_exporter).__module__.startswith("opentelemetry.exporter.otlp.proto.")
+    else:
+        assert type(processor) is WireBatchSpanProcessor
+        assert type(processor.exporter) is (GrpcBatchExporter if protocol == "grpc" else HttpBatchExporter)
+    tracer = provider.get_tracer("driftwarden.webhook")
+    with (
+        tracer.start_as_current_span("admission.review", attributes={"driftwarden.decision": "denied"}),
+        tracer.start_span("inner", attributes={"driftwarden.fields": ("spec.replicas",)}),
+    ):
+        pass
+    assert await asyncio.to_thread(provider.force_flush)
+    await asyncio.to_thread(provider.shutdown)
+    if protocol == "grpc":
+        requests = grpc_receiver.requests
+    else:
+        requests = [ExportTraceServiceRequest.FromString(body) for body in receiver.bodies["/v1/traces"]]
+    spans = {}
+    for request in requests:
+        for resource_spans in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            assert service["service.name"] == "driftwarden-test"
+            spans |= {s.name: s for scope in resource_spans.scope_spans for s in scope.spans}
+    assert sorted(spans) == ["admission.review", "inner"]
+    review, inner = spans["admission.review"], spans["inner"]
+    assert inner.parent_span_id == review.span_id and inner.trace_id == review.trace_id
+    assert {a.key: a.value.string_value for a in review.attributes} == {"driftwarden.decision": "denied"}
+    (fields,) = inner.attributes
+    assert [v.string_value for v in fields.value.array_value.values] == ["spec.replicas"]
+
+
+async def test_the_sdk_processor_takes_the_otel_bsp_settings_from_the_mapping() -> None:
+    # A batch of 2 leaves as soon as it is full; with the SDK's defaults (512, every 5 s) it would wait
+    # longer than the 3 s allowed here.
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_MAX_QUEUE_SIZE": "4",
+           "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"}  # fmt: skip
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(sdk_batch_span_processor(exported, env))
+    for name in ("one", "two"):
+        provider.get_tracer("t").start_span(name).end()
+
+    async def sent() -> bool:
+        return len(exported.get_finished_spans()) == 2
+
+    try:
+        await eventually(sent, seconds=3)
+    finally:
+        await asyncio.to_thread(provider.shutdown)
+    with pytest.raises(ConfigError, match="must not exceed"):
+        sdk_batch_span_processor(exported, {"OTEL_BSP_MAX_QUEUE_SIZE": "10"})
 
 
 async def test_metrics_are_exported_to_the_endpoint_of_the_mapping(receiver: Receiver) -> None:

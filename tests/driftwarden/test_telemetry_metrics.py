@@ -8,15 +8,14 @@ import aiohttp
 import pytest
 from opentelemetry.metrics import NoOpCounter, NoOpHistogram
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from devtools.jaeger import free_port
-from driftwarden.telemetry.metrics import Instruments, metrics_server, prometheus_text
+from driftwarden.telemetry.metrics import Instruments, ScrapeReader, metrics_server, prometheus_text
 
 
 @pytest.fixture
-def measured() -> tuple[Instruments, InMemoryMetricReader]:
-    reader = InMemoryMetricReader()
+def measured() -> tuple[Instruments, ScrapeReader]:
+    reader = ScrapeReader()
     provider = MeterProvider(metric_readers=[reader])
     return Instruments.from_meter(provider.get_meter("test")), reader
 
@@ -30,11 +29,11 @@ def _samples(text: str) -> dict[str, float]:
     }
 
 
-def test_nothing_recorded_renders_nothing(measured: tuple[Instruments, InMemoryMetricReader]) -> None:
+def test_nothing_recorded_renders_nothing(measured: tuple[Instruments, ScrapeReader]) -> None:
     assert prometheus_text(measured[1]) == ""
 
 
-def test_counters_get_total_and_help_and_type(measured: tuple[Instruments, InMemoryMetricReader]) -> None:
+def test_counters_get_total_and_help_and_type(measured: tuple[Instruments, ScrapeReader]) -> None:
     instruments, reader = measured
     for _ in range(3):
         instruments.record_admission(
@@ -60,7 +59,7 @@ def test_counters_get_total_and_help_and_type(measured: tuple[Instruments, InMem
 
 
 def test_histograms_have_cumulative_buckets_sum_and_count(
-    measured: tuple[Instruments, InMemoryMetricReader],
+    measured: tuple[Instruments, ScrapeReader],
 ) -> None:
     instruments, reader = measured
     for seconds in (0.0004, 0.003, 0.003, 7.0):
@@ -73,7 +72,9 @@ def test_histograms_have_cumulative_buckets_sum_and_count(
     samples = _samples(text)
 
     def bucket(le: str) -> str:
-        return "driftwarden_admission_duration_seconds_bucket{" + labels + f',le="{le}"' + "}"
+        # prometheus_client writes every label in name order, ``le`` among them.
+        with_le = labels.replace(",operation=", f',le="{le}",operation=')
+        return "driftwarden_admission_duration_seconds_bucket{" + with_le + "}"
 
     assert samples[bucket("0.0005")] == 1
     assert samples[bucket("0.0025")] == 1
@@ -87,7 +88,7 @@ def test_histograms_have_cumulative_buckets_sum_and_count(
 
 
 def test_status_gauges_are_one_for_the_current_status_and_zero_for_the_rest(
-    measured: tuple[Instruments, InMemoryMetricReader],
+    measured: tuple[Instruments, ScrapeReader],
 ) -> None:
     instruments, reader = measured
     instruments.record_reconcile("prod/web", seconds=0.8, sync="OutOfSync", health="Healthy")
@@ -105,7 +106,7 @@ def test_status_gauges_are_one_for_the_current_status_and_zero_for_the_rest(
     assert samples['driftwarden_reconcile_duration_seconds_count{app="prod/web"}'] == 2
 
 
-def test_drift_helpers_count_and_time_heals(measured: tuple[Instruments, InMemoryMetricReader]) -> None:
+def test_drift_helpers_count_and_time_heals(measured: tuple[Instruments, ScrapeReader]) -> None:
     instruments, reader = measured
     instruments.record_drift_detected("prod/web", "apps/Deployment")
     instruments.record_drift_detected("prod/web", "apps/Deployment")
@@ -119,7 +120,7 @@ def test_drift_helpers_count_and_time_heals(measured: tuple[Instruments, InMemor
     assert 'driftwarden_heal_latency_seconds_count{app="prod/web",kind="/ConfigMap"}' not in samples
 
 
-def test_label_values_are_escaped(measured: tuple[Instruments, InMemoryMetricReader]) -> None:
+def test_label_values_are_escaped(measured: tuple[Instruments, ScrapeReader]) -> None:
     instruments, reader = measured
     instruments.record_drift_detected('odd"app\\name\nx', "v1/Secret")
     text = prometheus_text(reader)
@@ -127,7 +128,7 @@ def test_label_values_are_escaped(measured: tuple[Instruments, InMemoryMetricRea
     assert all(line.count("\n") == 0 for line in text.splitlines())
 
 
-def test_an_unknown_status_gets_its_own_series(measured: tuple[Instruments, InMemoryMetricReader]) -> None:
+def test_an_unknown_status_gets_its_own_series(measured: tuple[Instruments, ScrapeReader]) -> None:
     instruments, reader = measured
     instruments.record_app_status("a/b", sync="Synced", health="Weird")
     samples = _samples(prometheus_text(reader))
@@ -145,7 +146,7 @@ def test_noop_instruments_accept_everything_and_keep_nothing() -> None:
 
 
 async def test_metrics_server_port_zero_is_off_and_any_other_port_serves(
-    measured: tuple[Instruments, InMemoryMetricReader],
+    measured: tuple[Instruments, ScrapeReader],
 ) -> None:
     instruments, reader = measured
     async with metrics_server(reader, host="127.0.0.1", port=0) as off:

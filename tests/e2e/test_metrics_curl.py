@@ -60,6 +60,16 @@ def families(text: str) -> dict[str, str]:
     return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
 
 
+def samples(text: str) -> dict[str, float]:
+    """``name{labels}`` → value, for every sample line (prometheus_client writes ``1.0`` where Go writes
+    ``1``; the value is what counts)."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 @contextlib.asynccontextmanager
 async def webhook_command(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     ca, cert, key = serving_pair(tmp_path)
@@ -96,9 +106,11 @@ async def test_curl_of_the_webhooks_metrics(tmp_path: Path) -> None:
         "driftwarden_admission_duration_seconds": "histogram",
     }
     labels = '{decision="denied",endpoint="validate",operation="UPDATE"}'
-    assert f"driftwarden_admission_requests_total{labels} 1" in text.splitlines()
-    assert f"driftwarden_admission_duration_seconds_count{labels} 1" in text.splitlines()
-    assert re.search(r'^driftwarden_admission_duration_seconds_bucket\{.*le="\+Inf"\} 1$', text, re.MULTILINE)
+    values = samples(text)
+    assert values[f"driftwarden_admission_requests_total{labels}"] == 1
+    assert values[f"driftwarden_admission_duration_seconds_count{labels}"] == 1
+    inf = 'driftwarden_admission_duration_seconds_bucket{decision="denied",endpoint="validate",le="+Inf",'
+    assert values[inf + 'operation="UPDATE"}'] == 1
 
 
 async def test_curl_of_the_auditors_metrics(
@@ -132,7 +144,7 @@ async def test_curl_of_the_auditors_metrics(
         nonlocal text
         code, text, content_type = await curl(url)
         assert code == 0 and content_type == CONTENT_TYPE, text
-        return f'driftwarden_drift_healed_total{{app="{app}",kind="ConfigMap"}} 1' in text.splitlines()
+        return samples(text).get(f'driftwarden_drift_healed_total{{app="{app}",kind="ConfigMap"}}') == 1
 
     try:
         await eventually(counted, seconds=15)
@@ -146,12 +158,10 @@ async def test_curl_of_the_auditors_metrics(
         "driftwarden_app_sync_status": "gauge",
         "driftwarden_app_health_status": "gauge",
     }
-    lines = text.splitlines()
-    assert f'driftwarden_drift_detected_total{{app="{app}",kind="ConfigMap"}} 1' in lines
-    assert f'driftwarden_heal_latency_seconds_count{{app="{app}",kind="ConfigMap"}} 1' in lines
-    assert f'driftwarden_app_sync_status{{app="{app}",status="Synced"}} 1' in lines
-    assert f'driftwarden_app_health_status{{app="{app}",status="Healthy"}} 1' in lines
-    assert any(
-        line.startswith(f'driftwarden_reconcile_duration_seconds_count{{app="{app}"}} ') for line in lines
-    )
+    values = samples(text)
+    assert values[f'driftwarden_drift_detected_total{{app="{app}",kind="ConfigMap"}}'] == 1
+    assert values[f'driftwarden_heal_latency_seconds_count{{app="{app}",kind="ConfigMap"}}'] == 1
+    assert values[f'driftwarden_app_sync_status{{app="{app}",status="Synced"}}'] == 1
+    assert values[f'driftwarden_app_health_status{{app="{app}",status="Healthy"}}'] == 1
+    assert f'driftwarden_reconcile_duration_seconds_count{{app="{app}"}}' in values
     assert contract.GROUP not in text  # labels are app and kind, not the CRD's plumbing

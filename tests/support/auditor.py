@@ -84,6 +84,15 @@ def reconciler_for(
     return Reconciler(clients, Ledger())
 
 
+async def service_reconciler(
+    plane: ControlPlane, clients: Clients, cache: Path, *, group: str = "apps", resource: str = "deployments"
+) -> Reconciler:
+    """A Reconciler as the auditor's real service account, once RBAC lets it patch ``group/resource``."""
+    api = await clients.service_account(AUDITOR_NS, contract.AUDITOR_SERVICE_ACCOUNT)
+    await wait_until_allowed(api, verb="patch", group=group, resource=resource)
+    return reconciler_for(api, settings_for(plane, cache))
+
+
 def application(name: str, *, repo_url: str, path: str, namespace: str, **spec: Any) -> dict[str, Any]:
     """An Application in the install namespace, deploying ``path`` of ``repo_url`` into ``namespace``."""
     body: dict[str, Any] = {

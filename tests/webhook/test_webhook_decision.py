@@ -566,6 +566,16 @@ def test_scale_mutating_sees_git_owned_replicas(settings: DecisionSettings) -> N
     assert "deployments/scale production/web" in decision.message
 
 
+def test_scale_denial_says_where_the_application_is_named_and_that_the_default_mode_applies(
+    settings: DecisionSettings,
+) -> None:
+    decision = decide(fixture_request("review-scale-mutating.json"), settings)
+    assert not decision.allowed
+    assert "driftwarden.io/app label of deployments production/web" in decision.message
+    assert "the webhook's default mode applies" in decision.message
+    assert len(decision.message.encode()) <= 1024
+
+
 def test_scale_with_fetched_parent(settings: DecisionSettings) -> None:
     decision = decide(fixture_request("review-scale-validating.json"), settings, parent=deployment())
     assert (decision.allowed, decision.reason, decision.app) == (

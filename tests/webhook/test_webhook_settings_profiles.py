@@ -121,6 +121,7 @@ def test_protected_paths() -> None:
         ("f:metadata", "f:annotations", "f:driftwarden.io/tracking-id"),
         ("f:metadata", "f:labels", "f:driftwarden.io/app"),
         ("f:metadata", "f:annotations", "f:driftwarden.io/guard"),
+        ("f:metadata", "f:annotations", "f:driftwarden.io/guard-allow"),
     )
     assert ("f:metadata", "f:labels", "f:kustomize.toolkit.fluxcd.io/name") in protected_paths(FLUX)
 

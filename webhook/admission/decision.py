@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from driftwarden import contract
+from driftwarden.contract import guard_allow
 from driftwarden.fieldsv1 import Path, manager_entries, value_at
 from driftwarden.fieldtrie import owns
 from webhook.admission import messages
@@ -28,7 +29,7 @@ from webhook.admission.messages import Finding, Reason, Subject
 from webhook.admission.objects import metadata_of, string_map, text
 from webhook.admission.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths
 from webhook.admission.request import AdmissionRequest
-from webhook.admission.settings import DecisionSettings, GuardMode, parse_mode
+from webhook.admission.settings import EVERYONE_GROUPS, DecisionSettings, GuardMode, parse_mode
 from webhook.admission.stamps import StampChange, judge_stamp, stamp_change
 
 NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
@@ -111,16 +112,17 @@ def _decide(request: AdmissionRequest, settings: DecisionSettings, parent: objec
     mode = _mode(request.old_object if trusted else request.object, settings, trusted=trusted)
     exempt = _exempt(request, settings.profile)
     finding = Finding("exempt", violation=False) if exempt else _evaluate(request, settings)
+    breakglass = not exempt and _breakglass(request, settings)
     stamp = stamp_change(request)
-    finding = judge_stamp(finding, stamp, user=request.user_name, warn=mode == "warn", secret=subject.secret)
-    return _finish(
+    finding = judge_stamp(
         finding,
-        mode=mode,
-        subject=subject,
-        breakglass=not exempt and _breakglass(request, settings),
-        audit=exempt,
-        stamp=stamp,
+        stamp,
+        user=request.user_name,
+        warn=mode == "warn",
+        breakglass=breakglass,
+        secret=subject.secret,
     )
+    return _finish(finding, mode=mode, subject=subject, breakglass=breakglass, audit=exempt, stamp=stamp)
 
 
 def _exempt(request: AdmissionRequest, profile: Profile) -> bool:
@@ -146,13 +148,16 @@ def _decide_unmanaged(request: AdmissionRequest, settings: DecisionSettings) -> 
         return _pass("unmanaged", settings.default_mode, stamp=stamp_change(request))
     mode = _mode(request.object, settings, trusted=False)
     finding = Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
-    return _finish(
+    breakglass, stamp = _breakglass(request, settings), stamp_change(request)
+    finding = judge_stamp(
         finding,
-        mode=mode,
-        subject=claimed,
-        breakglass=_breakglass(request, settings),
-        stamp=stamp_change(request),
+        stamp,
+        user=request.user_name,
+        warn=mode == "warn",
+        breakglass=breakglass,
+        secret=claimed.secret,
     )
+    return _finish(finding, mode=mode, subject=claimed, breakglass=breakglass, stamp=stamp)
 
 
 def _pass(reason: Reason, mode: GuardMode, *, app: str = "", stamp: StampChange | None = None) -> Decision:
@@ -204,9 +209,17 @@ def _mode(source: object, settings: DecisionSettings, *, trusted: bool) -> Guard
 
 
 def _breakglass(request: AdmissionRequest, settings: DecisionSettings) -> bool:
-    return request.user_name in settings.breakglass_users or not settings.breakglass_groups.isdisjoint(
-        request.user_groups
-    )
+    """The webhook's break-glass flags, or the Application's ``spec.guard.allow`` as stamped on the
+    stored object (never the new one: a requester cannot allow themselves)."""
+    if request.user_name in settings.breakglass_users:
+        return True
+    if not settings.breakglass_groups.isdisjoint(request.user_groups):
+        return True
+    allow = guard_allow(request.old_object) if request.operation != "CREATE" else None
+    if allow is None:
+        return False
+    groups = set(allow.groups) - EVERYONE_GROUPS  # as for the flags: never (nearly) everyone
+    return request.user_name in allow.users or not groups.isdisjoint(request.user_groups)
 
 
 def _evaluate(request: AdmissionRequest, settings: DecisionSettings) -> Finding:
@@ -281,7 +294,10 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
     if not (git_owns or marker):
         return None
     where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
-    subject = Subject(f"{request.resource.resource}/scale {where}", marker.app if marker else "", False)
+    resource = request.resource.resource
+    # Named in the parent's driftwarden.io/app label, which the Scale does not carry: say where to look.
+    find = f"in the {contract.LABEL_APP} label of {resource} {where}" if not marker else ""
+    subject = Subject(f"{resource}/scale {where}", marker.app if marker else "", False, find)
     # With only a marker (no managedFields), replicas count as Git-owned: the conservative reading.
     return _ScaleView(subject, git_owns or marker is not None, request.old_object)
 

@@ -94,6 +94,8 @@ class Subject:
     display: str
     app: str
     secret: bool
+    find_app: str = ""
+    """For a Scale (no labels, no annotations): where the Application's name is, since it cannot be named."""
 
 
 def render_fields(paths: Collection[Path], *, secret: bool) -> tuple[str, ...]:
@@ -191,6 +193,8 @@ def _managed_by(subject: Subject) -> str:
 def _where_in_git(subject: Subject) -> str:
     if subject.app:
         return f"Make this change in Git, in the source of Application {subject.app}."
+    if subject.find_app:
+        return f"Make this change in Git, in the source of the Application {subject.find_app}."
     return "Make this change in Git, in the source of the Application that manages it."
 
 
@@ -199,6 +203,8 @@ def denial(finding: Finding, *, subject: Subject, fields: tuple[str, ...], total
     claim = "claims to be" if finding.reason == "spoofed-marker" else "is"
     head = f"driftwarden: {subject.display} {claim} {_managed_by(subject)}; "
     tail = f". {_where_in_git(subject)}"
+    if subject.find_app:  # the Scale has no driftwarden.io/guard annotation to read a mode from
+        tail += " A Scale carries no annotations, so the webhook's default mode applies."
     template = _DETAIL.get(finding.reason, "this change is not allowed outside Git ({fields})")
     budget = max(MAX_MESSAGE_BYTES - len((head + template + tail).encode("utf-8", "surrogatepass")), 40)
     while True:
@@ -225,7 +231,9 @@ def breakglass_warnings(
     """Break-glass warnings: the bypass is allowed and recorded, and Git still wins later."""
     lines = [f"driftwarden: break-glass change to Git-managed {subject.display} allowed and audited"]
     if finding.violation:
-        lines.append("change it in Git too, or the auditor will revert this change")
+        # The auditor puts the object on hold (spec.guard.breakglassHold, 1h by default), then heals it.
+        lines.append("the auditor holds this object for its breakglassHold (1h by default), then reverts it")
+        lines.append("unless Git has the change; `driftwarden app release` ends the hold early")
         lines.extend(_field_lines("bypassed", fields, total))
     return tuple(clip(line, max_chars=MAX_WARNING_CHARS) for line in lines)
 

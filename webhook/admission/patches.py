@@ -42,19 +42,21 @@ def drift_patch(
 ) -> JsonPatch | None:
     """The JSONPatch stamping ``driftwarden.io/drift`` on ``obj``; None when there is nothing to stamp.
 
-    Stamps only an allowed violation in ``warn`` mode, on an object that has a place for annotations
-    (not a DELETE's missing object, not a Scale, whose metadata the API server throws away). A stamp
-    the requester sent otherwise is reverted to the stored one.
+    Stamps an allowed violation in ``warn`` mode, and one let through by break-glass in any mode (marked
+    ``breakglass``: the auditor puts the object on hold rather than healing it), on an object that has a
+    place for annotations (not a DELETE's missing object, not a Scale, whose metadata is thrown away). A
+    stamp the requester sent otherwise is reverted to the stored one.
     """
     if not isinstance(obj, Mapping) or obj.get("kind") == "Scale" or decision.reason == "gitops-identity":
         return None
-    if not (decision.mode == "warn" and decision.violation and decision.allowed):
+    if not stamps(decision):
         return _revert(obj, decision)
     stamp = DriftStamp(
         user=user,
         at=rfc3339(at),
         fields=drift_fields(decision.fields, decision.field_count),
         traceparent=traceparent,
+        breakglass=decision.reason == "breakglass",
     )
     if "metadata" not in obj:
         return [_add("/metadata", {"annotations": {contract.ANNOTATION_DRIFT: stamp.encode()}})]
@@ -73,6 +75,13 @@ def _annotation_patch(annotations: object, stamp: DriftStamp | str) -> JsonPatch
     if existing == value or (isinstance(stamp, DriftStamp) and _already_stamped(existing, stamp)):
         return None
     return [_add(_STAMP_POINTER, value)]
+
+
+def stamps(decision: Decision) -> bool:
+    """Whether the mutating webhook stamps for ``decision``: a violation let through by warn mode or by
+    break-glass (webhook.admission.stamps recognises exactly these stamps as the webhook's own)."""
+    warned = decision.mode == "warn" and decision.allowed
+    return decision.violation and (warned or decision.reason == "breakglass")
 
 
 def _revert(obj: Mapping[str, Any], decision: Decision) -> JsonPatch | None:
@@ -95,6 +104,11 @@ def _add(path: str, value: object) -> dict[str, Any]:
 
 
 def _already_stamped(existing: object, stamp: DriftStamp) -> bool:
-    """Whether ``existing`` records the same user and fields: time and trace may differ on reinvocation."""
+    """Whether ``existing`` records the same user, fields and break-glass: time and trace may differ on
+    reinvocation."""
     found = DriftStamp.decode(existing)
-    return found is not None and (found.user, found.fields) == (stamp.user, stamp.fields)
+    return found is not None and (found.user, found.fields, found.breakglass) == (
+        stamp.user,
+        stamp.fields,
+        stamp.breakglass,
+    )

@@ -191,11 +191,13 @@ def _by_labels(profile: Profile, labels: Mapping[str, str]) -> Ownership | None:
 
 
 def protected_paths(profile: Profile) -> tuple[Path, ...]:
-    """Metadata paths only the GitOps identity may change: the tracking marker and the guard mode."""
+    """Metadata paths only the GitOps identity may change: the tracking marker, guard mode and allow list."""
     paths: list[Path] = []
     if profile.tracking_annotation:
         paths.append(("f:metadata", "f:annotations", f"f:{profile.tracking_annotation}"))
     paths.extend(("f:metadata", "f:labels", f"f:{key}") for key in profile.marker_labels)
-    # The guard annotation sets how strictly this very object is guarded, so it is part of the marker.
+    # The guard annotation sets how strictly this very object is guarded, so it is part of the marker;
+    # so is the break-glass list stamped from the Application's spec.guard.allow.
     paths.append(("f:metadata", "f:annotations", f"f:{contract.ANNOTATION_GUARD}"))
+    paths.append(("f:metadata", "f:annotations", f"f:{contract.ANNOTATION_GUARD_ALLOW}"))
     return tuple(paths)

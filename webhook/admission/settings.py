@@ -20,7 +20,7 @@ GuardMode = Literal["enforce", "warn", "off"]
 
 # Groups that every requester, every service account or every cluster admin is in: naming one as
 # break-glass would switch the guard off for the very people it exists to stop.
-_EVERYONE_GROUPS = frozenset(
+EVERYONE_GROUPS = frozenset(
     {"system:authenticated", "system:unauthenticated", "system:serviceaccounts", "system:masters"}
 )
 
@@ -61,7 +61,7 @@ class DecisionSettings:
             raise ConfigError(f"strict must be true or false, not {self.strict!r}")
         if overlap := self.gitops_identities & self.breakglass_users:
             raise ConfigError(f"users cannot be both GitOps identity and break-glass: {sorted(overlap)}")
-        if broad := self.breakglass_groups & _EVERYONE_GROUPS:
+        if broad := self.breakglass_groups & EVERYONE_GROUPS:
             raise ConfigError(
                 f"break-glass group {sorted(broad)[0]!r} holds (nearly) every requester or administrator;"
                 " naming it would switch the guard off"

@@ -51,18 +51,22 @@ def stamp_change(request: AdmissionRequest) -> StampChange:
     return StampChange(sent=value != stored, stored=kept, value=value)
 
 
-def judge_stamp(finding: Finding, change: StampChange, *, user: str, warn: bool, secret: bool) -> Finding:
+def judge_stamp(
+    finding: Finding, change: StampChange, *, user: str, warn: bool, breakglass: bool, secret: bool
+) -> Finding:
     """``finding``, made a violation when the request wrote a stamp that is not the webhook's own.
 
-    The webhook's own stamp names ``user`` and the fields of the finding, with the stamp itself among
-    them when the requester had sent one of its own first (the stamp replaced it); it exists in ``warn``
-    mode only. Anything else, including removing a stamp, is forged.
+    The webhook stamps a violation in ``warn`` mode and one let through by ``breakglass`` (marked so:
+    the auditor then holds the object instead of healing it). Its stamp names ``user``, says whether
+    it was break-glass, and lists the fields of the finding, with the stamp itself among them when the
+    requester had sent one of its own first (the stamp replaced it). Anything else, a stamp that claims
+    break-glass among them, or removing a stamp, is forged.
     """
     if not change.sent:
         return finding
     forged = finding.with_path(STAMP, "stamp-forged")
     ours = DriftStamp.decode(change.value)
-    if warn and ours is not None and ours.user == user:
+    if (warn or breakglass) and ours is not None and (ours.user, ours.breakglass) == (user, breakglass):
         for candidate in (finding, forged):
             if candidate.violation and ours.fields == drift_fields(*rendered(candidate, secret=secret)):
                 return candidate
