@@ -31,6 +31,8 @@ from tests.support.guard import (
     running_guard,
     wait_for_guard,
 )
+from tests.support.waiting import eventually
+from webhook.admission.decision import GARBAGE_COLLECTOR
 
 pytestmark = pytest.mark.cluster
 
@@ -237,3 +239,34 @@ async def test_dry_run_edits_are_decided_the_same_way_and_change_nothing(
     stored = await client.AppsV1Api(clients.admin).read_namespaced_deployment("relaxed", ns)
     assert stored.spec.template.spec.containers[0].image == "nginx:1.27"
     assert contract.ANNOTATION_DRIFT not in (stored.metadata.annotations or {})
+
+
+async def test_the_garbage_collector_may_not_delete_an_object_through_an_owner_git_did_not_set(
+    world: dict[str, Any], clients: Clients, guard: Guard
+) -> None:
+    """Issue 13: an owner added to a managed object (here by break-glass) must not become a way to
+    delete it; the garbage collector may delete only objects whose every owner Git set."""
+    ns = world["ns"]
+    core = client.CoreV1Api(clients.admin)
+    bait = await core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="bait"))
+    )
+    bob = await clients.user("bob", groups=("sre-breakglass",))
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "bait", "uid": bait.metadata.uid}
+    await client.AppsV1Api(bob).patch_namespaced_deployment(
+        "web", ns, {"metadata": {"ownerReferences": [owner]}}
+    )
+    await core.delete_namespaced_config_map("bait", ns)
+
+    async def denied() -> bool:
+        return any(
+            (s.attributes or {}).get("enduser.id") == GARBAGE_COLLECTOR
+            and (s.attributes or {}).get("k8s.admission.operation") == "DELETE"
+            and (s.attributes or {}).get("k8s.resource.name") == "web"
+            and (s.attributes or {}).get("driftwarden.decision") == "denied"
+            for s in guard.reviews()
+        )
+
+    await eventually(denied, seconds=30)
+    stored = await client.AppsV1Api(clients.admin).read_namespaced_deployment("web", ns)
+    assert stored.metadata.deletion_timestamp is None
