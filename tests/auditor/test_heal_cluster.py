@@ -144,6 +144,18 @@ async def test_an_edit_while_the_api_server_was_down_is_healed_after_reconnect(
     await eventually(lambda: _is(apps, running.ns, "nginx:1.27"), seconds=30)
 
 
+async def _fake_hpa(apps: client.AppsV1Api, ns: str, stop: asyncio.Event) -> None:
+    """Put replicas back to 5 the moment they change, as field manager fake-hpa, like an HPA would."""
+    async with asyncio.timeout(30):
+        while not stop.is_set():
+            live = await apps.read_namespaced_deployment("web", ns)
+            if live.spec.replicas != 5:
+                await apps.patch_namespaced_deployment(
+                    "web", ns, {"spec": {"replicas": 5}}, field_manager="fake-hpa"
+                )
+            await asyncio.sleep(0.01)
+
+
 async def _warn_mode(running: Running, admin: client.ApiClient) -> None:
     """Switch the Application's guard to warn, and wait until its Deployment carries the mode."""
     body = {"spec": {"guard": {"mode": "warn"}}}
@@ -174,15 +186,6 @@ async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
     apps = client.AppsV1Api(hpa)
     stop = asyncio.Event()
 
-    async def fighter() -> None:  # an HPA-like controller that puts replicas back the moment they change
-        async with asyncio.timeout(30):
-            while not stop.is_set():
-                live = await apps.read_namespaced_deployment("web", running.ns)
-                if live.spec.replicas != 5:
-                    await apps.patch_namespaced_deployment("web", running.ns, {"spec": {"replicas": 5}},
-                                                           field_manager="fake-hpa")  # fmt: skip
-                await asyncio.sleep(0.01)
-
     async def fight_named() -> bool:
         app: dict[str, Any] = await get_application(clients.admin, running.name)
         conditions = (app.get("status") or {}).get("conditions") or []
@@ -190,7 +193,7 @@ async def test_a_field_fought_over_by_another_writer_ends_in_a_named_condition(
 
     async with running_guard(clients.admin, tmp_path / "guard", default_mode="warn"):
         await wait_until_allowed(hpa, verb="patch", group="apps", resource="deployments")
-        task = asyncio.create_task(fighter())
+        task = asyncio.create_task(_fake_hpa(apps, running.ns, stop))
         try:
             await eventually(fight_named, seconds=25)
             heals = running.healer.heals
@@ -218,21 +221,12 @@ async def test_a_writer_nobody_can_name_never_wins_a_fight(running: Running, cli
     await asyncio.sleep(0.5)  # the watches have listed
     stop = asyncio.Event()
 
-    async def fighter() -> None:  # the edits of the fight test above, as a person with a script would
-        async with asyncio.timeout(30):
-            while not stop.is_set():
-                live = await apps.read_namespaced_deployment("web", running.ns)
-                if live.spec.replicas != 5:
-                    await apps.patch_namespaced_deployment("web", running.ns, {"spec": {"replicas": 5}},
-                                                           field_manager="fake-hpa")  # fmt: skip
-                await asyncio.sleep(0.01)
-
     heals = running.healer.heals
 
     async def healed_on() -> bool:  # more rapid heals than a controller gets before it wins
         return running.healer.heals > heals + FIGHT_HEALS + 1
 
-    task = asyncio.create_task(fighter())
+    task = asyncio.create_task(_fake_hpa(apps, running.ns, stop))  # as a person with a script would
     try:
         await eventually(healed_on, seconds=25)
     finally:

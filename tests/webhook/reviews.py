@@ -89,3 +89,30 @@ def fixture_request(name: str, **changes: Any) -> AdmissionRequest:
     review = fixture(name)
     review["request"].update(changes)
     return parse_admission_review(review)
+
+
+def secret(data: dict[str, str], *, mode: str = "enforce") -> dict[str, Any]:
+    """Secret ``production/db`` as the auditor applied it, with ``data`` (Git owns data.password)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "db",
+            "namespace": "production",
+            "annotations": {
+                "driftwarden.io/tracking-id": "driftwarden-system/web-app:/Secret:production/db",
+                "driftwarden.io/guard": mode,
+            },
+            "managedFields": [
+                {
+                    "apiVersion": "v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:data": {"f:password": {}, 'k:{"tok3n":1}': {}}, "f:type": {}},
+                    "manager": "driftwarden",
+                    "operation": "Apply",
+                }
+            ],
+        },
+        "data": data,
+        "type": "Opaque",
+    }

@@ -19,6 +19,7 @@ from tests.webhook.reviews import (
     fixture,
     fixture_request,
     request,
+    secret,
     update,
 )
 from webhook.admission.decision import Decision, decide
@@ -642,32 +643,6 @@ def test_scale_without_replicas_change_is_allowed(settings: DecisionSettings) ->
 # --- Secrets: values never leave -----------------------------------------------------------------------
 
 SECRET_VALUES = ("aHVudGVyMg==", "c3VwZXJzZWNyZXQ=", "hunter2", "supersecret", "tok3n")
-
-
-def secret(data: dict[str, str], *, mode: str = "enforce") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": "db",
-            "namespace": "production",
-            "annotations": {
-                TRACKING: "driftwarden-system/web-app:/Secret:production/db",
-                "driftwarden.io/guard": mode,
-            },
-            "managedFields": [
-                {
-                    "apiVersion": "v1",
-                    "fieldsType": "FieldsV1",
-                    "fieldsV1": {"f:data": {"f:password": {}, 'k:{"tok3n":1}': {}}, "f:type": {}},
-                    "manager": "driftwarden",
-                    "operation": "Apply",
-                }
-            ],
-        },
-        "data": data,
-        "type": "Opaque",
-    }
 
 
 @pytest.mark.parametrize("mode", ["enforce", "warn"])

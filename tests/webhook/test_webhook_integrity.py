@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from driftwarden.contract import DriftStamp
-from tests.webhook.reviews import AUDITOR, changed, container, deployment, request, update
+from tests.webhook.reviews import AUDITOR, changed, container, deployment, request, secret, update
 from webhook.admission.decision import GARBAGE_COLLECTOR, Decision, decide
 from webhook.admission.patches import drift_patch
 from webhook.admission.settings import DecisionSettings, make_settings
@@ -147,31 +147,13 @@ def test_the_garbage_collector_deletes_only_what_git_gave_its_owners(owners: Any
     assert (decision.allowed, decision.reason) == ((True, "exempt") if exempt else (False, "delete-managed"))
 
 
-def string_data_secret(data: str = "aHVudGVyMg==") -> dict[str, Any]:
-    """A Secret the auditor applied with stringData, as the API server stores it (captured shape)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": "db",
-            "namespace": "production",
-            "annotations": {"driftwarden.io/tracking-id": "driftwarden-system/web-app:/Secret:production/db"},
-            "managedFields": [
-                {
-                    "apiVersion": "v1",
-                    "fieldsType": "FieldsV1",
-                    "fieldsV1": {
-                        "f:metadata": {"f:annotations": {"f:driftwarden.io/tracking-id": {}}},
-                        "f:stringData": {"f:password": {}},
-                    },
-                    "manager": "driftwarden",
-                    "operation": "Apply",
-                }
-            ],
-        },
-        "data": {"password": data},
-        "type": "Opaque",
-    }
+def string_data_secret() -> dict[str, Any]:
+    """The Secret as the auditor applied it with stringData: stored as data, Git owns stringData."""
+
+    def written_with_string_data(o: dict[str, Any]) -> None:
+        o["metadata"]["managedFields"][0]["fieldsV1"] = {"f:stringData": {"f:password": {}}, "f:type": {}}
+
+    return changed(secret({"password": "aHVudGVyMg=="}), written_with_string_data)
 
 
 def secret_update(new: dict[str, Any], old: dict[str, Any], **kwargs: Any) -> Any:

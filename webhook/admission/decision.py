@@ -113,16 +113,20 @@ def _decide(request: AdmissionRequest, settings: DecisionSettings, parent: objec
     exempt = _exempt(request, settings.profile)
     finding = Finding("exempt", violation=False) if exempt else _evaluate(request, settings)
     breakglass = not exempt and _breakglass(request, settings)
-    stamp = stamp_change(request)
-    finding = judge_stamp(
-        finding,
-        stamp,
-        user=request.user_name,
-        warn=mode == "warn",
-        breakglass=breakglass,
-        secret=subject.secret,
-    )
+    finding, stamp = _judge_stamp(finding, request, mode=mode, subject=subject, breakglass=breakglass)
     return _finish(finding, mode=mode, subject=subject, breakglass=breakglass, audit=exempt, stamp=stamp)
+
+
+def _judge_stamp(
+    finding: Finding, request: AdmissionRequest, *, mode: GuardMode, subject: Subject, breakglass: bool
+) -> tuple[Finding, StampChange]:
+    """``finding`` with what the request did to the drift stamp judged (webhook.admission.stamps)."""
+    stamp = stamp_change(request)
+    warn = mode == "warn"
+    judged = judge_stamp(
+        finding, stamp, user=request.user_name, warn=warn, breakglass=breakglass, secret=subject.secret
+    )
+    return judged, stamp
 
 
 def _exempt(request: AdmissionRequest, profile: Profile) -> bool:
@@ -148,15 +152,8 @@ def _decide_unmanaged(request: AdmissionRequest, settings: DecisionSettings) -> 
         return _pass("unmanaged", settings.default_mode, stamp=stamp_change(request))
     mode = _mode(request.object, settings, trusted=False)
     finding = Finding("spoofed-marker", violation=True, paths=_markers_present(request.object, settings))
-    breakglass, stamp = _breakglass(request, settings), stamp_change(request)
-    finding = judge_stamp(
-        finding,
-        stamp,
-        user=request.user_name,
-        warn=mode == "warn",
-        breakglass=breakglass,
-        secret=claimed.secret,
-    )
+    breakglass = _breakglass(request, settings)
+    finding, stamp = _judge_stamp(finding, request, mode=mode, subject=claimed, breakglass=breakglass)
     return _finish(finding, mode=mode, subject=claimed, breakglass=breakglass, stamp=stamp)
 
 
