@@ -8,11 +8,11 @@ import pytest
 
 from driftwarden import contract
 from driftwarden.errors import ConfigError
+from driftwarden.objectref import ResourceKey
 from webhook.admission.profiles import (
     ARGOCD,
     DRIFTWARDEN,
     FLUX,
-    ObjectRef,
     Ownership,
     get_profile,
     ownership,
@@ -21,7 +21,7 @@ from webhook.admission.profiles import (
 )
 from webhook.admission.settings import DecisionSettings, make_settings, parse_mode
 
-WEB = ObjectRef("apps", "Deployment", "production", "web")
+WEB = ResourceKey("apps", "Deployment", "production", "web")
 
 
 def test_profiles_by_name() -> None:
@@ -54,7 +54,7 @@ def meta(annotations: dict[str, Any] | None = None, labels: dict[str, Any] | Non
         ),
         pytest.param(
             meta({contract.ANNOTATION_TRACKING_ID: "ds/web-app:apps/Deployment:production/web"}),
-            ObjectRef("apps", "ReplicaSet", "production", "web-6d4cf56db6"),
+            ResourceKey("apps", "ReplicaSet", "production", "web-6d4cf56db6"),
             None,
             id="copied-to-replicaset",
         ),
@@ -71,14 +71,14 @@ def meta(annotations: dict[str, Any] | None = None, labels: dict[str, Any] | Non
         ),
         pytest.param(
             meta({contract.ANNOTATION_TRACKING_ID: "ds/ns:/Namespace:/production"}),
-            ObjectRef("", "Namespace", "", "production"),
+            ResourceKey("", "Namespace", "", "production"),
             Ownership("ds/ns", "annotation driftwarden.io/tracking-id"),
             id="cluster-scoped",
         ),
         pytest.param("not metadata", WEB, None, id="garbage-metadata"),
     ],
 )
-def test_driftwarden_ownership(metadata: Any, ref: ObjectRef, expected: Ownership | None) -> None:
+def test_driftwarden_ownership(metadata: Any, ref: ResourceKey, expected: Ownership | None) -> None:
     assert ownership(DRIFTWARDEN, metadata, ref=ref) == expected
 
 
@@ -111,7 +111,7 @@ def test_flux_labels_prove_ownership() -> None:
 
 def test_match_kind_false_checks_only_namespace_and_name() -> None:
     annotations = {contract.ANNOTATION_TRACKING_ID: "ds/web-app:apps/Deployment:production/web"}
-    scale = ObjectRef("", "", "production", "web")
+    scale = ResourceKey("", "", "production", "web")
     assert ownership(DRIFTWARDEN, meta(annotations), ref=scale) is None
     assert ownership(DRIFTWARDEN, meta(annotations), ref=scale, match_kind=False) is not None
 

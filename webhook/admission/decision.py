@@ -23,11 +23,12 @@ from driftwarden import contract
 from driftwarden.contract import guard_allow
 from driftwarden.fieldsv1 import Path, manager_entries, value_at
 from driftwarden.fieldtrie import owns
+from driftwarden.objectref import ResourceKey
 from webhook.admission import messages
 from webhook.admission.changes import evaluate_update, git_owned, owners_from_git
 from webhook.admission.messages import Finding, Reason, Subject
 from webhook.admission.objects import metadata_of, string_map, text
-from webhook.admission.profiles import ObjectRef, Ownership, Profile, ownership, protected_paths
+from webhook.admission.profiles import Ownership, Profile, ownership, protected_paths
 from webhook.admission.request import AdmissionRequest
 from webhook.admission.settings import EVERYONE_GROUPS, DecisionSettings, GuardMode, parse_mode
 from webhook.admission.stamps import StampChange, judge_stamp, stamp_change
@@ -173,11 +174,11 @@ def _subject(request: AdmissionRequest, profile: Profile, *, new: bool) -> Subje
     return _make_subject(ref, owner) if owner else None
 
 
-def _object_ref(source: Mapping[str, Any], request: AdmissionRequest) -> ObjectRef:
+def _object_ref(source: Mapping[str, Any], request: AdmissionRequest) -> ResourceKey:
     """Who ``source`` is; its own apiVersion/kind first, as the tracking marker names those."""
     meta = metadata_of(source)
     api_version, kind = text(source.get("apiVersion")), text(source.get("kind"))
-    return ObjectRef(
+    return ResourceKey(
         group=api_version.rpartition("/")[0] if api_version else request.kind.group,
         kind=kind or request.kind.kind,
         namespace=text(meta.get("namespace")) or request.namespace,
@@ -185,7 +186,7 @@ def _object_ref(source: Mapping[str, Any], request: AdmissionRequest) -> ObjectR
     )
 
 
-def _make_subject(ref: ObjectRef, owner: Ownership, *, suffix: str = "") -> Subject:
+def _make_subject(ref: ResourceKey, owner: Ownership, *, suffix: str = "") -> Subject:
     where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
     secret = ref.kind == "Secret" and ref.group == ""
     return Subject(display=f"{ref.kind}{suffix} {where}", app=owner.app, secret=secret)
@@ -286,7 +287,7 @@ def _scale_view(request: AdmissionRequest, profile: Profile, parent: object) -> 
     meta = metadata_of(request.old_object)
     entries = manager_entries(meta.get("managedFields"))
     git_owns = any(e.manager in profile.managers and owns(e.trie, REPLICAS) for e in entries)
-    ref = ObjectRef("", "", text(meta.get("namespace")) or request.namespace, request.name)
+    ref = ResourceKey("", "", text(meta.get("namespace")) or request.namespace, request.name)
     marker = ownership(profile, meta, ref=ref, match_kind=False)
     if not (git_owns or marker):
         return None

@@ -18,6 +18,7 @@ from typing import Literal
 from driftwarden import contract
 from driftwarden.errors import ConfigError
 from driftwarden.fieldsv1 import Path
+from driftwarden.objectref import ResourceKey
 from webhook.admission.objects import string_map
 
 TrackingFormat = Literal["driftwarden", "argocd", "none"]
@@ -28,16 +29,6 @@ class TrackingRef:
     """What a tracking annotation says: the owning app and the object it was written for."""
 
     app: str
-    group: str
-    kind: str
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """The identity of the object under admission, to check a tracking annotation against."""
-
     group: str
     kind: str
     namespace: str
@@ -148,7 +139,7 @@ def _parse_argocd(value: str) -> TrackingRef | None:
 
 
 def ownership(
-    profile: Profile, metadata: object, *, ref: ObjectRef, match_kind: bool = True
+    profile: Profile, metadata: object, *, ref: ResourceKey, match_kind: bool = True
 ) -> Ownership | None:
     """Who manages the object whose ``metadata`` this is, by the profile's marker; None if nobody.
 
@@ -163,7 +154,7 @@ def ownership(
 
 
 def _by_annotation(
-    profile: Profile, annotations: Mapping[str, str], *, ref: ObjectRef, match_kind: bool
+    profile: Profile, annotations: Mapping[str, str], *, ref: ResourceKey, match_kind: bool
 ) -> Ownership | None:
     key = profile.tracking_annotation
     if key is None or key not in annotations:
@@ -174,7 +165,7 @@ def _by_annotation(
     return Ownership(app=tracked.app, marker=f"annotation {key}")
 
 
-def _names_object(tracked: TrackingRef, ref: ObjectRef, *, match_kind: bool) -> bool:
+def _names_object(tracked: TrackingRef, ref: ResourceKey, *, match_kind: bool) -> bool:
     if (tracked.namespace, tracked.name) != (ref.namespace, ref.name):
         return False
     return not match_kind or (tracked.group, tracked.kind) == (ref.group, ref.kind)
