@@ -75,12 +75,14 @@ async def test_user_without_rbac_is_forbidden_until_granted(clients: Clients) ->
     await admin_core.create_namespaced_config_map(
         ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="visible"), data={"k": "v"})
     )
-    alice = client.CoreV1Api(await clients.user("alice"))
+    # A name no other test grants anything (other tests make "alice" a cluster-admin for the session).
+    user = _name("reader")
+    alice = client.CoreV1Api(await clients.user(user))
 
     with pytest.raises(ApiException) as denied:
         await alice.list_namespaced_config_map(ns)
     assert denied.value.status == 403
-    assert 'User "alice" cannot list resource "configmaps"' in json.loads(denied.value.body)["message"]
+    assert f'User "{user}" cannot list resource "configmaps"' in json.loads(denied.value.body)["message"]
 
     rbac = client.RbacAuthorizationV1Api(clients.admin)
     await rbac.create_namespaced_role(
@@ -95,7 +97,7 @@ async def test_user_without_rbac_is_forbidden_until_granted(clients: Clients) ->
         client.V1RoleBinding(
             metadata=client.V1ObjectMeta(name="alice-read-cm"),
             role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="read-cm"),
-            subjects=[client.RbacV1Subject(kind="User", name="alice", api_group="rbac.authorization.k8s.io")],
+            subjects=[client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")],
         ),
     )
     listed = await alice.list_namespaced_config_map(ns)
