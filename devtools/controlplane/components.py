@@ -38,8 +38,9 @@ class ControllerFiles:
     serving_ca: Path
 
 
-def controller_manager_argv(binary: Path, files: ControllerFiles) -> list[str]:
-    kubeconfig = str(files.controller_manager_kubeconfig)
+def _component(binary: Path, kubeconfig: Path) -> list[str]:
+    """What every control-plane component here runs with: one identity for the API server and for checking
+    its own callers, no leader election (one replica), no serving port of its own."""
     return [
         str(binary),
         f"--kubeconfig={kubeconfig}",
@@ -47,6 +48,12 @@ def controller_manager_argv(binary: Path, files: ControllerFiles) -> list[str]:
         f"--authorization-kubeconfig={kubeconfig}",
         "--leader-elect=false",
         "--secure-port=0",
+    ]
+
+
+def controller_manager_argv(binary: Path, files: ControllerFiles) -> list[str]:
+    return [
+        *_component(binary, files.controller_manager_kubeconfig),
         f"--service-account-private-key-file={files.service_account_key}",
         f"--root-ca-file={files.serving_ca}",
         "--use-service-account-credentials=true",
@@ -55,15 +62,7 @@ def controller_manager_argv(binary: Path, files: ControllerFiles) -> list[str]:
 
 
 def scheduler_argv(binary: Path, files: ControllerFiles) -> list[str]:
-    kubeconfig = str(files.scheduler_kubeconfig)
-    return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--leader-elect=false",
-        "--secure-port=0",
-    ]
+    return _component(binary, files.scheduler_kubeconfig)
 
 
 def kwok_argv(binary: Path, files: ControllerFiles) -> list[str]:
