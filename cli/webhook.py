@@ -117,7 +117,8 @@ def _register_install(commands: argparse._SubParsersAction[argparse.ArgumentPars
         action="append",
         default=[],
         metavar="NAMESPACE",
-        help="namespace never sent to the webhook (repeatable)",
+        help="namespace never sent to the webhook (repeatable); kube-system and --install-namespace "
+        "are never sent in any case",
     )
     inst.add_argument(
         "--skip-check",

@@ -77,6 +77,14 @@ def _check(url: str, ca: bytes, *, timeout: float, failure_policy: str) -> None:
         ) from exc
 
 
+def _excluded_namespaces(args: argparse.Namespace) -> list[str]:
+    """kube-system and the install namespace always, as the manifests do: with failurePolicy Fail and the
+    webhook down, the control plane and driftwarden's own Deployment, Secrets and Applications can still be
+    repaired (issue 18); then any ``--exclude-namespace``."""
+    always = ["kube-system", args.install_namespace]
+    return always + [ns for ns in args.exclude_namespace if ns not in always]
+
+
 def run_install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         ca = args.ca_file.read_bytes()
@@ -92,7 +100,7 @@ def run_install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     selection = selection_for(
         get_profile(args.profile),
         skip_users=_gitops_users(args),
-        excluded_namespaces=args.exclude_namespace,
+        excluded_namespaces=_excluded_namespaces(args),
         timeout_seconds=args.timeout_seconds,
         failure_policy=args.failure_policy,
     )
