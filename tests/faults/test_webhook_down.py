@@ -29,6 +29,7 @@ from devtools.controlplane import ControlPlane
 from tests.support.auditor import auditor_api, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.guard import apply, ensure_namespace, grant_cluster_admin, managed, wait_for_guard
+from tests.support.waiting import eventually
 from tests.support.webhookproc import WebhookProcess, driftwarden, webhook_process
 
 pytestmark = pytest.mark.cluster
@@ -180,3 +181,44 @@ async def _edits_pass(scene: Scene, hook: WebhookProcess) -> None:
             except ApiException as exc:
                 assert _failed_calling(exc), exc.body
                 await asyncio.sleep(0.1)
+
+
+async def test_rotating_the_serving_certificate_under_load_loses_no_review(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """Steady edits through the API server while the process's serving certificate is replaced on disk three
+    times: every edit is judged (denied, enforce), none fails to reach the webhook. (The CA rollover, with
+    the rotator injecting the caBundle, is tests/certs/test_certs_rotation.py.)"""
+    denied, errors, stop = 0, list[str](), asyncio.Event()
+
+    async def editor() -> None:
+        nonlocal denied
+        while not stop.is_set():
+            try:
+                await scene.edit("settings")
+                errors.append("a Git-owned field was changed out of band")
+            except ApiException as exc:
+                if exc.status == 403 and "driftwarden" in str(exc.body):
+                    denied += 1
+                else:  # e.g. 500 failed calling webhook: x509 or a handshake cut short
+                    errors.append(f"{exc.status} {exc.body!r}")
+            await asyncio.sleep(0.05)
+
+    async with webhook_process(scene.plane, tmp_path, failure_policy="Fail", timeout_seconds=TIMEOUT) as hook:
+        await _guarding(scene)
+        task = asyncio.create_task(editor(), name="editor")
+        try:
+            for rotation in range(1, 4):
+                await asyncio.sleep(1.0)
+                hook.rotate()
+
+                async def reloaded(count: int = rotation) -> bool:
+                    return hook.reloads() >= count and await hook.served() == hook.on_disk()
+
+                await eventually(reloaded, seconds=20, every=0.2)
+            await asyncio.sleep(1.0)  # and on the newest certificate for a moment
+        finally:
+            stop.set()
+            await task
+    assert errors == [], errors[:5]
+    assert denied >= 30

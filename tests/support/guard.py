@@ -37,15 +37,20 @@ AUDITOR_USER = contract.auditor_identity()
 BREAKGLASS_GROUP = "sre-breakglass"
 
 
-def serving_pair(directory: Path) -> tuple[KeyPair, Path, Path]:
-    """A CA and a 127.0.0.1 serving certificate signed by it; returns (ca, cert file, key file)."""
-    now = dt.datetime.now(dt.UTC)
-    ca = new_ca("driftwarden-test-webhook-ca", now=now, validity=dt.timedelta(days=2))
-    leaf = issue(
+def serving_certificate(ca: KeyPair, *, now: dt.datetime) -> KeyPair:
+    """A 127.0.0.1 serving certificate for a day, signed by ``ca``."""
+    return issue(
         CertRequest(common_name="driftwarden-webhook", dns_names=("localhost",),
                     ip_addresses=("127.0.0.1",), server=True, validity=dt.timedelta(days=1)),
         ca=ca, now=now,
     )  # fmt: skip
+
+
+def serving_pair(directory: Path) -> tuple[KeyPair, Path, Path]:
+    """A CA and a 127.0.0.1 serving certificate signed by it; returns (ca, cert file, key file)."""
+    now = dt.datetime.now(dt.UTC)
+    ca = new_ca("driftwarden-test-webhook-ca", now=now, validity=dt.timedelta(days=2))
+    leaf = serving_certificate(ca, now=now)
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "tls.crt", directory / "tls.key"
     cert.write_bytes(leaf.cert_pem)

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from certs.pki import KeyPair
 from devtools.controlplane import ControlPlane
 from devtools.controlplane.plane import free_port
 from driftwarden.errors import DriftwardenError
 from driftwarden.kube.client import api_client_for
 from driftwarden.probe import check_answers
 from driftwarden.settings import environment
-from tests.support.guard import BREAKGLASS_GROUP, serving_pair
+from tests.support.guard import BREAKGLASS_GROUP, serving_certificate, serving_pair
 from webhook.install import uninstall
 
 ROOT = Path(__file__).parents[2]
@@ -53,6 +56,7 @@ class WebhookProcess:
 
     proc: asyncio.subprocess.Process
     url: str
+    ca: KeyPair
     ca_file: Path
     log: Path
 
@@ -62,6 +66,36 @@ class WebhookProcess:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def reloads(self) -> int:
+        """How many times it has swapped in new TLS material (it logs each one)."""
+        return self.text().count("reloaded TLS certificate")
+
+    async def served(self) -> bytes:
+        """The certificate (DER) a new TLS connection is handed now."""
+        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
+        _, port = self.url.rsplit(":", 1)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", int(port), ssl=context)
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        assert isinstance(der, bytes)
+        return der
+
+    def on_disk(self) -> bytes:
+        """The certificate (DER) in the serving certificate file."""
+        return ssl.PEM_cert_to_DER_cert(self.ca_file.with_name("tls.crt").read_text())
+
+    def rotate(self) -> None:
+        """A new serving certificate and key from the same CA, each file replaced atomically, one after
+        the other (so for a moment the pair on disk does not match, as with a rotator that writes twice)."""
+        leaf = serving_certificate(self.ca, now=dt.datetime.now(dt.UTC))
+        for name, pem in (("tls.crt", leaf.cert_pem), ("tls.key", leaf.key_pem)):
+            staged = self.ca_file.with_name(f".{name}.new")
+            staged.write_bytes(pem)
+            os.replace(staged, self.ca_file.with_name(name))
 
     def freeze(self) -> None:
         """SIGSTOP: the socket stays open and accepts connections, but nothing answers (a stalled pod)."""
@@ -133,7 +167,7 @@ async def webhook_process(
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cli.main", *argv, cwd=ROOT, env=env or child_env(), stdout=out, stderr=out
         )
-    hook = WebhookProcess(proc, f"https://127.0.0.1:{port}", ca_file, log)
+    hook = WebhookProcess(proc, f"https://127.0.0.1:{port}", ca, ca_file, log)
     try:
         await _wait_serving(hook, ca.cert_pem)
         await install_webhook(plane, hook, failure_policy=failure_policy, timeout_seconds=timeout_seconds)
