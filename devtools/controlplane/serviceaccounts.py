@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from devtools.controlplane.kubeconfig import kubeconfig
 from driftwarden.errors import KubeError
 from driftwarden.kube.client import UserCredentials
 
@@ -57,3 +59,13 @@ async def service_account_credentials(
         ) from exc
     user = f"system:serviceaccount:{namespace}:{name}"
     return UserCredentials(server, ca_file, user, token=token.status.token)
+
+
+def write_token_kubeconfig(creds: UserCredentials, path: Path) -> Path:
+    """``creds`` (a token from ``service_account_credentials``) as a kubeconfig file at ``path``, mode 0600,
+    for a process that takes ``--kubeconfig``."""
+    assert creds.token is not None
+    config = kubeconfig(creds.server, ca_pem=creds.ca_file.read_bytes(), user=creds.user, token=creds.token)
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path

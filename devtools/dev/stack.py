@@ -21,14 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import yaml
 
 from certs.pki import CertRequest, issue, new_ca
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
-from devtools.controlplane.kubeconfig import kubeconfig
 from devtools.controlplane.plane import free_port
 from devtools.controlplane.processes import ManagedProcess
-from devtools.controlplane.serviceaccounts import service_account_credentials
+from devtools.controlplane.serviceaccounts import service_account_credentials, write_token_kubeconfig
 from devtools.dev import BREAKGLASS_GROUP
 from devtools.jaeger import Jaeger
 from driftwarden import contract
@@ -165,13 +163,8 @@ async def _auditor_kubeconfig(stack: DevStack) -> Path:
         )  # fmt: skip
     finally:
         await admin.close()
-    config = kubeconfig(
-        stack.plane.url, ca_pem=stack.plane.pki.serving_ca.cert_pem, user=creds.user, token=creds.token
-    )
     path = stack.settings.work_dir / "auditor.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
+    return await asyncio.to_thread(write_token_kubeconfig, creds, path)
 
 
 async def _start(stack: DevStack, name: str, argv: list[str], env: Mapping[str, str]) -> ManagedProcess:

@@ -27,12 +27,14 @@ from cli.main import build_parser, main
 from devtools.controlplane import ControlPlane
 from devtools.controlplane.serviceaccounts import service_account_credentials
 from devtools.jaeger import free_port
+from driftwarden.contract import AUDITOR_SERVICE_ACCOUNT
 from driftwarden.errors import ConfigError, KubeError
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json, resource_path
 from driftwarden.settings import environment
 from tests.support.auditor import install_crd_and_rbac
 from tests.support.guard import serving_pair
+from tests.support.identities import service_account_kubeconfig
 from webhook.install import uninstall
 
 pytestmark = pytest.mark.cluster
@@ -243,7 +245,10 @@ async def test_auditor_run_uses_kubeconfig_from_the_environment(
     """The bug this replaced: without --kubeconfig, ``auditor run`` went for in-cluster credentials."""
     assert control_plane.admin is not None
     env = {k: v for k, v in environment().items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
-    env.update(KUBECONFIG=str(ids.admin), HOME=str(ids.empty_home), DRIFTWARDEN_CACHE=str(tmp_path / "cache"))
+    # The auditor's own token kubeconfig (its RBAC from manifests/, never admin) found through $KUBECONFIG.
+    own = tmp_path / "auditor.kubeconfig"
+    await service_account_kubeconfig(control_plane, own, AUDITOR_SERVICE_ACCOUNT)
+    env.update(KUBECONFIG=str(own), HOME=str(ids.empty_home), DRIFTWARDEN_CACHE=str(tmp_path / "cache"))
     argv = ["auditor", "run", "--namespace", ids.namespace, "--leader-election-namespace", ids.namespace,
             "--leader-id", "from-env", "--lease-duration", "3", "--metrics-port", "0",
             "--git-cache", str(tmp_path / "git")]  # fmt: skip

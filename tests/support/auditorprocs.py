@@ -25,6 +25,7 @@ from driftwarden.kube.rest import request_json, resource_path
 from driftwarden.settings import environment
 from tests.support.auditor import install_crd_and_rbac
 from tests.support.gitrepo import GitRepo
+from tests.support.identities import service_account_kubeconfig
 
 ROOT = Path(__file__).parents[2]
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{color: {color}}}\n"
@@ -59,12 +60,16 @@ class Site:
     workdir: Path
 
     async def auditor(self, identity: str, *extra: str) -> Auditor:
-        assert self.plane.admin is not None and self.plane.admin.kubeconfig is not None
+        """``driftwarden auditor run`` as the auditor's service account (a token kubeconfig): with exactly the
+        RBAC of manifests/rbac/auditor-clusterrole.yaml, never admin."""
+        kubeconfig = self.workdir / "auditor.kubeconfig"
+        if not kubeconfig.exists():
+            await service_account_kubeconfig(self.plane, kubeconfig, contract.AUDITOR_SERVICE_ACCOUNT)
         log = self.workdir / f"{identity}.log"
         env = {k: v for k, v in environment().items() if k != "KUBECONFIG"}
         env.update(DRIFTWARDEN_CACHE=str(self.workdir / "cache"), PYTHONUNBUFFERED="1")
         argv = [
-            "auditor", "run", "--kubeconfig", str(self.plane.admin.kubeconfig), "--namespace", self.namespace,
+            "auditor", "run", "--kubeconfig", str(kubeconfig), "--namespace", self.namespace,
             "--leader-election-namespace", self.namespace, "--leader-id", identity, "--lease-duration", "3",
             "--poll-interval", "1", "--git-cache", str(self.workdir / f"git-{identity}"),
             "--kubectl", str(self.plane.binaries.kubectl), *METRICS_OFF, *extra,

@@ -27,6 +27,7 @@ from devtools.controlplane.serviceaccounts import service_account_credentials
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.settings import control_plane_bin_dir, environment
+from tests.support.auditor import install_crd_and_rbac
 from tests.support.guard import (
     AUDITOR_NS,
     apply,
@@ -163,9 +164,8 @@ async def capture(plane: ControlPlane, workdir: Path) -> dict[str, dict[str, Any
     admin = api_client_for(plane.admin)
     await ensure_namespace(admin, AUDITOR_NS)
     await ensure_namespace(admin, NS)
-    await grant_cluster_admin(
-        admin, users=["jane", "system:kube-controller-manager"], sa=[f"{AUDITOR_NS}/driftwarden-auditor"]
-    )
+    await grant_cluster_admin(admin, users=["jane", "system:kube-controller-manager"])
+    await install_crd_and_rbac(admin)  # the auditor acts with its ClusterRole from manifests/, never admin
     auditor = api_client_for(
         await service_account_credentials(
             admin, AUDITOR_NS, "driftwarden-auditor", server=plane.url, ca_file=plane.pki.serving_ca_file

@@ -19,6 +19,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from driftwarden.kube.client import api_client_for
+from tests.support.auditor import install_crd_and_rbac
 from tests.support.clients import Clients
 from tests.support.guard import (
     AUDITOR_NS,
@@ -46,7 +47,8 @@ async def guard(
     assert control_plane.admin is not None
     admin = api_client_for(control_plane.admin)
     await ensure_namespace(admin, AUDITOR_NS)
-    await grant_cluster_admin(admin, users=["alice", "bob"], sa=[f"{AUDITOR_NS}/driftwarden-auditor"])
+    await grant_cluster_admin(admin, users=["alice", "bob"])
+    await install_crd_and_rbac(admin)  # the auditor acts with its ClusterRole from manifests/, never admin
     async with running_guard(admin, tmp_path_factory.mktemp("guard")) as running:
         yield running
     await admin.close()
