@@ -1,0 +1,168 @@
+"""Secret values never leave the Secret: synced, drifted out of band in warn mode, healed, and not one
+sentinel value in a log line, span, Event, Application status, CLI output, webhook message or metric.
+
+Real processes throughout: ``driftwarden webhook serve`` and ``driftwarden auditor run`` (as the auditor's
+service account), both with ``--console-traces`` so every span they end is printed into the log captured
+here; a person edits with kubectl (the webhook's warnings land on its stderr); ``driftwarden app get`` and
+``app diff`` are run as a user would. Each sentinel is looked for as written and base64-encoded (as a
+Secret's ``data`` holds it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client
+
+from devtools.controlplane import ControlPlane
+from devtools.jaeger import free_port
+from driftwarden import contract
+from driftwarden.kube.rest import request_json, resource_path
+from tests.support.auditorprocs import Auditor, Site, auditors, site  # noqa: F401 - fixtures, found by name
+from tests.support.clients import Clients
+from tests.support.gitrepo import GitRepo
+from tests.support.guard import grant_cluster_admin
+from tests.support.kubectl import kubectl
+from tests.support.waiting import eventually
+from tests.support.webhookproc import WebhookProcess, driftwarden, webhook_process
+
+pytestmark = pytest.mark.cluster
+
+SECRET = """apiVersion: v1
+kind: Secret
+metadata: {{name: db}}
+type: Opaque
+stringData: {{password: {password}}}
+data: {{token: {token}}}
+"""
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret(password: str, token: str) -> str:
+    """The Secret in Git: one value as ``stringData``, one base64-encoded as ``data``."""
+    return SECRET.format(password=password, token=b64(token))
+
+
+def leaks(text: str, sentinels: dict[str, str]) -> list[str]:
+    """Which sentinels appear in ``text``, as written or base64-encoded."""
+    return [name for name, value in sentinels.items() if value in text or b64(value) in text]
+
+
+async def _scrape(url: str, ca: bytes | None = None) -> str:
+    context = ssl.create_default_context(cadata=ca.decode()) if ca else None
+    async with aiohttp.ClientSession() as session, session.get(url, ssl=context or False) as answer:
+        assert answer.status == 200, url
+        return await answer.text()
+
+
+async def _events(admin: client.ApiClient, *namespaces: str) -> str:
+    found: list[Any] = []
+    for namespace in namespaces:
+        found.append(await request_json(admin, "GET", f"/api/v1/namespaces/{namespace}/events"))
+        path = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+        found.append(await request_json(admin, "GET", path))
+    return json.dumps(found)
+
+
+async def _application(at: Site, name: str, repo: GitRepo, destination: str) -> None:
+    body = {
+        "apiVersion": contract.API_VERSION, "kind": contract.APPLICATION_KIND,
+        "metadata": {"name": name, "namespace": at.namespace},
+        "spec": {"source": {"repoURL": repo.url, "targetRevision": "main", "path": "app"},
+                 "destination": {"namespace": destination}, "guard": {"mode": "warn"},
+                 "syncPolicy": {"automated": {"prune": True, "selfHeal": True},
+                                "syncOptions": ["CreateNamespace=true"]}},
+    }  # fmt: skip
+    path = resource_path(group=contract.GROUP, version=contract.VERSION,
+                         plural=contract.APPLICATION_PLURAL, namespace=at.namespace)  # fmt: skip
+    await request_json(at.admin, "POST", path, body=body)
+
+
+async def test_secret_values_appear_nowhere(
+    site: Site,  # noqa: F811 - the fixture
+    auditors: list[Auditor],  # noqa: F811 - the fixture
+    git_repo: Callable[..., GitRepo],
+    control_plane: ControlPlane,
+    clients: Clients,
+    tmp_path: Path,
+) -> None:
+    sentinels = {what: f"sentinel{what}{uuid.uuid4().hex}" for what in ("git", "token", "oob", "next")}
+    repo = git_repo({"app/secret.yaml": secret(sentinels["git"], sentinels["token"])})
+    repo.git("checkout", "-q", "-b", "next")  # a later revision, for `app diff --revision next`
+    repo.commit({"app/secret.yaml": secret(sentinels["next"], sentinels["token"])})
+    repo.git("checkout", "-q", "main")
+    name, destination = f"vault-{uuid.uuid4().hex[:6]}", f"vault-{uuid.uuid4().hex[:6]}"
+    person = f"secret-editor-{uuid.uuid4().hex[:6]}"
+    await grant_cluster_admin(site.admin, users=[person])
+    editor = await clients.user_credentials(person)
+    assert editor.kubeconfig is not None and control_plane.admin is not None
+    admin_kubeconfig = control_plane.admin.kubeconfig
+    assert admin_kubeconfig is not None
+    core = client.CoreV1Api(site.admin)
+    metrics_port = free_port()
+
+    async def password_is(value: str) -> bool:
+        try:
+            live = await core.read_namespaced_secret("db", destination)
+        except client.exceptions.ApiException:
+            return False
+        return (live.data or {}).get("password") == b64(value)
+
+    async with webhook_process(control_plane, tmp_path / "webhook", "--console-traces") as hook:
+        auditors.append(await site.auditor("keeper", "--metrics-port", str(metrics_port), "--console-traces"))
+        await _application(site, name, repo, destination)
+        await eventually(lambda: password_is(sentinels["git"]), seconds=60)
+
+        # Out of band, in warn mode: let through with the webhook's warnings, then healed.
+        code, out, err = await kubectl(
+            control_plane, editor.kubeconfig, "-n", destination, "patch", "secret", "db", "--type", "merge",
+            "-p", json.dumps({"data": {"password": b64(sentinels["oob"])}}),
+        )  # fmt: skip
+        assert code == 0, err
+        assert "driftwarden" in err and "data.password" in err, err  # warned, naming the field only
+        await eventually(lambda: password_is(sentinels["git"]), seconds=30)
+
+        seen = await _everything(site, hook, name, destination, admin_kubeconfig, metrics_port)
+        seen["kubectl edit (warnings)"] = out + err
+    seen["webhook log and spans"] = hook.text()
+    seen["auditor log and spans"] = auditors[0].text()
+    assert f"user={person}" in seen["webhook log and spans"]  # the edit was judged, and logged
+    assert '"name": "admission.review"' in seen["webhook log and spans"]  # spans were printed
+    assert "data.password" in seen["webhook log and spans"]
+    assert '"name": "auditor.heal"' in seen["auditor log and spans"]  # the heal's span was printed too
+
+    found = {where: leaks(text, sentinels) for where, text in seen.items()}
+    assert not any(found.values()), {where: names for where, names in found.items() if names}
+
+
+async def _everything(
+    at: Site, hook: WebhookProcess, name: str, destination: str, admin_kubeconfig: Path, metrics_port: int
+) -> dict[str, str]:
+    """Every place a value could leak to, as text: CLI output, Events, status, the Secret's own
+    annotations (the drift stamp), and both processes' /metrics."""
+    seen: dict[str, str] = {}
+    where = ("-n", at.namespace, "--kubeconfig", str(admin_kubeconfig))
+    code, out, err = await driftwarden("app", "get", name, *where)
+    assert code == 0 and "Secret" in out, (out, err)
+    seen["app get"] = out + err
+    code, out, err = await driftwarden("app", "diff", name, "--revision", "next", *where)
+    assert code == 1 and "password" in out, (out, err)  # a difference in the Secret, shown masked
+    seen["app diff"] = out + err
+    seen["events"] = await _events(at.admin, destination, at.namespace)
+    seen["application"] = json.dumps(await at.get_application(name))
+    live = await request_json(at.admin, "GET", f"/api/v1/namespaces/{destination}/secrets/db")
+    seen["secret metadata"] = json.dumps(live["metadata"])
+    seen["webhook /metrics"] = await _scrape(hook.metrics_url, hook.ca.cert_pem)
+    seen["auditor /metrics"] = await _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+    return seen
