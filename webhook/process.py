@@ -1,10 +1,12 @@
 """The webhook process, composed: telemetry, the application and the HTTPS server, until told to stop.
 
 Role: the composition root of ``driftwarden webhook serve``. Given the frozen settings the CLI built, it
-sets up traces and metrics (driftwarden.telemetry.setup, configured by the ``OTEL_*`` variables it is
-handed), builds the aiohttp application (webhook.app), serves it with TLS and certificate reload
-(webhook.server) until the stop event is set, and then shuts down in reverse order: the listener first,
-so in-flight reviews finish, then telemetry, so their spans and metrics are flushed.
+raises the open-file limit to the hard one and makes the event loop log each kind of error once a minute
+rather than once per occurrence (driftwarden.serving), sets up traces and metrics
+(driftwarden.telemetry.setup, configured by the ``OTEL_*`` variables it is handed), builds the aiohttp
+application (webhook.app), serves it with TLS, certificate reload and guarded connections (webhook.server)
+until the stop event is set, and then shuts down in reverse order: the listener first, so in-flight
+reviews finish, then telemetry, so their spans and metrics are flushed.
 
 It must not parse flags, read the environment or install signal handlers (the CLI does, and tests hand
 in their own stop event), and it must not block the event loop: flushing telemetry can wait on the
@@ -20,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from driftwarden.serving import raise_open_file_limit, throttle_loop_errors
 from driftwarden.telemetry.metrics import Instruments
 from driftwarden.telemetry.setup import meter_provider, tracer_provider
 from webhook.admission.settings import DecisionSettings
@@ -51,6 +54,13 @@ class WebhookSettings:
 @contextlib.asynccontextmanager
 async def running(settings: WebhookSettings) -> AsyncIterator[WebhookServer]:
     """A serving webhook for the block (its ``port`` is the bound one); everything stopped after it."""
+    files = raise_open_file_limit()
+    if files < settings.server.limits.max_connections + 64:
+        log.warning(
+            "the open-file limit (%d) is below the connection limit (%d) plus headroom: accept() may fail "
+            "before the limit is reached", files, settings.server.limits.max_connections,
+        )  # fmt: skip
+    throttle_loop_errors(asyncio.get_running_loop())
     env = settings.telemetry_env
     tracing = tracer_provider(SERVICE_NAME, env=env, console=settings.console_traces)
     try:
@@ -74,5 +84,7 @@ async def serve(settings: WebhookSettings, *, stop: asyncio.Event) -> None:
     """Serve admission reviews until ``stop`` is set, then shut down cleanly."""
     async with running(settings) as server:
         log.info("serving admission reviews on https://%s:%d", settings.server.host, server.port)
+        if server.probes is not None:
+            log.info("serving /healthz, /readyz and /metrics on %s", server.probes.url)
         await stop.wait()
         log.info("shutting down")

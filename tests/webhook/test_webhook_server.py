@@ -1,4 +1,5 @@
-"""The webhook's HTTPS server: clear 4xx for bad input, TLS 1.2+, health endpoints, certificate reload."""
+"""The webhook's HTTPS server: clear 4xx for bad input, TLS 1.2+, health endpoints on their own port,
+certificate reload."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     app = make_app(make_settings(), tracer=provider.get_tracer("test"))
-    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, reload_interval=0.1)
+    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, reload_interval=0.1, metrics_port=0)
     async with WebhookServer(app, settings) as server:
         yield Served(server, ca.cert_pem, spans, tmp_path)
 
@@ -114,9 +115,35 @@ async def test_a_body_over_the_api_servers_limit_gets_413(served: Served) -> Non
 async def test_health_and_readiness(served: Served) -> None:
     async with aiohttp.ClientSession() as session:
         for path in ("/healthz", "/readyz"):
-            async with session.get(served.url + path, ssl=served.ssl) as resp:
+            async with session.get(served.server.metrics_url + path) as resp:
                 assert resp.status == 200
                 assert await resp.text() == "ok"
+
+
+async def test_the_admission_port_answers_only_validate_and_mutate(served: Served) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with session.get(served.url + path, ssl=served.ssl) as resp:
+                assert resp.status == 404, path
+        async with session.get(served.url + "/validate", ssl=served.ssl) as resp:
+            assert resp.status == 405
+        # ...and the probe port has no admission endpoint.
+        async with session.post(served.server.metrics_url + "/validate", data=b"{}") as resp:
+            assert resp.status == 404
+
+
+async def test_readiness_turns_503_while_the_admission_port_shuts_down(tmp_path: Path) -> None:
+    _, cert, key = serving_pair(tmp_path)
+    app = make_app(make_settings(), tracer=TracerProvider().get_tracer("test"))
+    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, metrics_port=0)
+    server = WebhookServer(app, settings)
+    async with server, aiohttp.ClientSession() as session:
+        probes = server.metrics_url
+        await app.shutdown()  # what the admission runner does first on the way out
+        async with session.get(probes + "/readyz") as resp:
+            assert (resp.status, await resp.text()) == (503, "shutting down")
+        async with session.get(probes + "/healthz") as resp:
+            assert resp.status == 200
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
