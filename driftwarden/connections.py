@@ -91,7 +91,7 @@ class ConnectionGuard:
                 return False
             oldest = min(idle, key=lambda c: c.last_active)
             self.stats.evicted += 1
-            oldest.close(graceful=True)
+            oldest.close(graceful=False)  # at once: a polite TLS close would hold its descriptor a while
         self.connections.add(conn)
         self.stats.accepted += 1
         return True

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from driftwarden.errors import ConfigError
+from driftwarden.serving import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class ReloadingTLS:
     _current: ssl.SSLContext = field(init=False)
     _fingerprint: str = field(init=False, default="")
     reloads: int = field(init=False, default=0)
+    # A file that stays unreadable (out of descriptors, a rotation stuck half-way) is retried every tick
+    # and reported once a minute.
+    _complaints: LogThrottle = field(init=False, default_factory=lambda: LogThrottle(log))
 
     def __post_init__(self) -> None:
         self._current = self._load()
@@ -91,7 +95,9 @@ class ReloadingTLS:
         except ConfigError as exc:
             # A half-written pair (cert updated, key not yet) fails to load: keep serving the old
             # material and try again on the next tick rather than dropping TLS.
-            log.warning("TLS material changed but does not load yet; keeping the previous one: %s", exc)
+            self._complaints.warning(
+                f"TLS material changed but does not load yet; keeping the previous one: {exc}", key="load"
+            )
             return False
         self._current, self._fingerprint = context, fingerprint
         self.reloads += 1
@@ -104,5 +110,5 @@ class ReloadingTLS:
             await asyncio.sleep(self.interval)
             try:
                 await self.check()
-            except Exception:  # never let the watcher die; the next tick tries again
-                log.exception("checking TLS files for changes failed")
+            except Exception as exc:  # never let the watcher die; the next tick tries again
+                self._complaints.warning("checking TLS files for changes failed", exc=exc)

@@ -13,7 +13,7 @@ import pytest
 from driftwarden.errors import ConfigError
 from tests.support.guard import serving_pair
 from webhook.admission.settings import make_settings
-from webhook.process import WebhookSettings, running, serve
+from webhook.process import FILE_HEADROOM, WebhookSettings, _within_file_limit, running, serve
 from webhook.server import ServerSettings
 
 
@@ -70,3 +70,12 @@ async def test_a_bad_telemetry_setting_is_a_config_error_before_anything_listens
     with pytest.raises(ConfigError, match="OTEL_TRACES_SAMPLER"):
         async with running(settings):
             pytest.fail("must not start")
+
+
+def test_the_connection_limit_is_kept_within_the_open_file_limit(tmp_path: Path) -> None:
+    settings, _ = settings_for(tmp_path)
+    assert settings.server.limits.max_connections == 1000
+    capped = _within_file_limit(settings.server, 512)
+    assert capped.limits.max_connections == 512 - FILE_HEADROOM
+    assert capped.limits.idle_timeout == settings.server.limits.idle_timeout
+    assert _within_file_limit(settings.server, 1_048_576) is settings.server
