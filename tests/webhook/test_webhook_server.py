@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from certs.pki import CertRequest, issue
+from certs.pki import CertRequest, issue, new_ca
 from tests.support.guard import serving_pair
 from webhook.admission.settings import make_settings
 from webhook.app import make_app
@@ -201,3 +201,48 @@ async def test_a_rotated_certificate_is_served_without_dropping_open_connections
         fresh.post(served.url + "/validate", data=body, headers=headers, ssl=only_new) as resp,
     ):
         assert resp.status == 200
+
+
+async def test_a_client_ca_is_required_and_reloaded_when_it_changes(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    old_ca, new_ca_pair = (
+        new_ca("callers-1", now=now, validity=day),
+        new_ca("callers-2", now=now, validity=day),
+    )
+    ca_file = tmp_path / "callers.crt"
+    ca_file.write_bytes(old_ca.cert_pem)
+    serving_ca, cert, key = serving_pair(tmp_path)
+    app = make_app(make_settings(), tracer=TracerProvider().get_tracer("test"))
+    settings = ServerSettings(
+        cert, key, host="127.0.0.1", port=0, reload_interval=0.1, client_ca_file=ca_file
+    )
+
+    def caller(ca: Any, name: str) -> ssl.SSLContext:
+        pair = issue(CertRequest(name, client=True), ca=ca, now=now)
+        (tmp_path / f"{name}.crt").write_bytes(pair.cert_pem)
+        (tmp_path / f"{name}.key").write_bytes(pair.key_pem)
+        context = ssl.create_default_context(cadata=serving_ca.cert_pem.decode())
+        context.load_cert_chain(str(tmp_path / f"{name}.crt"), str(tmp_path / f"{name}.key"))
+        return context
+
+    async def answered(context: ssl.SSLContext, port: int) -> bool:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            writer.write(b"GET /validate HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await reader.readline()
+            writer.close()
+            return answer.startswith(b"HTTP/1.1 405")
+        except (OSError, ssl.SSLError):
+            return False
+
+    async with WebhookServer(app, settings) as server:
+        first, second = caller(old_ca, "first"), caller(new_ca_pair, "second")
+        anonymous = ssl.create_default_context(cadata=serving_ca.cert_pem.decode())
+        assert [await answered(c, server.port) for c in (first, second, anonymous)] == [True, False, False]
+        ca_file.write_bytes(new_ca_pair.cert_pem)  # the callers' CA rotates
+        for _ in range(100):
+            if server.tls.reloads:
+                break
+            await asyncio.sleep(0.05)
+        assert [await answered(c, server.port) for c in (first, second, anonymous)] == [False, True, False]
