@@ -65,7 +65,7 @@ async def _read_review(request: web.Request) -> AdmissionRequest:
         raise AdmissionRequestError(
             f"Content-Type must be application/json, not {request.content_type!r}", status=415
         )
-    if request.charset not in (None, "utf-8"):
+    if (request.charset or "utf-8").lower() != "utf-8":
         raise AdmissionRequestError(f"charset must be utf-8, not {request.charset!r}", status=415)
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in _IDENTITY_ENCODINGS:

@@ -11,95 +11,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
-import os
 import socket
 import ssl
 import statistics
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from cli.main import build_parser
-from devtools.jaeger import free_port
-from driftwarden.settings import environment
-from tests.support.guard import serving_pair
 from tests.support.waiting import eventually
+from tests.support.webhookproc import WebhookProcess, webhook_process
 from tests.webhook.reviews import admission_review, deployment
 
-ROOT = Path(__file__).parents[2]
 IDLE = 1000
 IDLE_TIMEOUT = 6.0
 REVIEW = json.dumps(admission_review(old=deployment(), new=deployment())).encode()
 
 
-@dataclass
-class Webhook:
-    pid: int
-    port: int
-    metrics_port: int
-    trust: ssl.SSLContext
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def descriptors(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def connect(self) -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        return self.trust.wrap_socket(raw, server_hostname="localhost")
-
-    def review_latencies(self, count: int) -> list[float]:
-        """``count`` reviews over one keep-alive connection, in milliseconds each."""
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.trust, timeout=10)
-        took = []
-        try:
-            for _ in range(count):
-                started = time.perf_counter()
-                conn.request("POST", "/validate", body=REVIEW, headers={"Content-Type": "application/json"})
-                response = conn.getresponse()
-                assert response.status == 200
-                assert json.loads(response.read())["response"]["allowed"] is True
-                took.append((time.perf_counter() - started) * 1000)
-        finally:
-            conn.close()
-        return took
+def connect(served: WebhookProcess) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    return served.trust.wrap_socket(raw, server_hostname="localhost")
 
 
-@contextlib.asynccontextmanager
-async def webhook(tmp_path: Path, *args: str) -> AsyncIterator[Webhook]:
-    ca, cert, key = serving_pair(tmp_path)
-    port, metrics_port = free_port(), free_port()
-    argv = [sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--metrics-port", str(metrics_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-            "--log-level", "warning", *args]  # fmt: skip
-    env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")}
-    with (tmp_path / "webhook.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-    trust = ssl.create_default_context(cadata=ca.cert_pem.decode())
-    served = Webhook(proc.pid, port, metrics_port, trust)
-
-    async def ready() -> bool:
-        try:
-            await asyncio.to_thread(served.review_latencies, 1)
-        except OSError:
-            return False
-        return True
-
+def review_latencies(served: WebhookProcess, count: int) -> list[float]:
+    """``count`` reviews over one keep-alive connection, in milliseconds each."""
+    conn = served.connection()
+    took = []
     try:
-        await eventually(ready, seconds=60, every=0.2)
-        yield served
+        for _ in range(count):
+            response = served.post("/validate", REVIEW, conn=conn)
+            assert response.status == 200
+            assert response.json()["response"]["allowed"] is True
+            took.append(response.seconds * 1000)
     finally:
-        proc.terminate()
-        async with asyncio.timeout(30):
-            await proc.wait()
+        conn.close()
+    return took
 
 
 def closed(sock: ssl.SSLSocket) -> bool:
@@ -122,19 +69,21 @@ def held(sockets: list[ssl.SSLSocket]) -> Iterator[list[ssl.SSLSocket]]:
                 sock.close()
 
 
-def _connect_many(served: Webhook, count: int) -> list[ssl.SSLSocket]:
-    return [served.connect() for _ in range(count)]
+def _connect_many(served: WebhookProcess, count: int) -> list[ssl.SSLSocket]:
+    return [connect(served) for _ in range(count)]
 
 
 async def test_a_thousand_idle_connections_leave_reviews_fast_and_memory_bounded(tmp_path: Path) -> None:
-    async with webhook(tmp_path, "--idle-timeout", str(IDLE_TIMEOUT), "--max-connections", "2000") as served:
-        await asyncio.to_thread(served.review_latencies, 200)  # warm up
+    with webhook_process(
+        tmp_path, "--idle-timeout", str(IDLE_TIMEOUT), "--max-connections", "2000"
+    ) as served:
+        await asyncio.to_thread(review_latencies, served, 200)  # warm up
         before, fds_before = served.rss_kib(), served.descriptors()
-        quiet = await asyncio.to_thread(served.review_latencies, 200)
+        quiet = await asyncio.to_thread(review_latencies, served, 200)
         started = time.monotonic()
         with held(await asyncio.to_thread(_connect_many, served, IDLE)) as sockets:
             opened_in = time.monotonic() - started
-            loaded = await asyncio.to_thread(served.review_latencies, 200)
+            loaded = await asyncio.to_thread(review_latencies, served, 200)
             after = served.rss_kib()
             assert served.descriptors() >= fds_before + IDLE - 5
             per_connection = (after - before) / IDLE
@@ -171,13 +120,13 @@ async def test_beyond_the_connection_limit_descriptors_stay_bounded_and_reviews_
     tmp_path: Path,
 ) -> None:
     limit = 300
-    async with webhook(tmp_path, "--max-connections", str(limit)) as served:
+    with webhook_process(tmp_path, "--max-connections", str(limit)) as served:
         fds_before = served.descriptors()
         with held(await asyncio.to_thread(_connect_many, served, limit + 200)):
             assert served.descriptors() <= fds_before + limit + 2
-            latencies = await asyncio.to_thread(served.review_latencies, 50)
+            latencies = await asyncio.to_thread(review_latencies, served, 50)
             assert statistics.median(latencies) < 50
-        log = (tmp_path / "webhook.log").read_text()
+        log = served.log_file.read_text()
         assert log.count(f"reached its limit of {limit} connections") == 1
 
 
