@@ -40,6 +40,7 @@ _NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')
 _FOLD = bytes.maketrans(b"{}", b"[]")
 _STEPS = bytes.maketrans(b"[]", b"\x01\xff")  # +1 and -1 as signed bytes
 _PEEL_ABOVE = 4096
+_RUNS = re.compile(rb"\[+|\]+")
 
 
 def nesting_depth(raw: bytes) -> int:
@@ -60,7 +61,22 @@ def nesting_depth(raw: bytes) -> int:
         brackets = shorter
         if done:
             break
-    return peeled + max(accumulate(memoryview(brackets.translate(_STEPS)).cast("b")), default=0)
+    return peeled + _deepest(brackets)
+
+
+def _deepest(brackets: bytes) -> int:
+    """The highest running sum of ``[`` (+1) and ``]`` (-1): per run of one kind when runs are long."""
+    turns = brackets.count(b"[]") + brackets.count(b"][")
+    if turns * 8 >= len(brackets):
+        return max(accumulate(memoryview(brackets.translate(_STEPS)).cast("b")), default=0)
+    depth = deepest = 0
+    for run in _RUNS.finditer(brackets):
+        if run.group().startswith(b"["):
+            depth += run.end() - run.start()
+            deepest = max(deepest, depth)
+        else:
+            depth -= run.end() - run.start()
+    return deepest
 
 
 def sanitize(text: str) -> str:
