@@ -132,12 +132,11 @@ def _decision_label(decision: Decision) -> str:
 
 
 def _answer(
-    request: web.Request, review: AdmissionRequest, span: Span, *, mutate: bool
+    request: web.Request, review: AdmissionRequest, decision: Decision, span: Span, *, mutate: bool
 ) -> tuple[Decision, dict[str, Any]]:
-    settings = request.app[SETTINGS]
-    decision = decide(review, settings)
     if decision.reason == "internal-error":
-        decision = contain(review, settings)  # the rules failed on this content: closed if it looks managed
+        # The rules failed on this content: closed if it looks managed.
+        decision = contain(review, request.app[SETTINGS], decision)
     elif mutate:
         decision = _for_mutation(review, decision)
     _annotate(span, review, decision)
@@ -150,11 +149,13 @@ def _answer(
     return decision, build_response(review.uid, decision, patch=patch)
 
 
-def _contained(request: web.Request, review: AdmissionRequest, span: Span, exc: Exception) -> Decision:
+def _contained(
+    request: web.Request, review: AdmissionRequest, failed: Decision, span: Span, exc: Exception
+) -> Decision:
     """The answer when answering failed on this input: the failsafe's, and one throttled log line."""
     request.app[FAILURES].warning("answering an admission review failed; answered by the failsafe", exc=exc)
     span.record_exception(exc)
-    decision = contain(review, request.app[SETTINGS])
+    decision = contain(review, request.app[SETTINGS], failed)
     try:
         _annotate(span, review, decision)
     except Exception:  # the span is a record, not the answer
@@ -176,10 +177,11 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
                 seconds=time.perf_counter() - started,
             )  # fmt: skip
             return _error(exc.status, str(exc))
+        decided = decide(review, request.app[SETTINGS])  # never raises
         try:
-            decision, body = _answer(request, review, span, mutate=mutate)
+            decision, body = _answer(request, review, decided, span, mutate=mutate)
         except Exception as exc:  # a bug this input reached: a conservative answer, never a 500
-            decision = _contained(request, review, span, exc)
+            decision = _contained(request, review, decided, span, exc)
             body = build_response(review.uid, decision)
     request.app[INSTRUMENTS].record_admission(
         decision=_decision_label(decision), operation=review.operation, endpoint=endpoint,

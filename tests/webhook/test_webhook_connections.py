@@ -12,7 +12,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,15 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
     return time.monotonic() - started
 
 
+async def closed_while(reader: asyncio.StreamReader, feed: Callable[[], Awaitable[None]]) -> float:
+    """Seconds until the server closed the connection while ``feed`` kept sending."""
+    feeding = asyncio.create_task(feed())
+    try:
+        return await closed_within(reader, 5)
+    finally:
+        feeding.cancel()
+
+
 async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(served: Served) -> None:
     reader, writer = await served.connect()
     assert (await served.review(reader, writer)).startswith(b"HTTP/1.1 200")
@@ -103,11 +112,7 @@ async def test_slowloris_headers_are_cut_off(served: Served) -> None:
             writer.write(f"X-Drip-{index}: x\r\n".encode())
             await asyncio.sleep(0.1)
 
-    dripping = asyncio.create_task(drip())
-    try:
-        took = await closed_within(reader, 5)
-    finally:
-        dripping.cancel()
+    took = await closed_while(reader, drip)
     assert took < SHORT.header_timeout + 1.0
     assert served.server.guard.stats.timed_out == 1
     writer.close()
@@ -125,11 +130,7 @@ async def test_an_endless_chunked_body_is_cut_off(served: Served) -> None:
             writer.write(b"1\r\n \r\n")
             await asyncio.sleep(0.05)
 
-    trickling = asyncio.create_task(trickle())
-    try:
-        took = await closed_within(reader, 5)
-    finally:
-        trickling.cancel()
+    took = await closed_while(reader, trickle)
     assert took < SHORT.body_timeout + 1.0
     assert served.server.guard.stats.timed_out == 1
     writer.close()

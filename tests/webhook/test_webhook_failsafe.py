@@ -32,6 +32,15 @@ def _guarded(mode: str) -> dict[str, Any]:
     return changed(deployment(), lambda o: o["metadata"]["annotations"].update({GUARD: mode}))
 
 
+def failed(settings: DecisionSettings) -> Decision:
+    """What decide answers when its rules fail: a visible allow (made to fail through broken settings)."""
+    broken = dataclasses.replace(settings)
+    object.__setattr__(broken, "profile", None)
+    decision = decide(request(old=deployment(), new=deployment()), broken)
+    assert decision.reason == "internal-error"
+    return decision
+
+
 def _unmanaged() -> dict[str, Any]:
     def strip(obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -47,7 +56,8 @@ def test_a_managed_change_the_rules_failed_on_is_denied_whatever_the_mode(
     settings: DecisionSettings, mode: str
 ) -> None:
     old = _guarded(mode)
-    denied = contain(request(old=old, new=changed(old, lambda o: o["spec"].update(replicas=9))), settings)
+    review = request(old=old, new=changed(old, lambda o: o["spec"].update(replicas=9)))
+    denied = contain(review, settings, failed(settings))
     assert (denied.allowed, denied.reason, denied.violation, denied.mode) == (
         False, "internal-error", True, "enforce",
     )  # fmt: skip
@@ -73,18 +83,19 @@ def test_any_sign_of_management_on_either_object_is_enough(settings: DecisionSet
     marked = changed(plain, evidence)
     assert looks_managed(marked, settings.profile)
     for old, new in ((marked, plain), (plain, marked)):
-        assert contain(request(old=old, new=new), settings).allowed is False
-    assert contain(request(operation="CREATE", old=None, new=marked), settings).allowed is False
+        assert contain(request(old=old, new=new), settings, failed(settings)).allowed is False
+    created = request(operation="CREATE", old=None, new=marked)
+    assert contain(created, settings, failed(settings)).allowed is False
 
 
 def test_an_unmanaged_object_stays_writable_visibly(settings: DecisionSettings) -> None:
     plain = _unmanaged()
     scaled = changed(plain, lambda o: o["spec"].update(replicas=9))
-    allowed = contain(request(old=plain, new=scaled), settings)
+    allowed = contain(request(old=plain, new=scaled), settings, failed(settings))
     assert (allowed.allowed, allowed.reason) == (True, "internal-error")
     assert allowed.warnings == ("driftwarden could not evaluate this request and allowed it",)
     assert allowed.audit_annotations == {"decision": "error", "reason": "internal-error"}
-    garbage = contain(request(old=["not", "an", "object"], new="nor this"), settings)
+    garbage = contain(request(old=["not", "an", "object"], new="nor this"), settings, failed(settings))
     assert (garbage.allowed, garbage.reason) == (True, "internal-error")
 
 
@@ -93,9 +104,10 @@ def test_the_gitops_identity_and_break_glass_pass_as_they_do_whatever_the_change
 ) -> None:
     old = deployment()
     new = changed(old, lambda o: o["spec"].update(replicas=9))
-    assert contain(request(old=old, new=new, user=AUDITOR), settings).reason == "gitops-identity"
+    by_gitops = request(old=old, new=new, user=AUDITOR)
+    assert contain(by_gitops, settings, failed(settings)).reason == "gitops-identity"
     for user, groups in ((BREAKGLASS_USER, ()), ("jane", (BREAKGLASS_GROUP,))):
-        glass = contain(request(old=old, new=new, user=user, groups=groups), settings)
+        glass = contain(request(old=old, new=new, user=user, groups=groups), settings, failed(settings))
         assert (glass.allowed, glass.reason, glass.violation) == (True, "breakglass", True)
         assert glass.audit_annotations == {"decision": "breakglass", "reason": "internal-error"}
         assert all(len(w) < 120 for w in glass.warnings)
@@ -104,13 +116,14 @@ def test_the_gitops_identity_and_break_glass_pass_as_they_do_whatever_the_change
 def test_unreadable_settings_are_a_configuration_bug_and_stay_visible(settings: DecisionSettings) -> None:
     broken = dataclasses.replace(settings)
     object.__setattr__(broken, "profile", None)
-    decision = contain(request(old=deployment(), new=deployment()), broken)
+    decision = contain(request(old=deployment(), new=deployment()), broken, failed(settings))
     assert (decision.allowed, decision.reason) == (True, "internal-error")
+    assert decision.warnings == ("driftwarden could not evaluate this request and allowed it",)
 
 
 def test_a_hostile_name_cannot_break_the_denial(settings: DecisionSettings) -> None:
     name = "\ud800\x00\u202e" + "n" * 5000
-    denied = contain(request(old=deployment(), new=deployment(), name=name), settings)
+    denied = contain(request(old=deployment(), new=deployment(), name=name), settings, failed(settings))
     assert denied.allowed is False
     body = json.dumps(build_response("uid", denied))
     assert len(json.loads(body)["response"]["status"]["message"].encode()) <= 1000
@@ -132,7 +145,7 @@ def test_the_issues_surrogate_in_a_changed_path_never_opens_the_guard(settings: 
     review = request(old=old, new=new)
     decision = decide(review, settings)
     if decision.reason == "internal-error":
-        decision = contain(review, settings)
+        decision = contain(review, settings, failed(settings))
     assert decision.allowed is False
 
 
@@ -159,8 +172,10 @@ async def _review(target: tuple[str, aiohttp.ClientSession, Any], path: str, bod
 async def test_the_server_answers_an_internal_error_with_the_failsafe(
     webhook_url: Any, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
+    visible_allow = failed(make_settings())
+
     def failing(*_args: Any, **_kwargs: Any) -> Decision:
-        return Decision(allowed=True, mode="warn", reason="internal-error")
+        return visible_allow
 
     monkeypatch.setattr(webhook.app, "decide", failing)
     old = _guarded("warn")

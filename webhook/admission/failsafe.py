@@ -1,18 +1,19 @@
 """What the webhook answers when deciding a review failed: closed for managed objects, open for the rest.
 
 Role: ``contain`` is the answer to send when the rules could not decide a review (``decide`` answered
-``internal-error``, or the server caught an exception while answering). Such a failure is caused by the
-request's content: a review the rules cannot read was built not to be read, so it must not be a way
-around the guard. The rule (docs/security.md, "Failures caused by the input"):
+``internal-error``, or the server caught an exception while answering with the decision it had). Such a
+failure is caused by the request's content: a review the rules cannot read was built not to be read, so it
+must not be a way around the guard. The rule (docs/security.md, "Failures caused by the input"):
 
 - if either object carries the profile's tracking marker, its guard annotation, or a managedFields entry
   of a GitOps field manager, the request is **denied** whatever the guard mode, with a message that says
   so; the GitOps identity and break-glass still pass, as they do whatever the change is;
-- anything else is allowed, visibly (reason ``internal-error``, a warning, an audit annotation): an
-  object that looks unmanaged was never protected, and a webhook bug must not stop writes to it.
+- anything else keeps the decision that failed, which for ``internal-error`` is decide's visible allow (a
+  warning, an audit annotation): an object that looks unmanaged was never protected, and a webhook bug must
+  not stop writes to it.
 
-When even the settings cannot be read, the configuration (not the request) is broken: the failure is
-allowed visibly, so a broken webhook cannot lock every labelled object.
+When even the settings cannot be read, the configuration (not the request) is broken: the failed decision
+stands, so a broken webhook cannot lock every labelled object.
 
 This module must not do I/O, log or await, and ``contain`` must not raise. Every read of the objects goes
 through webhook.admission.objects, which turns garbage into empty values.
@@ -34,15 +35,15 @@ from webhook.admission.settings import DecisionSettings, GuardMode, parse_mode
 _NAME_CHARS = 200
 
 
-def contain(request: AdmissionRequest, settings: DecisionSettings) -> Decision:
-    """The answer to ``request`` when the rules failed on it; never raises."""
+def contain(request: AdmissionRequest, settings: DecisionSettings, failed: Decision) -> Decision:
+    """What to send when the rules failed on ``request``, or ``failed`` could not be sent; never raises."""
     try:
         mode = parse_mode(settings.default_mode) or "enforce"
         managed = looks_managed(request.old_object, settings.profile) or looks_managed(
             request.object, settings.profile
         )
         if not managed:
-            return _allowed_visibly(mode)
+            return failed
         if request.user_name in settings.gitops_identities:
             return Decision(allowed=True, mode=mode, reason="gitops-identity")
         groups = settings.breakglass_groups
@@ -50,7 +51,7 @@ def contain(request: AdmissionRequest, settings: DecisionSettings) -> Decision:
             return _breakglass(mode)
         return _denied(request)
     except Exception:  # the settings themselves are unreadable: a configuration bug, not the request's
-        return _allowed_visibly("enforce")
+        return failed
 
 
 def looks_managed(obj: object, profile: Profile) -> bool:
@@ -65,16 +66,6 @@ def looks_managed(obj: object, profile: Profile) -> bool:
     entries = meta.get("managedFields")
     return isinstance(entries, list) and any(
         isinstance(entry, Mapping) and text(entry.get("manager")) in profile.managers for entry in entries
-    )
-
-
-def _allowed_visibly(mode: GuardMode) -> Decision:
-    return Decision(
-        allowed=True,
-        mode=mode,
-        reason="internal-error",
-        warnings=("driftwarden could not evaluate this request and allowed it",),
-        audit_annotations=MappingProxyType({"decision": "error", "reason": "internal-error"}),
     )
 
 
