@@ -29,8 +29,8 @@ from devtools.controlplane import ControlPlane
 from tests.support.auditor import auditor_api, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.guard import apply, ensure_namespace, grant_cluster_admin, managed, wait_for_guard
+from tests.support.guardproc import WebhookProcess, driftwarden, webhook_process
 from tests.support.waiting import eventually
-from tests.support.webhookproc import WebhookProcess, driftwarden, webhook_process
 
 pytestmark = pytest.mark.cluster
 

@@ -1,182 +1,133 @@
-"""The real ``driftwarden webhook serve`` process for fault tests: one that can be killed and frozen.
+"""The real ``driftwarden webhook serve`` as a child process, for tests that need its memory, its descriptors
+or a server they can reach from synchronous code (Hypothesis, schemathesis).
 
-The in-process webhook (tests.support.guard) shares the test's event loop, so it cannot be stopped with a
-signal; the fault tests need a webhook that dies or stalls the way a pod does. This starts ``webhook serve``
-as a child process with its own log, installs its configurations with ``driftwarden webhook install`` (the
-command an operator runs, with the admin's kubeconfig: installing is an operator's act, not the webhook's)
-and on exit uninstalls them, resumes a frozen process and stops it.
+It serves on free loopback ports with a certificate from its own test CA; ``WebhookProcess`` knows how to
+reach it (``url``, ``ca_file``, ``post``) and how to read its resident memory and open descriptors from /proc.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import datetime as dt
+import http.client
+import json
 import os
 import signal
 import ssl
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from certs.pki import KeyPair
-from devtools.controlplane import ControlPlane
-from devtools.controlplane.plane import free_port
-from driftwarden.errors import DriftwardenError
-from driftwarden.kube.client import api_client_for
-from driftwarden.probe import check_answers
+from devtools.jaeger import free_port
 from driftwarden.settings import environment
-from tests.support.guard import BREAKGLASS_GROUP, serving_certificate, serving_pair
-from webhook.install import uninstall
+from tests.support.guard import serving_pair
 
 ROOT = Path(__file__).parents[2]
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """The test's environment without a KUBECONFIG or OTEL_* exporters (no collector runs here)."""
-    env = {k: v for k, v in environment().items() if k != "KUBECONFIG" and not k.startswith("OTEL_")}
-    env.update(PYTHONUNBUFFERED="1", NO_COLOR="1", **extra)
-    return env
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    seconds: float
 
-
-async def driftwarden(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run the ``driftwarden`` command to completion: exit code, stdout, stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli.main", *argv, cwd=ROOT, env=env or child_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 @dataclass
 class WebhookProcess:
-    """One ``driftwarden webhook serve`` process, its log and where it listens."""
-
-    proc: asyncio.subprocess.Process
-    url: str
-    ca: KeyPair
+    proc: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
     ca_file: Path
-    log: Path
+    log_file: Path
 
     @property
-    def metrics_url(self) -> str:
-        return f"{self.url}/metrics"
+    def pid(self) -> int:
+        return self.proc.pid
 
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
 
-    def reloads(self) -> int:
-        """How many times it has swapped in new TLS material (it logs each one)."""
-        return self.text().count("reloaded TLS certificate")
+    @property
+    def trust(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
-    async def served(self) -> bytes:
-        """The certificate (DER) a new TLS connection is handed now."""
-        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
-        _, port = self.url.rsplit(":", 1)
-        _reader, writer = await asyncio.open_connection("127.0.0.1", int(port), ssl=context)
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def descriptors(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def connection(self, timeout: float = 10) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.trust, timeout=timeout)
+
+    def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        conn: http.client.HTTPSConnection | None = None,
+    ) -> Response:
+        """POST ``body`` (Content-Type application/json unless ``headers`` say otherwise)."""
+        own = conn is None
+        conn = conn or self.connection()
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        started = time.perf_counter()
         try:
-            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            conn.request("POST", path, body=body, headers=sent)
+            response = conn.getresponse()
+            data = response.read()
+            return Response(response.status, dict(response.getheaders()), data, time.perf_counter() - started)
         finally:
-            writer.close()
-            await writer.wait_closed()
-        assert isinstance(der, bytes)
-        return der
+            if own:
+                conn.close()
 
-    def on_disk(self) -> bytes:
-        """The certificate (DER) in the serving certificate file."""
-        return ssl.PEM_cert_to_DER_cert(self.ca_file.with_name("tls.crt").read_text())
-
-    def rotate(self) -> None:
-        """A new serving certificate and key from the same CA, each file replaced atomically, one after
-        the other (so for a moment the pair on disk does not match, as with a rotator that writes twice)."""
-        leaf = serving_certificate(self.ca, now=dt.datetime.now(dt.UTC))
-        for name, pem in (("tls.crt", leaf.cert_pem), ("tls.key", leaf.key_pem)):
-            staged = self.ca_file.with_name(f".{name}.new")
-            staged.write_bytes(pem)
-            os.replace(staged, self.ca_file.with_name(name))
-
-    def freeze(self) -> None:
-        """SIGSTOP: the socket stays open and accepts connections, but nothing answers (a stalled pod)."""
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        if self.proc.returncode is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-
-    async def kill(self) -> None:
-        """SIGKILL: nothing listens any more (a crashed pod)."""
-        if self.proc.returncode is None:
-            self.proc.kill()
-        async with asyncio.timeout(20):
-            await self.proc.wait()
-
-    async def stop(self) -> None:
-        self.thaw()
-        if self.proc.returncode is None:
-            self.proc.terminate()
-        async with asyncio.timeout(30):
-            await self.proc.wait()
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
-async def _wait_serving(hook: WebhookProcess, ca: bytes) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            if hook.proc.returncode is not None:
-                raise AssertionError(f"webhook serve exited {hook.proc.returncode}:\n{hook.text()}")
-            with contextlib.suppress(DriftwardenError):
-                await check_answers(hook.url, ca, within=2)
-                return
-            await asyncio.sleep(0.2)
-
-
-async def install_webhook(
-    plane: ControlPlane, hook: WebhookProcess, *, failure_policy: str, timeout_seconds: int
-) -> None:
-    """``driftwarden webhook install`` pointing at ``hook``, as the cluster's admin."""
-    assert plane.admin is not None and plane.admin.kubeconfig is not None
-    code, out, err = await driftwarden(
-        "webhook", "install", "--url", hook.url, "--ca-file", str(hook.ca_file),
-        "--failure-policy", failure_policy, "--timeout-seconds", str(timeout_seconds),
-        "--kubeconfig", str(plane.admin.kubeconfig),
-    )  # fmt: skip
-    assert code == 0, (out, err)
-
-
-@contextlib.asynccontextmanager
-async def webhook_process(
-    plane: ControlPlane,
-    workdir: Path,
-    *extra: str,
-    failure_policy: str = "Fail",
-    timeout_seconds: int = 5,
-    env: dict[str, str] | None = None,
-) -> AsyncIterator[WebhookProcess]:
-    """``webhook serve`` (plus ``extra`` flags) running and installed for the block; uninstalled after."""
-    ca, cert, key = serving_pair(workdir / "tls")
-    ca_file = workdir / "tls" / "ca.crt"
+@contextlib.contextmanager
+def webhook_process(directory: Path, *args: str) -> Iterator[WebhookProcess]:
+    """``driftwarden webhook serve`` with ``args`` until the block ends; ready when it answers a review."""
+    ca, cert, key = serving_pair(directory)
+    ca_file = directory / "ca.crt"
     ca_file.write_bytes(ca.cert_pem)
-    port = free_port()
-    log = workdir / "webhook.log"
-    argv: Sequence[str] = (
-        "webhook", "serve", "--host", "127.0.0.1", "--port", str(port), "--tls-cert-file", str(cert),
-        "--tls-key-file", str(key), "--breakglass-group", BREAKGLASS_GROUP, *extra,
-    )  # fmt: skip
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli.main", *argv, cwd=ROOT, env=env or child_env(), stdout=out, stderr=out
-        )
-    hook = WebhookProcess(proc, f"https://127.0.0.1:{port}", ca, ca_file, log)
+    port, metrics_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--metrics-port", str(metrics_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--log-level", "warning", *args]  # fmt: skip
+    env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")}
+    log_file = directory / "webhook.log"
+    with log_file.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    served = WebhookProcess(proc, port, metrics_port, ca_file, log_file)
     try:
-        await _wait_serving(hook, ca.cert_pem)
-        await install_webhook(plane, hook, failure_policy=failure_policy, timeout_seconds=timeout_seconds)
-        yield hook
+        deadline = time.monotonic() + 60
+        while True:
+            if not served.alive():
+                raise AssertionError(f"the webhook exited:\n{log_file.read_text()}")
+            with contextlib.suppress(OSError):
+                if served.post("/validate", b"{}").status == 400:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the webhook never answered:\n{log_file.read_text()}")
+            time.sleep(0.2)
+        yield served
     finally:
-        assert plane.admin is not None
-        admin = api_client_for(plane.admin)
+        proc.send_signal(signal.SIGTERM)
         try:
-            await uninstall(admin)
-        finally:
-            await admin.close()
-            await hook.stop()
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
