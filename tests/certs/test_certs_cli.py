@@ -21,6 +21,7 @@ from driftwarden import contract
 from tests.certs.support import published_bundles, read_secret
 from tests.support.clients import Clients
 from tests.support.guard import ensure_namespace
+from tests.support.identities import rotator
 from webhook.admission.profiles import get_profile
 from webhook.install import install, uninstall
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
@@ -65,12 +66,16 @@ async def test_issue_writes_a_ca_and_a_serving_pair_that_check_accepts(tmp_path:
 
 
 @pytest.mark.cluster
-async def test_rotate_and_check_against_the_cluster(control_plane: ControlPlane, clients: Clients) -> None:
+async def test_rotate_and_check_against_the_cluster(
+    control_plane: ControlPlane, clients: Clients, tmp_path: Path
+) -> None:
     assert control_plane.admin is not None and control_plane.admin.kubeconfig is not None
     admin = clients.admin
     namespace = f"certs-cli-{uuid.uuid4().hex[:6]}"
     await ensure_namespace(admin, namespace)
-    where = ["--kubeconfig", str(control_plane.admin.kubeconfig), "--namespace", namespace]
+    own = tmp_path / "rotator.kubeconfig"  # the rotator's service account, with the manifests' RBAC
+    await rotator(clients, namespace, kubeconfig=own)
+    where = ["--kubeconfig", str(own), "--namespace", namespace]
     code, out = await cli("certs", "check", *where)
     assert code == 1 and "no PEM certificate" in out  # nothing there yet
 
@@ -110,7 +115,8 @@ async def test_two_rotators_racing_agree_on_one_ca(clients: Clients) -> None:
     namespace = f"certs-race-{uuid.uuid4().hex[:6]}"
     await ensure_namespace(clients.admin, namespace)
     settings = RotateSettings(ServingNames(contract.WEBHOOK_SERVICE, namespace))
-    stores = [CertStore(clients.admin, Location(namespace=namespace)) for _ in range(2)]
+    rotators = [await rotator(clients, namespace) for _ in range(2)]  # two replicas, the manifests' RBAC
+    stores = [CertStore(api, Location(namespace=namespace)) for api in rotators]
     reports = await asyncio.gather(*(reconcile(store, settings) for store in stores))
     assert all(r.next_due is not None for r in reports)
     ca_secret = await read_secret(clients.admin, namespace, contract.WEBHOOK_CA_SECRET)

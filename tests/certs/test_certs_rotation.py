@@ -39,6 +39,7 @@ from tests.support.guard import (
     managed,
     wait_for_guard,
 )
+from tests.support.identities import rotator
 from webhook.admission.profiles import get_profile
 from webhook.admission.settings import make_settings
 from webhook.app import make_app
@@ -136,7 +137,7 @@ async def test_rotating_twice_with_a_new_ca_drops_no_request(clients: Clients, t
     await apply(admin, managed({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "settings", "namespace": app_ns},
                                 "data": {"level": "info"}}), plural="configmaps")  # fmt: skip
-    store = CertStore(admin, Location(namespace=system_ns))
+    store = CertStore(await rotator(clients, system_ns), Location(namespace=system_ns))  # the manifests' RBAC
     settings = RotateSettings(
         ServingNames(contract.WEBHOOK_SERVICE, system_ns, ip_addresses=("127.0.0.1",)),
         policy=FAST,

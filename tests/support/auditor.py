@@ -50,12 +50,17 @@ async def install_crd_and_rbac(admin: client.ApiClient) -> None:
     await cluster.wait_established(contract.APPLICATION_CRD_NAME, timeout=30)
 
 
-async def wait_until_allowed(api: client.ApiClient, *, verb: str, group: str, resource: str) -> None:
+async def wait_until_allowed(
+    api: client.ApiClient, *, verb: str, group: str, resource: str, namespace: str | None = None
+) -> None:
     """Until the RBAC authorizer's cache has seen a new binding (it takes a moment)."""
+    attributes = {"verb": verb, "group": group, "resource": resource}
+    if namespace is not None:
+        attributes["namespace"] = namespace
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource}},
+        "spec": {"resourceAttributes": attributes},
     }
     for _ in range(100):
         answer = await request_json(api, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
