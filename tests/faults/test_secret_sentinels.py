@@ -165,3 +165,43 @@ async def _everything(
     seen["webhook /metrics"] = await _scrape(hook.metrics_url)
     seen["auditor /metrics"] = await _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
     return seen
+
+
+async def test_a_failed_secret_sync_reports_no_value(
+    site: Site,  # noqa: F811 - the fixture
+    auditors: list[Auditor],  # noqa: F811 - the fixture
+    git_repo: Callable[..., GitRepo],
+    control_plane: ControlPlane,
+) -> None:
+    """A Secret the API server refuses (``data`` that is not base64): the failure is reported in the
+    Application's status, Events and log, without the value."""
+    bad = f"sentinelbad{uuid.uuid4().hex}"
+    sentinels = {"bad": bad}
+    manifest = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\ndata: {{token: '{bad}!'}}\n"
+    repo = git_repo({"app/secret.yaml": manifest})
+    name, destination = f"broken-{uuid.uuid4().hex[:6]}", f"broken-{uuid.uuid4().hex[:6]}"
+    auditors.append(await site.auditor("reporter", "--console-traces"))
+    await _application(site, name, repo, destination)
+    status: dict[str, Any] = {}
+
+    async def failed() -> bool:
+        nonlocal status
+        status = (await site.get_application(name)).get("status") or {}
+        return any(c.get("type") == "SyncFailed" for c in status.get("conditions") or [])
+
+    try:
+        await eventually(failed, seconds=60)
+    except TimeoutError:
+        raise AssertionError(f"no failed sync reported: {status}") from None
+    assert control_plane.admin is not None and control_plane.admin.kubeconfig is not None
+    _, out, err = await driftwarden("app", "get", name, "-n", site.namespace,
+                                    "--kubeconfig", str(control_plane.admin.kubeconfig))  # fmt: skip
+    seen = {
+        "application": json.dumps(await site.get_application(name)),
+        "events": await _events(site.admin, destination, site.namespace),
+        "app get": out + err,
+        "auditor log and spans": auditors[0].text(),
+    }
+    assert "secrets/db" in seen["application"] and "illegal base64" in seen["app get"], seen["app get"]
+    found = {where: leaks(text, sentinels) for where, text in seen.items()}
+    assert not any(found.values()), {where: names for where, names in found.items() if names}

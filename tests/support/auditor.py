@@ -71,6 +71,14 @@ async def wait_until_allowed(
     raise AssertionError(f"{verb} {group}/{resource} never became allowed")
 
 
+async def assert_auditor_identity(api: client.ApiClient) -> None:
+    """``api`` is the auditor's service account, as the API server authenticates it (a SelfSubjectReview)."""
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    answer = await request_json(api, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)
+    user = answer["status"]["userInfo"]["username"]
+    assert user == contract.auditor_identity(), f"the auditor must run as its service account, not {user}"
+
+
 def settings_for(plane: ControlPlane, cache: Path) -> AuditorSettings:
     env = environment()
     tools = RenderTools(kubectl=plane.binaries.kubectl, helm=helm_bin_dir(env) / "helm")
@@ -151,7 +159,11 @@ async def running_auditor(
     notifier: Notifier | None = None,
 ) -> AsyncIterator[RunningAuditor]:
     """Run ``AuditorLoop`` (with a Healer) over ``api`` until the block ends; the long poll interval means
-    what changes in the test was changed by a watch, not by a poll. Every watch ends with the block."""
+    what changes in the test was changed by a watch, not by a poll. Every watch ends with the block.
+
+    ``api`` must authenticate as the auditor's service account: the auditor runs with exactly the RBAC in
+    manifests/, never as admin (issue 18)."""
+    await assert_auditor_identity(api)
     await wait_until_allowed(api, verb="watch", group="apps", resource="deployments")
     settings = dataclasses.replace(settings_for(plane, git_cache), poll_interval=poll_interval)
     clients = AuditorClients.build(
