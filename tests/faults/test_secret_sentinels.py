@@ -29,7 +29,7 @@ from tests.support.auditorprocs import Auditor, Site, auditors, site  # noqa: F4
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
 from tests.support.guard import grant_cluster_admin
-from tests.support.guardproc import WebhookProcess, driftwarden, webhook_process
+from tests.support.guardproc import InstalledWebhook, driftwarden, installed_webhook
 from tests.support.kubectl import kubectl
 from tests.support.waiting import eventually
 
@@ -118,7 +118,7 @@ async def test_secret_values_appear_nowhere(
             return False
         return (live.data or {}).get("password") == b64(value)
 
-    async with webhook_process(control_plane, tmp_path / "webhook", "--console-traces") as hook:
+    async with installed_webhook(control_plane, tmp_path / "webhook", "--console-traces") as hook:
         auditors.append(await site.auditor("keeper", "--metrics-port", str(metrics_port), "--console-traces"))
         await _application(site, name, repo, destination)
         await eventually(lambda: password_is(sentinels["git"]), seconds=60)
@@ -146,7 +146,7 @@ async def test_secret_values_appear_nowhere(
 
 
 async def _everything(
-    at: Site, hook: WebhookProcess, name: str, destination: str, admin_kubeconfig: Path, metrics_port: int
+    at: Site, hook: InstalledWebhook, name: str, destination: str, admin_kubeconfig: Path, metrics_port: int
 ) -> dict[str, str]:
     """Every place a value could leak to, as text: CLI output, Events, status, the Secret's own
     annotations (the drift stamp), and both processes' /metrics."""

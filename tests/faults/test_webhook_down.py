@@ -29,7 +29,7 @@ from devtools.controlplane import ControlPlane
 from tests.support.auditor import auditor_api, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.guard import apply, ensure_namespace, grant_cluster_admin, managed, wait_for_guard
-from tests.support.guardproc import WebhookProcess, driftwarden, webhook_process
+from tests.support.guardproc import InstalledWebhook, driftwarden, installed_webhook
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -118,7 +118,7 @@ def _failed_calling(exc: ApiException) -> bool:
 async def test_a_killed_webhook_follows_the_failure_policy(
     scene: Scene, tmp_path: Path, failure_policy: str
 ) -> None:
-    async with webhook_process(
+    async with installed_webhook(
         scene.plane, tmp_path, failure_policy=failure_policy, timeout_seconds=TIMEOUT
     ) as hook:
         await _guarding(scene)
@@ -136,7 +136,7 @@ async def test_a_killed_webhook_follows_the_failure_policy(
 async def test_a_stalled_webhook_costs_at_most_timeout_seconds_per_call(
     scene: Scene, tmp_path: Path, failure_policy: str, calls: int
 ) -> None:
-    async with webhook_process(
+    async with installed_webhook(
         scene.plane, tmp_path, failure_policy=failure_policy, timeout_seconds=TIMEOUT
     ) as hook:
         await _guarding(scene)
@@ -157,7 +157,9 @@ async def test_a_stalled_webhook_costs_at_most_timeout_seconds_per_call(
 
 
 async def test_uninstall_ends_a_lockout(scene: Scene, tmp_path: Path) -> None:
-    async with webhook_process(scene.plane, tmp_path, failure_policy="Fail", timeout_seconds=TIMEOUT) as hook:
+    async with installed_webhook(
+        scene.plane, tmp_path, failure_policy="Fail", timeout_seconds=TIMEOUT
+    ) as hook:
         await _guarding(scene)
         await hook.kill()
         _, exc = await scene.refused("settings")
@@ -170,7 +172,7 @@ async def test_uninstall_ends_a_lockout(scene: Scene, tmp_path: Path) -> None:
         await _edits_pass(scene, hook)
 
 
-async def _edits_pass(scene: Scene, hook: WebhookProcess) -> None:
+async def _edits_pass(scene: Scene, hook: InstalledWebhook) -> None:
     """The API server drops deleted configurations from its cache within moments; then edits pass."""
     assert hook.proc.returncode is not None  # still dead: nothing but the uninstall ended the lockout
     async with asyncio.timeout(10):
@@ -204,7 +206,9 @@ async def test_rotating_the_serving_certificate_under_load_loses_no_review(
                     errors.append(f"{exc.status} {exc.body!r}")
             await asyncio.sleep(0.05)
 
-    async with webhook_process(scene.plane, tmp_path, failure_policy="Fail", timeout_seconds=TIMEOUT) as hook:
+    async with installed_webhook(
+        scene.plane, tmp_path, failure_policy="Fail", timeout_seconds=TIMEOUT
+    ) as hook:
         await _guarding(scene)
         task = asyncio.create_task(editor(), name="editor")
         try:

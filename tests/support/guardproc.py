@@ -1,7 +1,8 @@
 """The real ``driftwarden webhook serve``, installed in the cluster, for fault tests: killed, frozen, rotated.
 
 The in-process webhook (tests.support.guard) shares the test's event loop, so it cannot be stopped with a
-signal; the fault tests need a webhook that dies or stalls the way a pod does. This starts ``webhook serve``
+signal; the fault tests need a webhook that dies or stalls the way a pod does, registered with the API
+server (tests.support.webhookproc's process, for direct callers, is not). This starts ``webhook serve``
 as a child process with its own log, installs its configurations with ``driftwarden webhook install`` (the
 command an operator runs, with the admin's kubeconfig: installing is an operator's act, not the webhook's)
 and on exit uninstalls them, resumes a frozen process and stops it.
@@ -51,7 +52,7 @@ async def driftwarden(*argv: str, env: dict[str, str] | None = None) -> tuple[in
 
 
 @dataclass
-class WebhookProcess:
+class InstalledWebhook:
     """One ``driftwarden webhook serve`` process, its log and where it listens."""
 
     proc: asyncio.subprocess.Process
@@ -121,7 +122,7 @@ class WebhookProcess:
             await self.proc.wait()
 
 
-async def _wait_serving(hook: WebhookProcess, ca: bytes) -> None:
+async def _wait_serving(hook: InstalledWebhook, ca: bytes) -> None:
     async with asyncio.timeout(60):
         while True:
             if hook.proc.returncode is not None:
@@ -133,7 +134,7 @@ async def _wait_serving(hook: WebhookProcess, ca: bytes) -> None:
 
 
 async def install_webhook(
-    plane: ControlPlane, hook: WebhookProcess, *, failure_policy: str, timeout_seconds: int
+    plane: ControlPlane, hook: InstalledWebhook, *, failure_policy: str, timeout_seconds: int
 ) -> None:
     """``driftwarden webhook install`` pointing at ``hook``, as the cluster's admin."""
     assert plane.admin is not None and plane.admin.kubeconfig is not None
@@ -146,14 +147,14 @@ async def install_webhook(
 
 
 @contextlib.asynccontextmanager
-async def webhook_process(
+async def installed_webhook(
     plane: ControlPlane,
     workdir: Path,
     *extra: str,
     failure_policy: str = "Fail",
     timeout_seconds: int = 5,
     env: dict[str, str] | None = None,
-) -> AsyncIterator[WebhookProcess]:
+) -> AsyncIterator[InstalledWebhook]:
     """``webhook serve`` (plus ``extra`` flags) running and installed for the block; uninstalled after."""
     ca, cert, key = serving_pair(workdir / "tls")
     ca_file = workdir / "tls" / "ca.crt"
@@ -169,7 +170,7 @@ async def webhook_process(
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cli.main", *argv, cwd=ROOT, env=env or child_env(), stdout=out, stderr=out
         )
-    hook = WebhookProcess(proc, f"https://127.0.0.1:{port}", metrics_port, ca, ca_file, log)
+    hook = InstalledWebhook(proc, f"https://127.0.0.1:{port}", metrics_port, ca, ca_file, log)
     try:
         await _wait_serving(hook, ca.cert_pem)
         await install_webhook(plane, hook, failure_policy=failure_policy, timeout_seconds=timeout_seconds)
