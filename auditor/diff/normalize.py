@@ -159,6 +159,8 @@ def _mark(doc: Any, location: Location) -> None:
     node = doc
     for step in location[:-1]:
         node = node[step]
+        if node is _GONE:  # inside a value another location removed already (the sentinel has no items)
+            return
     node[location[-1]] = _GONE
 
 

@@ -172,6 +172,14 @@ def test_remove_locations_of_everything_leaves_an_empty_object() -> None:
     assert remove_locations({"a": {"b": 1}}, [("a", "b")]) == {}
 
 
+@pytest.mark.parametrize("order", [1, -1], ids=["outer-first", "inner-first"])
+def test_nested_locations_remove_the_outer_value_in_either_order(order: int) -> None:
+    # Two ignore rules may name a field and a field inside it (jq paths and JSON pointers together).
+    locations = [("spec",), ("spec", "template", "image")][::order]
+    doc = {"spec": {"template": {"image": "x"}, "replicas": 2}, "kind": "K"}
+    assert remove_locations(doc, locations) == {"kind": "K"}
+
+
 FIELDS_V1 = {
     "f:metadata": {"f:labels": {".": {}, "f:team": {}}},
     "f:spec": {
