@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 from auditor.diff.normalize import (
     FIRST_MASK,
     LAST_APPLIED,
-    format_pointer,
     mask_secrets,
     normalize,
-    parse_pointer,
     remove_locations,
     remove_pointers,
     resolve_pointer,
@@ -24,6 +22,7 @@ from auditor.diff.normalize import (
 from auditor.diff.objectdiff import managers_fields, owned_locations
 from driftwarden.contract import ANNOTATION_DRIFT, ANNOTATION_TRACKING_ID
 from driftwarden.fieldsv1 import leaf_paths, locate
+from driftwarden.jsonpointer import format_pointer, parse_pointer
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=8))
 json_values = st.recursive(
