@@ -2,7 +2,9 @@
 
 Order from healthiest to worst is gitops-engine's: Healthy, Suspended, Progressing, Missing, Degraded,
 Unknown. Kinds without a rule are Healthy; an absent object is Missing; an object being deleted is
-Progressing; a malformed status is Unknown. Pure: reads plain dicts, no I/O, no logging.
+Progressing (saying since when and which finalizers hold it); a malformed status is Unknown. Beyond
+Kubernetes' own kinds: Argo Rollouts' ``Rollout`` (Argo CD's health.lua) and driftwarden's own
+``Application``, so an app-of-apps parent reflects its children. Pure: reads plain dicts, no I/O, no logging.
 """
 
 from __future__ import annotations
@@ -268,6 +270,95 @@ def _crd(obj: Obj) -> Health:
     return Health("Healthy", "CRD is healthy")
 
 
+def _rollout_observed(obj: Obj) -> Health | None:
+    """Argo CD's Rollout rule, first: the spec observed, then the phase Argo Rollouts v1.0+ records."""
+    observed = _get(obj, "status", "observedGeneration")
+    if isinstance(observed, str) and observed.isdigit():  # Argo Rollouts before v0.10 wrote a hash here
+        observed = int(observed)
+    if _get(obj, "status") is None or (
+        isinstance(observed, int) and observed < _int(obj, "metadata", "generation")
+    ):
+        return _progressing("Waiting for rollout spec update to be observed")
+    phase = _get(obj, "status", "phase")
+    if phase:  # Argo Rollouts v1.0+ records its own verdict, which Argo CD surfaces as it is
+        status = "Suspended" if phase == "Paused" else str(phase)
+        if status in HEALTH_ORDER:
+            return Health(status, str(_get(obj, "status", "message") or ""))
+    return None
+
+
+def _rollout_conditions(obj: Obj) -> Health | None:
+    for cond in _get(obj, "status", "conditions") or []:
+        aborted = cond.get("type") == "Progressing" and cond.get("reason") in _ROLLOUT_FAILED
+        if cond.get("type") == "InvalidSpec" or aborted:
+            return Health("Degraded", str(cond.get("message", "")))
+    if _get(obj, "status", "verifyingPreview") is True:
+        return _progressing("Rollout is verifying preview")
+    if _get(obj, "status", "pauseConditions") or _get(obj, "spec", "paused") is True:
+        return Health("Suspended", "Rollout is paused")
+    if _get(obj, "status", "currentPodHash") is None:
+        return _progressing("Waiting for rollout to finish: status has not been reconciled.")
+    return None
+
+
+_ROLLOUT_FAILED = frozenset({"RolloutAborted", "ProgressDeadlineExceeded"})
+
+
+def _rollout_replicas(obj: Obj) -> Health | None:
+    wanted = _get(obj, "spec", "replicas")
+    wanted = 1 if wanted is None else _int(obj, "spec", "replicas")
+    total, updated = _int(obj, "status", "replicas"), _int(obj, "status", "updatedReplicas")
+    if updated < wanted:
+        return _progressing("Waiting for roll out to finish: More replicas need to be updated")
+    # Blue-green scales old replicas down after a delay and is healthy before that: canary only.
+    if _get(obj, "spec", "strategy", "canary") is not None and total > updated:
+        return _progressing("Waiting for roll out to finish: old replicas are pending termination")
+    if _int(obj, "status", "availableReplicas") < updated:
+        return _progressing("Waiting for roll out to finish: updated replicas are still becoming available")
+    return None
+
+
+def _rollout_steps(obj: Obj) -> Health:
+    current, stable = _get(obj, "status", "currentPodHash"), _get(obj, "status", "stableRS")
+    if _get(obj, "spec", "strategy", "blueGreen") is not None:
+        if _get(obj, "status", "blueGreen", "activeSelector") != current:
+            return _progressing("active service cutover pending")
+        if stable is not None and stable != current:
+            return _progressing("waiting for analysis to complete")
+    elif _get(obj, "spec", "strategy", "canary") is not None and stable is not None and stable != current:
+        return _progressing("waiting for rollout to finish steps")
+    return HEALTHY
+
+
+def _rollout(obj: Obj) -> Health:
+    """Argo CD's health.lua for argoproj.io/Rollout."""
+    return _rollout_observed(obj) or _rollout_conditions(obj) or _rollout_replicas(obj) or _rollout_steps(obj)
+
+
+_CHILD_HEALTH: dict[str, HealthStatus] = {"Missing": "Progressing"}
+
+
+def _application(obj: Obj) -> Health:
+    """A child Application (app of apps): its own health, Missing children counted as Progressing."""
+    status = str(_get(obj, "status", "health", "status") or "")
+    if status not in HEALTH_ORDER:
+        return _progressing("Waiting for the Application's first health assessment")
+    message = str(_get(obj, "status", "health", "message") or "")
+    return Health(_CHILD_HEALTH.get(status, status), message)
+
+
+def deletion_message(obj: Obj) -> str:
+    """Why an object being deleted is still there: since when, and which finalizers it waits for."""
+    since = _get(obj, "metadata", "deletionTimestamp")
+    if not since:
+        return ""
+    finalizers = [str(f) for f in _get(obj, "metadata", "finalizers") or []]
+    if not finalizers:
+        return f"Pending deletion since {since}"
+    plural = "s" if len(finalizers) > 1 else ""
+    return f"Pending deletion since {since}: waiting for finalizer{plural} {', '.join(finalizers)}"
+
+
 RULES: dict[tuple[str, str], Callable[[Obj], Health]] = {
     ("apps", "Deployment"): _deployment,
     ("extensions", "Deployment"): _deployment,
@@ -284,6 +375,8 @@ RULES: dict[tuple[str, str], Callable[[Obj], Health]] = {
     ("extensions", "Ingress"): _load_balanced,
     ("apiregistration.k8s.io", "APIService"): _apiservice,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
+    ("argoproj.io", "Rollout"): _rollout,
+    ("driftwarden.io", "Application"): _application,
 }
 
 
@@ -292,7 +385,7 @@ def resource_health(live: Obj | None) -> Health:
     if live is None:
         return Health("Missing", "resource does not exist")
     if _get(live, "metadata", "deletionTimestamp"):
-        return _progressing("Pending deletion")
+        return _progressing(deletion_message(live))
     group = str(live.get("apiVersion", "")).rpartition("/")[0]
     rule = RULES.get((group, str(live.get("kind", ""))))
     if rule is None:

@@ -57,6 +57,7 @@ from auditor.status import (
 )
 from auditor.sync.apply import SyncOutcome, apply_all, prune_all
 from auditor.sync.takeover import STRICT_OPTION
+from driftwarden.bounded import SPAN_LIMIT, shorten
 from driftwarden.contract import rfc3339
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
 from driftwarden.objectref import ResourceKey
@@ -151,7 +152,7 @@ class Reconciler:
                 comparison = await self.compare(app, rendered, previous, prune=prune)
             except DriftwardenError as exc:
                 span.record_exception(exc)
-                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:256]))
+                span.set_status(trace.Status(trace.StatusCode.ERROR, shorten(str(exc), SPAN_LIMIT)))
                 status = self._failed_status(previous, exc)
                 await self._write(meta, status, before=obj.get("status") or {})
                 self._measure(meta, status, started_pass)
@@ -269,7 +270,7 @@ class Reconciler:
             conditions = clear_condition(conditions, GIT_UNREACHABLE)
         conditions = changeset_conditions(conditions, comparison.changeset, at=now)
         if outcome is not None and outcome.failed:
-            failed = "; ".join(f"{r.ref}: {r.message}" for r in outcome.failed)[:900]
+            failed = shorten("; ".join(f"{r.ref}: {r.message}" for r in outcome.failed))
             conditions = set_condition(conditions, type=SYNC_FAILED, message=failed, at=now)
         history = list(previous.get("history") or [])
         if outcome is not None and outcome.changed:
@@ -281,7 +282,7 @@ class Reconciler:
             sync_status=comparison.sync_status,
             revision=comparison.revision,
             health=health,
-            resources=resource_entries(comparison.diffs, comparison.healths),
+            resources=resource_entries(comparison.diffs, comparison.healths, comparison.messages),
             history=history,
             conditions=conditions,
             operation=previous.get("operationState"),
@@ -299,7 +300,7 @@ class Reconciler:
         conditions = clear_condition(clear_condition(conditions, PRUNE_REFUSED), SHARED_RESOURCE)
         status = {k: v for k, v in previous.items() if k != "conditions"}
         at = self.clients.clock()
-        status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=at)
+        status["conditions"] = set_condition(conditions, type=kind, message=shorten(str(exc)), at=at)
         sync = dict(status.get("sync") or {})
         sync["status"] = "Unknown"
         status["sync"] = sync
