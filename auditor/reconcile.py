@@ -78,7 +78,8 @@ class PassResult:
 def should_sync(comparison: Comparison, previous: Mapping[str, Any]) -> bool:
     """Automated sync applies a new revision; it heals live drift only with ``selfHeal`` (as Argo CD)."""
     automated = comparison.app.sync_policy.automated
-    if automated is None or not comparison.changeset.has_changes:
+    # A refused object is a change that failed: syncing reports it (SyncFailed) and retries per policy.
+    if automated is None or not (comparison.changeset.has_changes or comparison.failures):
         return False
     last = ((previous.get("sync") or {}).get("revision")) or ""
     return automated.self_heal or last != comparison.revision or not previous.get("history")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.application import Application
-from auditor.diff.failures import failed_diff, failure_reason, skip_failed
+from auditor.diff.failures import DRY_RUN_FAILED, failed_diff, failure_reason, namespace_hint, skip_failed
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_status
 from auditor.health import Health, aggregate, deletion_message, resource_health
@@ -31,6 +31,7 @@ from driftwarden.errors import KubeError, PermanentError, TemporaryError
 from driftwarden.objectref import ObjectRef, ResourceKey
 
 Manifest = Mapping[str, Any]
+NAMESPACE = ("v1", "Namespace")
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,21 @@ class DryRunCache:
             self._entries[ObjectRef.from_manifest(manifest).key] = (*self._versions(manifest, live), result)
 
 
+def _namespaces(app: Application, desired: Sequence[Manifest]) -> frozenset[str]:
+    """The namespaces this sync creates: those in Git, and the destination with CreateNamespace=true."""
+    named = {str(m["metadata"]["name"]) for m in desired if (m.get("apiVersion"), m.get("kind")) == NAMESPACE}
+    policy, destination = app.sync_policy, app.destination.namespace
+    return frozenset(named | ({destination} if policy.create_namespace and destination else set()))
+
+
 async def _dry_run(
-    cluster: Cluster, manifest: Manifest, live: Mapping[str, Any] | None, cache: DryRunCache | None
+    cluster: Cluster,
+    app: Application,
+    manifest: Manifest,
+    live: Mapping[str, Any] | None,
+    *,
+    cache: DryRunCache | None,
+    creatable: frozenset[str],
 ) -> dict[str, Any] | str:
     """The dry-run result, or why the API server refused it (auditor.diff.failures)."""
     cached = cache.get(manifest, live) if cache is not None else None
@@ -134,9 +148,16 @@ async def _dry_run(
         return cached
     try:
         result = await cluster.dry_run_apply(manifest)
-    except (UnknownKindError, NamespaceNotFoundError):
-        # Its CRD or Namespace is created by this very sync: compare it as a plain "create".
-        return dict(manifest)
+    except UnknownKindError:
+        return dict(manifest)  # its CRD may come with this very sync: compare it as a plain "create"
+    except NamespaceNotFoundError as exc:
+        if exc.namespace in creatable:
+            return dict(manifest)  # its Namespace is created by this very sync: a plain "create"
+        policy, destination = app.sync_policy, app.destination.namespace
+        hint = namespace_hint(
+            exc.namespace, destination=destination, create_namespace=policy.create_namespace
+        )
+        return f"{DRY_RUN_FAILED}: {hint}"
     except TemporaryError:
         raise  # the API server may answer next time: the whole pass waits for it
     except (KubeError, PermanentError) as exc:
@@ -197,8 +218,12 @@ async def compare(
     managed = await _list_managed(cluster, app, _kinds(desired, recorded_resources))
     listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
     lives = await asyncio.gather(*(_live_for(cluster, m, listed) for m in desired))
+    creatable = _namespaces(app, desired)
     dry_runs = await asyncio.gather(
-        *(_dry_run(cluster, m, live, cache) for m, live in zip(desired, lives, strict=True))
+        *(
+            _dry_run(cluster, app, m, live, cache=cache, creatable=creatable)
+            for m, live in zip(desired, lives, strict=True)
+        )
     )
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]

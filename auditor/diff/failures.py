@@ -27,6 +27,20 @@ def failure_reason(error: Exception) -> str:
     return f"{DRY_RUN_FAILED}: {error}"
 
 
+def namespace_hint(namespace: str, *, destination: str, create_namespace: bool) -> str:
+    """Why an object's namespace is missing, and the fix that applies: ``CreateNamespace=true`` creates
+    the destination namespace only, so it is the hint for that namespace alone."""
+    missing = f"namespace {namespace!r} does not exist"
+    if namespace == destination and not create_namespace:
+        return f"{missing}: set syncOptions CreateNamespace=true, or add the Namespace to Git"
+    if create_namespace:
+        return (
+            f"{missing}: CreateNamespace=true creates only the destination namespace {destination!r}; "
+            f"add a Namespace {namespace!r} to Git, or create it first"
+        )
+    return f"{missing} (it is not the destination {destination!r}): add it to Git, or create it first"
+
+
 def failed_diff(manifest: Mapping[str, Any], live: Mapping[str, Any] | None) -> ObjectDiff:
     """The diff of an object that could not be dry-run: to create or to update, with no paths known."""
     return ObjectDiff(ObjectRef.from_manifest(manifest), "create" if live is None else "update")

@@ -34,7 +34,8 @@ class NamespaceNotFoundError(KubeError):
     def __init__(self, ref: ObjectRef, cause: KubeError) -> None:
         super().__init__(
             f"cannot apply {ref}: namespace {ref.namespace!r} does not exist; create it first "
-            f"(or set syncOptions CreateNamespace=true) — API server said: {cause}",
+            f"(CreateNamespace=true creates an Application's destination namespace only) — "
+            f"API server said: {cause}",
             status=404,
             reason="NamespaceNotFound",
         )
