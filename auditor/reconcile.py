@@ -2,7 +2,8 @@
 
 Orchestration. Errors end up where a user looks: a render or revision problem is a ``SyncFailed``
 condition naming the file and line, an unreachable remote a ``GitUnreachable`` condition (the last good
-revision stays in use), and in every failure case nothing is applied and nothing is pruned.
+revision stays in use), and in every such failure nothing is applied and nothing is pruned. One object
+the API server refuses fails alone (auditor.diff.failures): the others are compared and synced.
 
 Spans: ``auditor.reconcile`` with children, in order, ``git.fetch`` (credentials, fetch, resolve),
 ``render``, ``diff``; a syncing pass adds ``apply``, ``prune`` (only when something is to be deleted) and
