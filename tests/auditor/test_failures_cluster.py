@@ -28,33 +28,18 @@ from tests.support.auditor import (
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
+from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
-AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
+AUTOMATED = SELF_HEALING
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{color: {color}}}\n"
 IMMUTABLE = (
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\nimmutable: true\ndata: {{color: {color}}}\n"
 )
-SERVICE = """apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"""
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers: [{{name: web, image: "nginx:1.27"{extra}}}]
-"""
+# A Deployment with a container field its schema does not declare: server-side apply refuses it.
+BROKEN = WEB_DEPLOYMENT.replace('image: "nginx:1.27"', 'image: "nginx:1.27", bogusField: 1')
 
 
 @pytest.fixture
@@ -87,8 +72,8 @@ async def test_one_broken_object_among_good_ones_fails_alone_and_converges_once_
 ) -> None:
     repo = git_repo({
         "app/cm.yaml": CM.format(name="settings", color="blue"),
-        "app/service.yaml": SERVICE,
-        "app/deployment.yaml": DEPLOYMENT.format(extra=", bogusField: 1"),  # not in the schema
+        "app/other.yaml": CM.format(name="other", color="green"),
+        "app/deployment.yaml": BROKEN,
     })  # fmt: skip
     name, ns = await _app(clients, repo, "app", syncPolicy=AUTOMATED)
     status = await _pass(reconciler, clients, name)
@@ -96,10 +81,10 @@ async def test_one_broken_object_among_good_ones_fails_alone_and_converges_once_
     # The good ones are applied and Synced; the broken one is OutOfSync with the API server's reason.
     core = client.CoreV1Api(clients.admin)
     assert (await core.read_namespaced_config_map("settings", ns)).data == {"color": "blue"}
-    assert (await core.read_namespaced_service("web", ns)).spec.ports[0].port == 80
+    assert (await core.read_namespaced_config_map("other", ns)).data == {"color": "green"}
     resources = status["resources"]
     assert _entry(resources, "ConfigMap", "settings")["status"] == "Synced"
-    assert _entry(resources, "Service", "web")["status"] == "Synced"
+    assert _entry(resources, "ConfigMap", "other")["status"] == "Synced"
     broken = _entry(resources, "Deployment", "web")
     assert broken["status"] == "OutOfSync" and "bogusField" in broken["message"]
     assert broken["message"].startswith("dry run failed: ")
@@ -118,7 +103,7 @@ async def test_one_broken_object_among_good_ones_fails_alone_and_converges_once_
     assert status["health"] == {"status": "Missing", "message": "1 of 3 resources Missing"}
 
     # Fixed in Git: the app converges.
-    repo.commit({"app/deployment.yaml": DEPLOYMENT.format(extra="")})
+    repo.commit({"app/deployment.yaml": WEB_DEPLOYMENT})
     status = await _pass(reconciler, clients, name)
     assert status["operationState"]["phase"] == "Succeeded"
     assert status["sync"]["status"] == "Synced"

@@ -9,20 +9,13 @@ from typing import Any
 
 import pytest
 
-from auditor.application import Application, parse_application
 from auditor.heal.watches import KindWatches, backoff
 from auditor.kube.discovery import UnknownKindError
 from auditor.ledger import Ledger
+from tests.support.auditor import parsed_application
 from tests.support.waiting import eventually
 
-
-def _app(name: str) -> Application:
-    return parse_application({
-        "apiVersion": "driftwarden.io/v1alpha1", "kind": "Application",
-        "metadata": {"name": name, "namespace": "driftwarden-system"},
-        "spec": {"source": {"repoURL": "https://git.example.com/infra.git", "path": name},
-                 "destination": {"namespace": name}},
-    })  # fmt: skip
+_app = parsed_application
 
 
 WIDGET: dict[str, Any] = {

@@ -7,18 +7,11 @@ from typing import Any
 
 import pytest
 
-from auditor.application import Application, parse_application
 from auditor.ledger import Ledger, digest
 from driftwarden.objectref import ObjectRef, ResourceKey
+from tests.support.auditor import parsed_application
 
-
-def _app(name: str) -> Application:
-    return parse_application({
-        "apiVersion": "driftwarden.io/v1alpha1", "kind": "Application",
-        "metadata": {"name": name, "namespace": "driftwarden-system"},
-        "spec": {"source": {"repoURL": "https://git.example.com/infra.git", "path": name},
-                 "destination": {"namespace": name}},
-    })  # fmt: skip
+_app = parsed_application
 
 
 def _cm(name: str, color: str = "blue", *, namespace: str = "web") -> dict[str, Any]:
