@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio import client
 
 from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
+from driftwarden.objectref import ObjectRef
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
@@ -233,3 +235,63 @@ async def test_an_app_of_apps_parent_reflects_its_childs_health(
     entry = _entry(status["resources"], contract.APPLICATION_KIND, child_name)
     assert entry["health"] == {"status": "Degraded", "message": "1 of 1 resources Degraded"}
     assert status["health"] == {"status": "Degraded", "message": "1 of 1 resources Degraded"}
+
+
+POLICY = """apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - {{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [configmaps]}}
+  validations:
+    - expression: "!has(object.data) || !('forbidden' in object.data)"
+      message: "admission denied: the key 'forbidden' is not allowed"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {namespace}}}}}
+"""
+
+
+async def test_an_object_denied_at_admission_fails_alone_with_the_denial(
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], admin: Cluster
+) -> None:
+    """Admission denies one object (a ValidatingAdmissionPolicy; dry runs meet it as they meet webhooks)."""
+    denied = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: denied}\ndata: {forbidden: 'yes'}\n"
+    repo = git_repo(
+        {"app/denied.yaml": denied, "app/settings.yaml": CM.format(name="settings", color="blue")}
+    )
+    name, ns = await _app(clients, repo, "app", syncPolicy=AUTOMATED)
+    core = client.CoreV1Api(clients.admin)
+    await core.create_namespace({"metadata": {"name": ns}})
+    policy = f"deny-{ns}"
+    for doc in yaml.safe_load_all(POLICY.format(name=policy, namespace=ns)):
+        await admin.apply(doc, field_manager="test")
+    try:
+        probe = {"metadata": {"name": "probe"}, "data": {"forbidden": "x"}}
+
+        async def enforced() -> bool:  # the policy takes a moment to reach the admission chain
+            try:
+                await core.create_namespaced_config_map(ns, probe, dry_run="All")
+            except client.exceptions.ApiException as exc:
+                return exc.status == 422
+            return False
+
+        await eventually(enforced, seconds=30, every=0.2)
+        status = await _pass(reconciler, clients, name)
+        entry = _entry(status["resources"], "ConfigMap", "denied")
+        assert entry["status"] == "OutOfSync" and "the key 'forbidden' is not allowed" in entry["message"]
+        assert _entry(status["resources"], "ConfigMap", "settings")["status"] == "Synced"
+        assert (await core.read_namespaced_config_map("settings", ns)).data == {"color": "blue"}
+        assert status["operationState"]["phase"] == "Failed"
+    finally:
+        for kind in ("ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy"):
+            ref = ObjectRef("admissionregistration.k8s.io", "v1", kind, "", policy)
+            await admin.delete(ref)
