@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from auditor.application import HelmParameter, KustomizeSource, Source
+from auditor.source.spec import HelmParameter, KustomizeSource, Source
 from driftwarden.errors import RenderError
 
 SourceType = Literal["directory", "kustomize", "helm"]
@@ -174,23 +174,37 @@ def parse_image(spec: str) -> dict[str, str]:
     return image
 
 
-def overlay_kustomization(resource: str, kustomize: KustomizeSource) -> dict[str, Any] | None:
-    """A kustomization applying the Application's namePrefix/nameSuffix/images on top of ``resource``
-    (a relative path to the source directory); None when there is nothing to apply."""
-    if not (kustomize.name_prefix or kustomize.name_suffix or kustomize.images):
-        return None
-    overlay: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [resource],
-    }
-    if kustomize.name_prefix:
-        overlay["namePrefix"] = kustomize.name_prefix
-    if kustomize.name_suffix:
-        overlay["nameSuffix"] = kustomize.name_suffix
-    if kustomize.images:
-        overlay["images"] = [parse_image(spec) for spec in kustomize.images]
-    return overlay
+def _set_image(images: list[Any], spec: str) -> None:
+    """``kustomize edit set image``: update the entry of the same name (a new tag drops the digest and a
+    digest the tag), or append one."""
+    image = parse_image(spec)
+    for i, entry in enumerate(images):
+        if isinstance(entry, Mapping) and entry.get("name") == image["name"]:
+            merged = dict(entry)
+            if "newTag" in image or "digest" in image:
+                merged.pop("newTag", None)
+                merged.pop("digest", None)
+            merged.update(image)
+            images[i] = merged
+            return
+    images.append(image)
+
+
+def edit_kustomization(kustomization: Mapping[str, Any], options: KustomizeSource) -> dict[str, Any]:
+    """The kustomization as Argo CD leaves it before building: ``kustomize edit set nameprefix``,
+    ``namesuffix`` and ``image`` run in the source directory, so the Application's prefix and suffix
+    replace the kustomization's own (they are not added on top) and its images update entries by name."""
+    edited = dict(kustomization)
+    if options.name_prefix:
+        edited["namePrefix"] = options.name_prefix
+    if options.name_suffix:
+        edited["nameSuffix"] = options.name_suffix
+    if options.images:
+        images = list(edited.get("images") or [])
+        for spec in options.images:
+            _set_image(images, spec)
+        edited["images"] = images
+    return edited
 
 
 def _set_value(value: str) -> str:

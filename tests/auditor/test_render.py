@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from auditor.application import (
-    DirectorySource,
-    HelmParameter,
-    HelmSource,
-    KustomizeSource,
-    Source,
-)
 from auditor.source.render import (
     clip_output,
     detect_source_type,
+    edit_kustomization,
     helm_sources,
     helm_template_args,
-    overlay_kustomization,
     parse_image,
     parse_manifests,
 )
+from auditor.source.spec import DirectorySource, HelmParameter, HelmSource, KustomizeSource, Source
 from driftwarden.errors import PermanentError, RenderError
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\n"
@@ -174,17 +167,28 @@ def test_parse_image_rejects_nonsense(spec: str) -> None:
         parse_image(spec)
 
 
-def test_overlay_kustomization() -> None:
-    assert overlay_kustomization("../app", KustomizeSource()) is None
-    overlay: Any = overlay_kustomization("../app", KustomizeSource("pre-", "-suf", ("nginx:2",)))
-    assert overlay == {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
+def test_edit_kustomization_replaces_prefix_and_suffix_and_sets_images_by_name() -> None:
+    """As Argo CD's ``kustomize edit set nameprefix|namesuffix|image`` in the source directory."""
+    own = {
+        "resources": ["../app"],
+        "namePrefix": "own-",
+        "images": [{"name": "nginx", "newTag": "1", "digest": "sha256:a"}, {"name": "redis", "newName": "r"}],
+    }
+    assert edit_kustomization(own, KustomizeSource()) == own
+    edited = edit_kustomization(own, KustomizeSource("pre-", "-suf", ("nginx:2", "busybox=b/box@sha256:b")))
+    assert edited == {
         "resources": ["../app"],
         "namePrefix": "pre-",
+        "images": [
+            {"name": "nginx", "newTag": "2"},
+            {"name": "redis", "newName": "r"},
+            {"name": "busybox", "newName": "b/box", "digest": "sha256:b"},
+        ],
         "nameSuffix": "-suf",
-        "images": [{"name": "nginx", "newTag": "2"}],
     }
+    assert own["namePrefix"] == "own-", "the parsed kustomization is not changed"
+    renamed = edit_kustomization(own, KustomizeSource(images=("redis=cache/redis",)))
+    assert renamed["images"][1] == {"name": "redis", "newName": "cache/redis"}
 
 
 def test_helm_template_args_follow_argo_cd_order_and_escaping() -> None:
