@@ -200,6 +200,7 @@ async def pull_chart(
     login = credentials if credentials is not None and credentials.password else None
     async with scratch() as home:
         redact = {str(home): "<scratch>", **{secret: "***" for secret in secrets}}
+        await asyncio.to_thread((home / "pulled").mkdir)
 
         async def call(args: list[str], what: str, password: GitCredentials | None = None) -> None:
             try:

@@ -1,0 +1,106 @@
+"""Helm beyond one chart in Git: dependencies vendored or built (`helm dependency build`), and charts from a
+Helm repository served over HTTP on 127.0.0.1, pulled and rendered by the real helm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.application import Application, parse_application
+from auditor.settings import AuditorSettings
+from auditor.source.git import GitCredentials, fetch
+from auditor.source.helmcharts import ChartRepositoryError
+from auditor.source.renderers import RenderTools, render
+from auditor.source.resolve import render_revision, resolve_revision
+from driftwarden.contract import API_VERSION, APPLICATION_KIND
+from driftwarden.errors import TemporaryError
+from driftwarden.settings import environment, helm_bin_dir
+from tests.support.charts import CHARTS_IN_GIT, repository_dir, serve
+from tests.support.gitrepo import GitRepo
+
+HELM = helm_bin_dir(environment()) / "helm"
+TOOLS = RenderTools(helm=HELM)
+
+
+def app(source: Mapping[str, Any]) -> Application:
+    return parse_application({
+        "apiVersion": API_VERSION, "kind": APPLICATION_KIND,
+        "metadata": {"name": "rel", "namespace": "driftwarden-system"},
+        "spec": {"source": source, "destination": {"namespace": "prod"}},
+    })  # fmt: skip
+
+
+def configmaps(manifests: tuple[dict[str, Any], ...]) -> dict[str, dict[str, str]]:
+    return {m["metadata"]["name"]: m["data"] for m in manifests}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("charts/vendored", {"rel-vendored": "blue", "rel-sub": "green"}),
+        ("charts/parent", {"rel-parent": "blue", "rel-child": "red"}),
+    ],
+    ids=["vendored", "file-dependency-built"],
+)
+async def test_chart_dependencies_vendored_or_built(
+    git_repo: Callable[..., GitRepo], tmp_path: Path, path: str, expected: dict[str, str]
+) -> None:
+    origin = git_repo(CHARTS_IN_GIT)
+    repo = await fetch(origin.url, cache_dir=tmp_path / "cache")
+    sha = await repo.resolve("main")
+    async with repo.exported(sha) as root:
+        result = await render(
+            app({"repoURL": origin.url, "path": path}), root=root, revision=sha, tools=TOOLS
+        )
+    assert {name: data["color"] for name, data in configmaps(result.manifests).items()} == expected
+    assert f"{path}/templates/cm.yaml" in result.files
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return repository_dir(HELM, tmp_path_factory.mktemp("charts"), {"hello": ["1.0.0", "1.1.0", "2.0.0"]})
+
+
+@pytest.mark.parametrize(
+    ("wanted", "version"), [("1.0.0", "1.0.0"), ("^1.0", "1.1.0"), ("HEAD", "2.0.0"), ("*", "2.0.0")]
+)
+async def test_a_chart_from_a_helm_repository(
+    served: Path, tmp_path: Path, wanted: str, version: str
+) -> None:
+    settings = AuditorSettings(git_cache=tmp_path / "cache", tools=TOOLS)
+    helm = {"releaseName": "web", "parameters": [{"name": "color", "value": "teal"}]}
+    async with serve(served) as url:
+        chart = app({"repoURL": url, "chart": "hello", "targetRevision": wanted, "helm": helm})
+        resolved = await resolve_revision(chart, settings=settings)
+        rendered = await render_revision(chart, resolved, settings=settings)
+    assert rendered.revision == version
+    assert configmaps(rendered.result.manifests) == {
+        "web-hello": {"chart": "hello", "version": version, "color": "teal"}
+    }
+    assert rendered.result.source_type == "helm" and rendered.result.files == ("templates/cm.yaml",)
+    if wanted == "1.0.0":  # an exact version already pulled is not asked for again: the server is gone
+        again = await resolve_revision(chart, settings=settings)
+        assert (again.revision, again.chart) == (version, resolved.chart)
+
+
+async def test_repository_credentials_reach_helm_and_never_a_message(served: Path, tmp_path: Path) -> None:
+    settings = AuditorSettings(git_cache=tmp_path / "cache", tools=TOOLS)
+    password = "chart-s3cret-token"
+    async with serve(served, basic_auth=("reader", password)) as url:
+        chart = app({"repoURL": url, "chart": "hello", "targetRevision": "1.1.0"})
+        resolved = await resolve_revision(
+            chart, settings=settings, credentials=GitCredentials("reader", password)
+        )
+        assert resolved.revision == "1.1.0"
+        other = app({"repoURL": url, "chart": "hello", "targetRevision": "2.0.0"})
+        with pytest.raises(ChartRepositoryError) as refused:
+            await resolve_revision(
+                other, settings=settings, credentials=GitCredentials("reader", password + "x")
+            )
+        assert isinstance(refused.value, TemporaryError)
+        with pytest.raises(ChartRepositoryError, match=r"helm pull of chart hello of http://127\.0\.0\.1"):
+            await resolve_revision(other, settings=settings)
+    assert password not in str(refused.value) and "401" in str(refused.value)
