@@ -1,0 +1,197 @@
+"""Source types on the real API server: jsonnet with TLAs, extVars and libraries; Helm charts with a vendored
+dependency, with a ``file://`` dependency built, and from a chart repository served on 127.0.0.1; a
+directory nothing renders refused with a condition; and Argo CD's namePrefix, checked against
+``kubectl kustomize`` of the kustomization that ``kustomize edit set nameprefix`` leaves.
+
+Passes run as the auditor's real service account (manifests/rbac/auditor-clusterrole.yaml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from auditor.kube.cluster import Cluster
+from auditor.reconcile import Reconciler
+from devtools.controlplane import ControlPlane
+from tests.support.auditor import application, create_application, get_application, key, service_reconciler
+from tests.support.charts import CHARTS_IN_GIT, repository_dir, serve
+from tests.support.clients import Clients
+from tests.support.gitrepo import GitRepo
+from tests.support.seed import SEED
+from tests.support.sources import JSONNET, JSONNET_OPTIONS
+
+pytestmark = pytest.mark.cluster
+
+AUTOMATED = {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]}
+
+
+@pytest.fixture
+async def reconciler(
+    admin: Cluster, clients: Clients, control_plane: ControlPlane, tmp_path: Path
+) -> Reconciler:
+    return await service_reconciler(control_plane, clients, tmp_path / "git-cache")
+
+
+async def _app(clients: Clients, source: dict[str, Any], **spec: Any) -> tuple[str, str]:
+    name, ns = f"src-{uuid.uuid4().hex[:6]}", f"dst-{uuid.uuid4().hex[:6]}"
+    body = application(name, repo_url=source["repoURL"], path=".", namespace=ns, syncPolicy=AUTOMATED, **spec)
+    body["spec"]["source"] = source
+    await create_application(clients.admin, body)
+    return name, ns
+
+
+async def _pass(reconciler: Reconciler, clients: Clients, name: str) -> dict[str, Any]:
+    await reconciler.run(await get_application(clients.admin, name))
+    return await get_application(clients.admin, name)
+
+
+def _resources(app: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(r["kind"], r["name"]) for r in app["status"].get("resources") or []}
+
+
+def _conditions(app: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["message"] for c in app["status"].get("conditions") or []}
+
+
+async def test_a_jsonnet_application_with_tlas_ext_vars_and_libraries(
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo]
+) -> None:
+    repo = git_repo(JSONNET)
+    source = {
+        "repoURL": repo.url,
+        "targetRevision": "main",
+        "path": "jsonnet/app",
+        "directory": JSONNET_OPTIONS,
+    }
+    name, ns = await _app(clients, source)
+    app = await _pass(reconciler, clients, name)
+
+    assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
+    assert _resources(app) == {("ConfigMap", "plain"), ("ConfigMap", "web-settings"), ("Deployment", "web"),
+                               ("Service", "web")}  # fmt: skip
+    live = await client.AppsV1Api(clients.admin).read_namespaced_deployment("web", ns)
+    assert (live.spec.replicas, live.spec.template.spec.containers[0].image) == (2, "nginx:1.27")
+    settings = await client.CoreV1Api(clients.admin).read_namespaced_config_map("web-settings", ns)
+    assert settings.data == {"color": "blue", "env": "prod", "tier": "3"}
+
+    # Compared through the API server: an edit is drift, and Git's values come back.
+    await client.CoreV1Api(clients.admin).patch_namespaced_config_map(
+        "web-settings", ns, {"data": {"env": "x"}}
+    )
+    app = await _pass(reconciler, clients, name)
+    assert app["status"]["sync"]["status"] == "Synced"
+    settings = await client.CoreV1Api(clients.admin).read_namespaced_config_map("web-settings", ns)
+    assert settings.data["env"] == "prod"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("charts/vendored", {"gb-vendored": "blue", "gb-sub": "green"}),
+        ("charts/parent", {"gb-parent": "blue", "gb-child": "red"}),
+    ],
+    ids=["vendored-dependency", "file-dependency-built"],
+)
+async def test_charts_with_dependencies_sync(
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], path: str,
+    expected: dict[str, str],
+) -> None:  # fmt: skip
+    repo = git_repo(CHARTS_IN_GIT)
+    source = {"repoURL": repo.url, "targetRevision": "main", "path": path, "helm": {"releaseName": "gb"}}
+    name, ns = await _app(clients, source)
+    app = await _pass(reconciler, clients, name)
+
+    assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
+    assert _resources(app) == {("ConfigMap", cm) for cm in expected}
+    core = client.CoreV1Api(clients.admin)
+    for cm, color in expected.items():
+        assert (await core.read_namespaced_config_map(cm, ns)).data["color"] == color
+
+
+async def test_a_chart_from_a_chart_repository(
+    reconciler: Reconciler, clients: Clients, tmp_path: Path
+) -> None:
+    helm = reconciler.clients.settings.tools.helm
+    assert helm is not None
+    served = await asyncio.to_thread(repository_dir, helm, tmp_path, {"hello": ["1.0.0", "1.1.0"]})
+    async with serve(served) as url:
+        source = {"repoURL": url, "chart": "hello", "targetRevision": "1.0.0"}
+        name, ns = await _app(clients, source)
+        app = await _pass(reconciler, clients, name)
+        assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
+        assert app["status"]["sync"]["revision"] == "1.0.0"
+        assert _resources(app) == {("ConfigMap", f"{name}-hello")}
+        cm = await client.CoreV1Api(clients.admin).read_namespaced_config_map(f"{name}-hello", ns)
+        assert cm.data == {"chart": "hello", "version": "1.0.0", "color": "v1.0.0"}
+
+        # A new version in Git's place: the Application moves to it, and the object follows.
+        await reconciler.clients.store.patch_application_spec(
+            key(name), {"source": {**source, "targetRevision": "~1.1"}}
+        )
+        app = await _pass(reconciler, clients, name)
+    assert app["status"]["sync"]["revision"] == "1.1.0"
+    cm = await client.CoreV1Api(clients.admin).read_namespaced_config_map(f"{name}-hello", ns)
+    assert cm.data["version"] == "1.1.0"
+
+
+@pytest.mark.parametrize("path", ["plugin", "jsonnet/libonly"])
+async def test_a_source_nothing_renders_is_refused_never_synced_with_nothing(
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], path: str
+) -> None:
+    repo = git_repo(JSONNET)
+    name, _ = await _app(clients, {"repoURL": repo.url, "targetRevision": "main", "path": path})
+    app = await _pass(reconciler, clients, name)
+
+    assert app["status"]["sync"]["status"] == "Unknown"
+    message = _conditions(app)["InvalidSpecError"]
+    assert message.startswith(f"path {path} renders nothing: ")
+    assert ("source type 'plugin'" in message) == (path == "plugin")
+    assert not app["status"].get("resources")
+    # A directory of nothing but docs is a genuinely empty render: Synced, with nothing to apply.
+    name, _ = await _app(clients, {"repoURL": repo.url, "targetRevision": "main", "path": "docs-only"})
+    app = await _pass(reconciler, clients, name)
+    assert app["status"]["sync"]["status"] == "Synced" and "InvalidSpecError" not in _conditions(app)
+
+
+async def test_name_prefix_replaces_the_kustomization_prefix_as_kustomize_edit_set_nameprefix(
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    repo = git_repo(SEED)
+    options = {"namePrefix": "team-", "nameSuffix": "-v2"}
+    source = {
+        "repoURL": repo.url,
+        "targetRevision": "main",
+        "path": "overlays/production",
+        "kustomize": options,
+    }
+    name, ns = await _app(clients, source)
+    app = await _pass(reconciler, clients, name)
+    assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
+
+    # What Argo CD builds: the kustomization after `kustomize edit set nameprefix -- team-` and
+    # `kustomize edit set namesuffix -- -v2` (both set the field), built by the pinned kubectl.
+    edited = tmp_path / "edited"
+    for rel, text in SEED.items():
+        (edited / rel).parent.mkdir(parents=True, exist_ok=True)
+        (edited / rel).write_text(text)
+    kfile = edited / "overlays/production/kustomization.yml"
+    kustomization = yaml.safe_load(kfile.read_text())
+    kfile.write_text(yaml.safe_dump({**kustomization, "namePrefix": "team-", "nameSuffix": "-v2"}))
+    proc = await asyncio.create_subprocess_exec(
+        str(control_plane.binaries.kubectl), "kustomize", str(kfile.parent), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    built = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if d}
+
+    assert _resources(app) == built == {("Service", "team-guestbook-v2"), ("Deployment", "team-guestbook-v2")}
+    live = await client.AppsV1Api(clients.admin).read_namespaced_deployment("team-guestbook-v2", ns)
+    assert live.spec.replicas == 5  # the rest of the kustomization still applies
