@@ -63,7 +63,8 @@ def resource_entries(
 
 
 def _source_fields(source: Source) -> dict[str, str]:
-    return {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+    fields = {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+    return fields | ({"chart": source.chart} if source.chart else {})
 
 
 def append_history(

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +182,10 @@ def _keep(pulled: Path, cache: Path) -> tuple[str, Path]:
     version = _archive_version(archive)
     cache.mkdir(parents=True, exist_ok=True)
     kept = cache / f"{version}.tgz"
-    shutil.move(str(archive), kept)  # the same version again replaces it whole
+    # Copied beside its final name, then renamed: a pass reading the cache never sees half an archive.
+    partial = Path(tempfile.mkstemp(dir=cache, prefix=f".{version}-", suffix=".partial")[1])
+    shutil.move(str(archive), partial)
+    os.replace(partial, kept)
     return version, kept
 
 

@@ -131,6 +131,12 @@ async def test_a_chart_from_a_chart_repository(
         assert _resources(app) == {("ConfigMap", f"{name}-hello")}
         cm = await client.CoreV1Api(clients.admin).read_namespaced_config_map(f"{name}-hello", ns)
         assert cm.data == {"chart": "hello", "version": "1.0.0", "color": "v1.0.0"}
+        (entry,) = app["status"]["history"]
+        assert (entry["revision"], entry["source"]["chart"], entry["source"]["repoURL"]) == (
+            "1.0.0",
+            "hello",
+            url,
+        )
 
         # A new version in Git's place: the Application moves to it, and the object follows.
         await reconciler.clients.store.patch_application_spec(
