@@ -3,7 +3,9 @@ Helm repository served over HTTP on 127.0.0.1, pulled and rendered by the real h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,15 @@ from auditor.source.resolve import render_revision, resolve_revision
 from driftwarden.contract import API_VERSION, APPLICATION_KIND
 from driftwarden.errors import TemporaryError
 from driftwarden.settings import environment, helm_bin_dir
-from tests.support.charts import CHARTS_IN_GIT, repository_dir, serve
+from tests.support.charts import (
+    CHARTS_IN_GIT,
+    oci_registry,
+    packaged,
+    push,
+    registry_bin_dir,
+    repository_dir,
+    serve,
+)
 from tests.support.gitrepo import GitRepo
 
 HELM = helm_bin_dir(environment()) / "helm"
@@ -104,3 +114,41 @@ async def test_repository_credentials_reach_helm_and_never_a_message(served: Pat
         with pytest.raises(ChartRepositoryError, match=r"helm pull of chart hello of http://127\.0\.0\.1"):
             await resolve_revision(other, settings=settings)
     assert password not in str(refused.value) and "401" in str(refused.value)
+
+
+@pytest.fixture(scope="module")
+async def oci(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """``oci://127.0.0.1:<port>/charts`` with hello 1.0.0 and 1.1.0 pushed by the real helm."""
+    binary = registry_bin_dir(environment()) / "registry"
+    if not binary.is_file():
+        pytest.fail(f"{binary} is missing: build it with `make registry` (tools/build-registry.sh)")
+    work = tmp_path_factory.mktemp("oci")
+    archives = packaged(HELM, work, {"hello": ["1.0.0", "1.1.0"]})
+    async with oci_registry(binary, work) as host:
+        for archive in sorted(archives.glob("*.tgz")):
+            push(HELM, archive, f"{host}/charts", work)
+        yield f"oci://{host}/charts"
+
+
+@pytest.mark.parametrize(("wanted", "version"), [("1.0.0", "1.0.0"), ("^1.0", "1.1.0")])
+async def test_a_chart_from_an_oci_registry(oci: str, tmp_path: Path, wanted: str, version: str) -> None:
+    settings = AuditorSettings(git_cache=tmp_path / "cache", tools=TOOLS)
+    chart = app({"repoURL": oci, "chart": "hello", "targetRevision": wanted})
+    rendered = await render_revision(
+        chart, await resolve_revision(chart, settings=settings), settings=settings
+    )
+    assert rendered.revision == version
+    assert configmaps(rendered.result.manifests) == {
+        "rel-hello": {"chart": "hello", "version": version, "color": f"v{version}"}
+    }
+
+
+def test_build_registry_script_agrees_with_the_tests_and_needs_go(tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "tools" / "build-registry.sh"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DRIFTWARDEN_CACHE": str(tmp_path / "cache")}
+    printed = subprocess.run([script, "--print-dir"], env=env, capture_output=True, text=True, check=True)
+    assert Path(printed.stdout.strip()) == registry_bin_dir(env)
+    assert shutil.which("go", path=env["PATH"]) is None, "this check needs a PATH without go"
+    failed = subprocess.run([script], env=env, capture_output=True, text=True, check=False)
+    assert failed.returncode == 2 and "is needed to build the OCI registry" in failed.stderr
+    assert not (tmp_path / "cache").exists()

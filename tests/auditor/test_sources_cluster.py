@@ -9,8 +9,9 @@ Passes run as the auditor's real service account (manifests/rbac/auditor-cluster
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,17 @@ from kubernetes_asyncio import client
 from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
+from driftwarden.settings import environment
 from tests.support.auditor import application, create_application, get_application, key, service_reconciler
-from tests.support.charts import CHARTS_IN_GIT, repository_dir, serve
+from tests.support.charts import (
+    CHARTS_IN_GIT,
+    oci_registry,
+    packaged,
+    push,
+    registry_bin_dir,
+    repository_dir,
+    serve,
+)
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
 from tests.support.seed import SEED
@@ -116,13 +126,28 @@ async def test_charts_with_dependencies_sync(
         assert (await core.read_namespaced_config_map(cm, ns)).data["color"] == color
 
 
+@contextlib.asynccontextmanager
+async def _chart_repository(kind: str, helm: Path, work: Path) -> AsyncIterator[str]:
+    """A Helm repository over HTTP, or an OCI registry, on 127.0.0.1 with hello 1.0.0 and 1.1.0; its URL."""
+    versions = {"hello": ["1.0.0", "1.1.0"]}
+    if kind == "http":
+        async with serve(await asyncio.to_thread(repository_dir, helm, work, versions)) as url:
+            yield url
+        return
+    archives = await asyncio.to_thread(packaged, helm, work, versions)
+    async with oci_registry(registry_bin_dir(environment()) / "registry", work) as host:
+        for archive in sorted(archives.glob("*.tgz")):
+            await asyncio.to_thread(push, helm, archive, f"{host}/charts", work)
+        yield f"oci://{host}/charts"
+
+
+@pytest.mark.parametrize("kind", ["http", "oci"])
 async def test_a_chart_from_a_chart_repository(
-    reconciler: Reconciler, clients: Clients, tmp_path: Path
+    reconciler: Reconciler, clients: Clients, tmp_path: Path, kind: str
 ) -> None:
     helm = reconciler.clients.settings.tools.helm
     assert helm is not None
-    served = await asyncio.to_thread(repository_dir, helm, tmp_path, {"hello": ["1.0.0", "1.1.0"]})
-    async with serve(served) as url:
+    async with _chart_repository(kind, helm, tmp_path) as url:
         source = {"repoURL": url, "chart": "hello", "targetRevision": "1.0.0"}
         name, ns = await _app(clients, source)
         app = await _pass(reconciler, clients, name)
