@@ -78,11 +78,24 @@ def _missing_dependencies(chart_dir: Path) -> list[dict[str, Any]]:
     return [d for d in declared or [] if isinstance(d, dict) and str(d.get("name")) not in vendored]
 
 
-async def build_dependencies(chart_dir: Path, *, rel: str, tools: RenderTools, home: Path) -> None:
+def _check_local(chart_dir: Path, root: Path, rel: str, missing: list[dict[str, Any]]) -> None:
+    """A ``file://`` dependency must be inside the repository: helm would package any directory."""
+    for dep in missing:
+        url = str(dep.get("repository", ""))
+        if url.startswith("file://") and not (chart_dir / url[7:]).resolve().is_relative_to(root.resolve()):
+            raise RenderError(
+                f"Helm chart {rel}: dependency {dep.get('name')} ({url}) is outside the repository"
+            )
+
+
+async def build_dependencies(
+    chart_dir: Path, *, root: Path, rel: str, tools: RenderTools, home: Path
+) -> None:
     """``helm dependency build`` when a declared dependency is not vendored; nothing otherwise."""
     missing = await asyncio.to_thread(_missing_dependencies, chart_dir)
     if not missing:
         return
+    await asyncio.to_thread(_check_local, chart_dir, root, rel, missing)
     helm = _need_helm(tools, f"Helm chart {rel}")
     env = helm_environment(home)
     redact = {f"{chart_dir}/": f"{rel}/", str(chart_dir): rel, str(home): "<scratch>"}
@@ -128,7 +141,7 @@ async def render_helm(
     for name in helm.value_files if helm else ():
         value_files.append(await asyncio.to_thread(_value_file, root, app_dir, name, rel, revision))
     async with scratch() as home:
-        await build_dependencies(app_dir, rel=rel, tools=tools, home=home)
+        await build_dependencies(app_dir, root=root, rel=rel, tools=tools, home=home)
         values_file = None
         if helm is not None and helm.values.strip():
             values_file = str(home / "values.yaml")

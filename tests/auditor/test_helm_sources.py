@@ -18,10 +18,11 @@ from auditor.source.helmcharts import ChartRepositoryError
 from auditor.source.renderers import RenderTools, render
 from auditor.source.resolve import render_revision, resolve_revision
 from driftwarden.contract import API_VERSION, APPLICATION_KIND
-from driftwarden.errors import TemporaryError
+from driftwarden.errors import RenderError, TemporaryError
 from driftwarden.settings import environment, helm_bin_dir
 from tests.support.charts import (
     CHARTS_IN_GIT,
+    chart_files,
     oci_registry,
     packaged,
     push,
@@ -67,6 +68,20 @@ async def test_chart_dependencies_vendored_or_built(
         )
     assert {name: data["color"] for name, data in configmaps(result.manifests).items()} == expected
     assert f"{path}/templates/cm.yaml" in result.files
+
+
+async def test_a_file_dependency_outside_the_repository_is_refused(
+    git_repo: Callable[..., GitRepo], tmp_path: Path
+) -> None:
+    outside = "- {name: x, version: 0.1.0, repository: 'file://../../../../../../../../etc'}\n"
+    origin = git_repo(chart_files("c", "c", deps=outside))
+    repo = await fetch(origin.url, cache_dir=tmp_path / "cache")
+    sha = await repo.resolve("main")
+    async with repo.exported(sha) as root:
+        with pytest.raises(
+            RenderError, match=r"Helm chart c: dependency x \(file://.*\) is outside the repository"
+        ):
+            await render(app({"repoURL": origin.url, "path": "c"}), root=root, revision=sha, tools=TOOLS)
 
 
 @pytest.fixture(scope="module")
