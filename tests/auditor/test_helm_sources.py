@@ -22,6 +22,7 @@ from driftwarden.errors import RenderError, TemporaryError
 from driftwarden.settings import environment, helm_bin_dir
 from tests.support.charts import (
     CHARTS_IN_GIT,
+    DEPENDENCY_CASES,
     chart_files,
     oci_registry,
     packaged,
@@ -48,17 +49,11 @@ def configmaps(manifests: tuple[dict[str, Any], ...]) -> dict[str, dict[str, str
     return {m["metadata"]["name"]: m["data"] for m in manifests}
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        ("charts/vendored", {"rel-vendored": "blue", "rel-sub": "green"}),
-        ("charts/parent", {"rel-parent": "blue", "rel-child": "red"}),
-    ],
-    ids=["vendored", "file-dependency-built"],
-)
+@pytest.mark.parametrize("path", sorted(DEPENDENCY_CASES))
 async def test_chart_dependencies_vendored_or_built(
-    git_repo: Callable[..., GitRepo], tmp_path: Path, path: str, expected: dict[str, str]
+    git_repo: Callable[..., GitRepo], tmp_path: Path, path: str
 ) -> None:
+    expected = {f"rel-{chart}": color for chart, color in DEPENDENCY_CASES[path].items()}
     origin = git_repo(CHARTS_IN_GIT)
     repo = await fetch(origin.url, cache_dir=tmp_path / "cache")
     sha = await repo.resolve("main")

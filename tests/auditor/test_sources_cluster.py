@@ -26,6 +26,7 @@ from driftwarden.settings import environment
 from tests.support.auditor import application, create_application, get_application, key, service_reconciler
 from tests.support.charts import (
     CHARTS_IN_GIT,
+    DEPENDENCY_CASES,
     oci_registry,
     packaged,
     push,
@@ -58,6 +59,11 @@ async def _app(clients: Clients, source: dict[str, Any], **spec: Any) -> tuple[s
     return name, ns
 
 
+def _git(repo: GitRepo, path: str, **options: Any) -> dict[str, Any]:
+    """``spec.source`` for ``path`` of ``repo`` at main, with ``options`` (``helm=``, ``directory=``...)."""
+    return {"repoURL": repo.url, "targetRevision": "main", "path": path, **options}
+
+
 async def _pass(reconciler: Reconciler, clients: Clients, name: str) -> dict[str, Any]:
     await reconciler.run(await get_application(clients.admin, name))
     return await get_application(clients.admin, name)
@@ -75,13 +81,7 @@ async def test_a_jsonnet_application_with_tlas_ext_vars_and_libraries(
     reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo]
 ) -> None:
     repo = git_repo(JSONNET)
-    source = {
-        "repoURL": repo.url,
-        "targetRevision": "main",
-        "path": "jsonnet/app",
-        "directory": JSONNET_OPTIONS,
-    }
-    name, ns = await _app(clients, source)
+    name, ns = await _app(clients, _git(repo, "jsonnet/app", directory=JSONNET_OPTIONS))
     app = await _pass(reconciler, clients, name)
 
     assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
@@ -102,21 +102,13 @@ async def test_a_jsonnet_application_with_tlas_ext_vars_and_libraries(
     assert settings.data["env"] == "prod"
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        ("charts/vendored", {"gb-vendored": "blue", "gb-sub": "green"}),
-        ("charts/parent", {"gb-parent": "blue", "gb-child": "red"}),
-    ],
-    ids=["vendored-dependency", "file-dependency-built"],
-)
+@pytest.mark.parametrize("path", sorted(DEPENDENCY_CASES))
 async def test_charts_with_dependencies_sync(
-    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], path: str,
-    expected: dict[str, str],
-) -> None:  # fmt: skip
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], path: str
+) -> None:
+    expected = {f"gb-{chart}": color for chart, color in DEPENDENCY_CASES[path].items()}
     repo = git_repo(CHARTS_IN_GIT)
-    source = {"repoURL": repo.url, "targetRevision": "main", "path": path, "helm": {"releaseName": "gb"}}
-    name, ns = await _app(clients, source)
+    name, ns = await _app(clients, _git(repo, path, helm={"releaseName": "gb"}))
     app = await _pass(reconciler, clients, name)
 
     assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
@@ -178,7 +170,7 @@ async def test_a_source_nothing_renders_is_refused_never_synced_with_nothing(
     reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo], path: str
 ) -> None:
     repo = git_repo(JSONNET)
-    name, _ = await _app(clients, {"repoURL": repo.url, "targetRevision": "main", "path": path})
+    name, _ = await _app(clients, _git(repo, path))
     app = await _pass(reconciler, clients, name)
 
     assert app["status"]["sync"]["status"] == "Unknown"
@@ -187,7 +179,7 @@ async def test_a_source_nothing_renders_is_refused_never_synced_with_nothing(
     assert ("source type 'plugin'" in message) == (path == "plugin")
     assert not app["status"].get("resources")
     # A directory of nothing but docs is a genuinely empty render: Synced, with nothing to apply.
-    name, _ = await _app(clients, {"repoURL": repo.url, "targetRevision": "main", "path": "docs-only"})
+    name, _ = await _app(clients, _git(repo, "docs-only"))
     app = await _pass(reconciler, clients, name)
     assert app["status"]["sync"]["status"] == "Synced" and "InvalidSpecError" not in _conditions(app)
 
@@ -198,13 +190,7 @@ async def test_name_prefix_replaces_the_kustomization_prefix_as_kustomize_edit_s
 ) -> None:  # fmt: skip
     repo = git_repo(SEED)
     options = {"namePrefix": "team-", "nameSuffix": "-v2"}
-    source = {
-        "repoURL": repo.url,
-        "targetRevision": "main",
-        "path": "overlays/production",
-        "kustomize": options,
-    }
-    name, ns = await _app(clients, source)
+    name, ns = await _app(clients, _git(repo, "overlays/production", kustomize=options))
     app = await _pass(reconciler, clients, name)
     assert app["status"]["sync"]["status"] == "Synced", _conditions(app)
 

@@ -50,6 +50,12 @@ CHARTS_IN_GIT = {
     **chart_files("charts/child", "child", "0.2.0", color="red"),
 }  # fmt: skip
 
+DEPENDENCY_CASES = {
+    "charts/vendored": {"vendored": "blue", "sub": "green"},
+    "charts/parent": {"parent": "blue", "child": "red"},
+}
+"""For each chart of CHARTS_IN_GIT: the color of each chart's ConfigMap (``<release>-<chart>``) it renders."""
+
 
 def package(helm: Path, chart_dir: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
