@@ -1,4 +1,4 @@
-"""Rendering core: source-type detection, manifest parsing and the arguments kustomize and helm are run with.
+"""Rendering core: source-type detection, manifest parsing, kustomization edits and helm's arguments.
 
 Pure functions over names, text and parsed Application sources: text in, plain manifest dicts and frozen
 ``RenderResult`` out. Errors are ``RenderError`` naming the file (repository-relative), line or document.
@@ -174,36 +174,44 @@ def parse_image(spec: str) -> dict[str, str]:
     return image
 
 
-def _set_image(images: list[Any], spec: str) -> None:
-    """``kustomize edit set image``: update the entry of the same name (a new tag drops the digest and a
-    digest the tag), or append one."""
-    image = parse_image(spec)
-    for i, entry in enumerate(images):
-        if isinstance(entry, Mapping) and entry.get("name") == image["name"]:
-            merged = dict(entry)
-            if "newTag" in image or "digest" in image:
-                merged.pop("newTag", None)
-                merged.pop("digest", None)
-            merged.update(image)
-            images[i] = merged
-            return
-    images.append(image)
+_PRESERVE = "*"
+_IMAGE_FIELDS = ("newName", "newTag", "digest")
+
+
+def _set_images(images: list[Any], specs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``kustomize edit set image``: each argument replaces the entry of the same name whole (a ``*``
+    keeps that entry's newName, newTag or digest) or is added; the list comes out sorted by name."""
+    wanted = {image["name"]: image for image in map(parse_image, specs)}
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in images:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        arg = wanted.get(entry["name"])
+        if arg is None:
+            merged[entry["name"]] = dict(entry)
+            continue
+        merged[entry["name"]] = {
+            key: entry.get(key, "") if value == _PRESERVE else value for key, value in arg.items()
+        }
+    for name, arg in wanted.items():
+        merged.setdefault(name, arg)
+    return [
+        {k: v for k, v in merged[name].items() if k not in _IMAGE_FIELDS or v not in ("", _PRESERVE)}
+        for name in sorted(merged)
+    ]
 
 
 def edit_kustomization(kustomization: Mapping[str, Any], options: KustomizeSource) -> dict[str, Any]:
     """The kustomization as Argo CD leaves it before building: ``kustomize edit set nameprefix``,
     ``namesuffix`` and ``image`` run in the source directory, so the Application's prefix and suffix
-    replace the kustomization's own (they are not added on top) and its images update entries by name."""
+    replace the kustomization's own (they are not added on top) and its images replace entries by name."""
     edited = dict(kustomization)
     if options.name_prefix:
         edited["namePrefix"] = options.name_prefix
     if options.name_suffix:
         edited["nameSuffix"] = options.name_suffix
     if options.images:
-        images = list(edited.get("images") or [])
-        for spec in options.images:
-            _set_image(images, spec)
-        edited["images"] = images
+        edited["images"] = _set_images(list(edited.get("images") or []), options.images)
     return edited
 
 

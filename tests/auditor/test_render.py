@@ -168,11 +168,12 @@ def test_parse_image_rejects_nonsense(spec: str) -> None:
 
 
 def test_edit_kustomization_replaces_prefix_and_suffix_and_sets_images_by_name() -> None:
-    """As Argo CD's ``kustomize edit set nameprefix|namesuffix|image`` in the source directory."""
+    """As Argo CD's ``kustomize edit set nameprefix|namesuffix|image`` in the source directory: an image
+    argument replaces the entry of its name whole, ``*`` keeps a field, and the list is sorted by name."""
     own = {
         "resources": ["../app"],
         "namePrefix": "own-",
-        "images": [{"name": "nginx", "newTag": "1", "digest": "sha256:a"}, {"name": "redis", "newName": "r"}],
+        "images": [{"name": "redis", "newName": "r"}, {"name": "nginx", "newName": "m/nginx", "newTag": "1"}],
     }
     assert edit_kustomization(own, KustomizeSource()) == own
     edited = edit_kustomization(own, KustomizeSource("pre-", "-suf", ("nginx:2", "busybox=b/box@sha256:b")))
@@ -180,15 +181,18 @@ def test_edit_kustomization_replaces_prefix_and_suffix_and_sets_images_by_name()
         "resources": ["../app"],
         "namePrefix": "pre-",
         "images": [
+            {"name": "busybox", "newName": "b/box", "digest": "sha256:b"},
             {"name": "nginx", "newTag": "2"},
             {"name": "redis", "newName": "r"},
-            {"name": "busybox", "newName": "b/box", "digest": "sha256:b"},
         ],
         "nameSuffix": "-suf",
     }
     assert own["namePrefix"] == "own-", "the parsed kustomization is not changed"
-    renamed = edit_kustomization(own, KustomizeSource(images=("redis=cache/redis",)))
-    assert renamed["images"][1] == {"name": "redis", "newName": "cache/redis"}
+    kept = edit_kustomization(own, KustomizeSource(images=("nginx=*:3", "redis=cache/redis:*")))
+    assert kept["images"] == [
+        {"name": "nginx", "newName": "m/nginx", "newTag": "3"},
+        {"name": "redis", "newName": "cache/redis"},
+    ]
 
 
 def test_helm_template_args_follow_argo_cd_order_and_escaping() -> None:
