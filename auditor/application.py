@@ -4,7 +4,7 @@ The shape is Argo CD's plus ``guard`` (docs/design.md). Invalid specs raise Perm
 field (an ``InvalidSpecError``). Every Argo CD field the CRD accepts is parsed: what driftwarden cannot
 honour (another cluster, a project, an unknown sync option) is refused by auditor.refusals, never silently
 ignored; ``sources`` and ``source.plugin`` are rejected here. ``spec.source`` is parsed by
-``auditor.source.spec``, where its dataclasses live. No I/O, no logging here.
+``auditor.appsource``, where its dataclasses live. No I/O, no logging here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from auditor.appsource import Source, parse_source
 from auditor.diff.normalize import compile_jq, parse_pointer
 from auditor.objects import AppKey, parse_sync_options
-from auditor.source.spec import Source, parse_source
 from auditor.specfields import (
     InvalidSpecError,
     read_bool,

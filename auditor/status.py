@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from auditor.appsource import Source
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
-from auditor.source.spec import Source
 from auditor.sync.changeset import Action, ChangeSet
 from driftwarden.contract import rfc3339
 from driftwarden.objectref import ObjectRef, ResourceKey

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.appsource import DirectorySource
 from auditor.source.render import is_manifest_file, manifests_from_documents
-from auditor.source.spec import DirectorySource
 from auditor.specfields import InvalidSpecError
 
 JSONNET_SUFFIX = ".jsonnet"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from auditor.source.spec import HelmParameter, KustomizeSource, Source
+from auditor.appsource import HelmParameter, KustomizeSource, Source
 from driftwarden.errors import RenderError
 
 SourceType = Literal["directory", "kustomize", "helm"]

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from auditor.application import Application
+from auditor.appsource import DirectorySource, KustomizeSource
 from auditor.source.directory import jsonnet_manifests, refuse_unrendered, select
 from auditor.source.helmcharts import render_helm, render_pulled
 from auditor.source.render import (
@@ -31,7 +32,6 @@ from auditor.source.render import (
     parse_manifests,
 )
 from auditor.source.runner import PATH, RenderTools, executable, run, scratch
-from auditor.source.spec import DirectorySource, KustomizeSource
 from driftwarden.errors import RenderError
 
 __all__ = ["RenderTools", "render", "render_chart"]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from auditor.application import DEFAULT_SERVER, Application, IgnoreDifference, parse_application
+from auditor.appsource import DirectorySource, HelmParameter, JsonnetSource, JsonnetVar
 from auditor.objects import AppKey
-from auditor.source.spec import DirectorySource, HelmParameter, JsonnetSource, JsonnetVar
 from driftwarden.errors import PermanentError
 
 DESIGN_EXAMPLE: dict[str, Any] = {

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from auditor.appsource import Source
 from auditor.diff.objectdiff import ObjectDiff
 from auditor.health import Health
-from auditor.source.spec import Source
 from auditor.status import (
     HISTORY_LIMIT,
     PRUNE_REFUSED,

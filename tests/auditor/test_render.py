@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from auditor.appsource import DirectorySource, HelmParameter, HelmSource, KustomizeSource, Source
 from auditor.source.render import (
     clip_output,
     detect_source_type,
@@ -15,7 +16,6 @@ from auditor.source.render import (
     parse_image,
     parse_manifests,
 )
-from auditor.source.spec import DirectorySource, HelmParameter, HelmSource, KustomizeSource, Source
 from driftwarden.errors import PermanentError, RenderError
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\n"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from auditor.application import Application, parse_application
+from auditor.appsource import DirectorySource
 from auditor.source.directory import (
     UnsupportedSourceError,
     expand_braces,
@@ -20,7 +21,6 @@ from auditor.source.directory import (
 )
 from auditor.source.git import fetch
 from auditor.source.renderers import RenderTools, render
-from auditor.source.spec import DirectorySource
 from auditor.specfields import InvalidSpecError
 from driftwarden.contract import API_VERSION, APPLICATION_KIND
 from driftwarden.errors import RenderError
