@@ -36,6 +36,9 @@ from driftwarden.errors import RenderError
 
 __all__ = ["RenderTools", "render", "render_chart"]
 
+_PACKAGES = str(Path(__file__).resolve().parents[2])
+"""Where the ``auditor`` package is, so the evaluator's interpreter imports this very copy of it."""
+
 
 def _rel(path: Path, root: Path) -> str:
     rel = path.relative_to(root).as_posix()
@@ -88,7 +91,7 @@ async def _evaluate_jsonnet(
         out = await run(
             [sys.executable, "-m", "auditor.source.jsonnetrun"],
             cwd=home,
-            env={"HOME": str(home), "PATH": PATH},
+            env={"HOME": str(home), "PATH": PATH, "PYTHONPATH": _PACKAGES},
             what=f"jsonnet evaluation of {app.source.path}",
             tools=tools,
             redact={f"{root}/": "", str(root): "."},

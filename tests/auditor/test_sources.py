@@ -136,3 +136,16 @@ async def test_unrendered_sources_are_refused_and_empty_ones_are_empty(tree: tup
         await render(app({"path": "jsonnet/libonly"}), root=root, revision=sha, tools=RenderTools())
     empty = await render(app({"path": "docs-only"}), root=root, revision=sha, tools=RenderTools())
     assert (empty.manifests, empty.files) == ((), ())
+
+
+async def test_a_runaway_jsonnet_evaluation_is_stopped_by_the_timeout(
+    git_repo: Callable[..., GitRepo], tmp_path: Path
+) -> None:
+    """Evaluation runs in a child process so that it can be stopped (a thread could not be)."""
+    slow = "std.length(std.foldl(function(a, b) a + 'x', std.range(1, 200000), ''))\n"
+    origin = git_repo({"slow/loop.jsonnet": slow})
+    repo = await fetch(origin.url, cache_dir=tmp_path / "cache")
+    sha = await repo.resolve("main")
+    async with repo.exported(sha) as root:
+        with pytest.raises(RenderError, match=r"^jsonnet evaluation of slow did not finish within 1s$"):
+            await render(app({"path": "slow"}), root=root, revision=sha, tools=RenderTools(timeout=1.0))
