@@ -211,8 +211,9 @@ async def pull_chart(
     label = chart_label(source.repo_url, source.chart)
     cache = chart_cache(cache_dir, source.repo_url, source.chart)
     wanted = source.target_revision.strip()
-    if EXACT_VERSION.match(wanted) and (cache / f"{wanted.removeprefix('v')}.tgz").is_file():
-        return wanted.removeprefix("v"), cache / f"{wanted.removeprefix('v')}.tgz"
+    kept = cache / f"{wanted.removeprefix('v')}.tgz"
+    if EXACT_VERSION.match(wanted) and await asyncio.to_thread(kept.is_file):
+        return wanted.removeprefix("v"), kept
     helm = _need_helm(tools, label)
     secrets = credentials.secrets() if credentials else ()
     login = credentials if credentials is not None and credentials.password else None
