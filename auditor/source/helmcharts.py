@@ -212,7 +212,8 @@ async def pull_chart(
     cache = chart_cache(cache_dir, source.repo_url, source.chart)
     wanted = source.target_revision.strip()
     kept = cache / f"{wanted.removeprefix('v')}.tgz"
-    if EXACT_VERSION.match(wanted) and await asyncio.to_thread(kept.is_file):
+    exact = EXACT_VERSION.match(wanted) is not None
+    if exact and await asyncio.to_thread(kept.is_file):
         return wanted.removeprefix("v"), kept
     helm = _need_helm(tools, label)
     secrets = credentials.secrets() if credentials else ()
