@@ -3,7 +3,8 @@
 Against the real API server and the real ``driftwarden webhook serve`` process, installed by
 ``driftwarden webhook install`` with each failurePolicy. What must hold (issue 18):
 
-- objects without the ``driftwarden.io/app`` label, and anything in kube-system (label or not), are never
+- objects without the ``driftwarden.io/app`` label, and anything in kube-system or the install namespace
+  (label or not), are never
   affected: the API server does not even call the webhook for them, so they are written at full speed;
 - a managed object follows the failurePolicy: ``Fail`` refuses the write, ``Ignore`` lets it through;
 - the API server waits at most ``timeoutSeconds`` per webhook call on a stalled webhook, measured from the
@@ -26,6 +27,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from devtools.controlplane import ControlPlane
+from driftwarden import contract
 from tests.support.auditor import auditor_api, wait_until_allowed
 from tests.support.clients import Clients
 from tests.support.guard import apply, ensure_namespace, grant_cluster_admin, managed, wait_for_guard
@@ -38,6 +40,8 @@ TIMEOUT = 2
 """timeoutSeconds installed: small, so a stalled webhook costs the test seconds, not minutes."""
 SLACK = 1.5
 """What a request may take beyond the webhook timeouts on this shared 2-core machine."""
+SPARED = ("kube-system", contract.DEFAULT_INSTALL_NAMESPACE)
+"""Never sent to the webhook (``webhook install``'s namespaceSelector), labelled objects or not."""
 FAST = 1.0
 """A request the webhook is never asked about answers in well under this."""
 
@@ -72,9 +76,11 @@ class Scene:
         return time.monotonic() - started, caught.value
 
     async def bystanders_unaffected(self) -> None:
-        """Unmanaged objects in the namespace, and labelled ones in kube-system: written at once."""
+        """Unmanaged objects in the namespace, and labelled ones in kube-system and the install namespace:
+        written at once."""
         assert await self.edit("plain") < FAST
-        assert await self.edit(self.system_name, "kube-system") < FAST
+        for namespace in SPARED:
+            assert await self.edit(self.system_name, namespace) < FAST
         made = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"new-{uuid.uuid4().hex[:6]}"))
         started = time.monotonic()
         await self.core.create_namespaced_config_map(self.namespace, made)
@@ -95,13 +101,16 @@ async def scene(control_plane: ControlPlane, clients: Clients) -> AsyncIterator[
     await grant_cluster_admin(admin, users=[person])
     await apply(admin, managed(_configmap("settings", namespace)), plural="configmaps")
     await apply(admin, _configmap("plain", namespace), plural="configmaps")
-    await apply(admin, managed(_configmap(system_name, "kube-system")), plural="configmaps")
+    await ensure_namespace(admin, contract.DEFAULT_INSTALL_NAMESPACE)
+    for spared in SPARED:
+        await apply(admin, managed(_configmap(system_name, spared)), plural="configmaps")
     api = await clients.user(person)
     await wait_until_allowed(api, verb="patch", group="", resource="configmaps")
     gitops = await auditor_api(control_plane, clients)
     await wait_until_allowed(gitops, verb="patch", group="", resource="configmaps")
     yield Scene(control_plane, gitops, client.CoreV1Api(api), namespace, system_name)
-    await client.CoreV1Api(admin).delete_namespaced_config_map(system_name, "kube-system")
+    for spared in SPARED:
+        await client.CoreV1Api(admin).delete_namespaced_config_map(system_name, spared)
 
 
 async def _guarding(scene: Scene) -> None:
