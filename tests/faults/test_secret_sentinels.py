@@ -24,7 +24,7 @@ from kubernetes_asyncio import client
 from devtools.controlplane import ControlPlane
 from devtools.jaeger import free_port
 from driftwarden import contract
-from driftwarden.kube.rest import request_json, resource_path
+from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from tests.support.auditorprocs import Auditor, Site, auditors, site  # noqa: F401 - fixtures, found by name
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
@@ -83,9 +83,12 @@ async def _application(at: Site, name: str, repo: GitRepo, destination: str) -> 
                  "syncPolicy": {"automated": {"prune": True, "selfHeal": True},
                                 "syncOptions": ["CreateNamespace=true"]}},
     }  # fmt: skip
-    path = resource_path(group=contract.GROUP, version=contract.VERSION,
-                         plural=contract.APPLICATION_PLURAL, namespace=at.namespace)  # fmt: skip
-    await request_json(at.admin, "POST", path, body=body)
+    await request_json(at.admin, "POST", _app_path(at), body=body)
+
+
+def _app_path(at: Site, name: str | None = None) -> str:
+    return resource_path(group=contract.GROUP, version=contract.VERSION, plural=contract.APPLICATION_PLURAL,
+                         namespace=at.namespace, name=name)  # fmt: skip
 
 
 async def test_secret_values_appear_nowhere(
@@ -118,22 +121,35 @@ async def test_secret_values_appear_nowhere(
             return False
         return (live.data or {}).get("password") == b64(value)
 
+    async def guard_is(mode: str) -> bool:
+        live = await core.read_namespaced_secret("db", destination)
+        return (live.metadata.annotations or {}).get(contract.ANNOTATION_GUARD) == mode
+
+    edit = (control_plane, editor.kubeconfig, "-n", destination, "patch", "secret", "db", "--type", "merge",
+            "-p", json.dumps({"data": {"password": b64(sentinels["oob"])}}))  # fmt: skip
     async with installed_webhook(control_plane, tmp_path / "webhook", "--console-traces") as hook:
         auditors.append(await site.auditor("keeper", "--metrics-port", str(metrics_port), "--console-traces"))
         await _application(site, name, repo, destination)
         await eventually(lambda: password_is(sentinels["git"]), seconds=60)
 
         # Out of band, in warn mode: let through with the webhook's warnings, then healed.
-        code, out, err = await kubectl(
-            control_plane, editor.kubeconfig, "-n", destination, "patch", "secret", "db", "--type", "merge",
-            "-p", json.dumps({"data": {"password": b64(sentinels["oob"])}}),
-        )  # fmt: skip
+        code, out, err = await kubectl(*edit)
         assert code == 0, err
         assert "driftwarden" in err and "data.password" in err, err  # warned, naming the field only
         await eventually(lambda: password_is(sentinels["git"]), seconds=30)
+        warned = out + err
+
+        # The same edit in enforce mode (the Application's guard changed, the auditor restamps): denied.
+        await request_json(site.admin, "PATCH", _app_path(site, name), content_type=MERGE_PATCH,
+                           body={"spec": {"guard": {"mode": "enforce"}}})  # fmt: skip
+        await eventually(lambda: guard_is("enforce"), seconds=30)
+        code, out, err = await kubectl(*edit)
+        assert code != 0 and "denied the request" in err and "data.password" in err, (out, err)
+        assert await password_is(sentinels["git"])
 
         seen = await _everything(site, hook, name, destination, admin_kubeconfig, metrics_port)
-        seen["kubectl edit (warnings)"] = out + err
+        seen["kubectl edit (warnings)"] = warned
+        seen["kubectl edit (denial)"] = out + err
     seen["webhook log and spans"] = hook.text()
     seen["auditor log and spans"] = auditors[0].text()
     assert f"user={person}" in seen["webhook log and spans"]  # the edit was judged, and logged
@@ -155,7 +171,9 @@ async def _everything(
     code, out, err = await driftwarden("app", "get", name, *where)
     assert code == 0 and "Secret" in out, (out, err)
     seen["app get"] = out + err
-    code, out, err = await driftwarden("app", "diff", name, "--revision", "next", *where)
+    # As the GitOps identity, as the README says to in enforce mode: the dry run is then not the webhook's.
+    as_auditor = ("--as", contract.auditor_identity())
+    code, out, err = await driftwarden("app", "diff", name, "--revision", "next", *where, *as_auditor)
     assert code == 1 and "password" in out, (out, err)  # a difference in the Secret, shown masked
     seen["app diff"] = out + err
     seen["events"] = await _events(at.admin, destination, at.namespace)
