@@ -73,7 +73,7 @@ def run_diff(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             comparison = await reconciler.compare(app, rendered, obj.get("status") or {})
         if rendered.unreachable:
             note(f"warning: {rendered.unreachable}")
-        show(appview.diff_view(comparison.diffs), env, paint=colour.diff)
+        show(appview.diff_view(comparison.diffs, comparison.failures), env, paint=colour.diff)
         differing = [d for d in comparison.diffs if not d.in_sync]
         at = f"{args.revision or app.source.target_revision} ({appview.short(comparison.revision)})"
         if differing:

@@ -16,6 +16,7 @@ import yaml
 
 from auditor.application import DEFAULT_GUARD_MODE
 from auditor.diff.objectdiff import ObjectDiff
+from driftwarden.objectref import ResourceKey
 
 SHORT_REVISION = 7
 GAP = "   "
@@ -241,13 +242,18 @@ def summary_view(app: Mapping[str, Any]) -> str:
     return _fields(pairs)
 
 
-def diff_view(diffs: Sequence[ObjectDiff]) -> str:
-    """The unified diff of every object that differs, live (``-``) to Git (``+``); Secrets come masked."""
+def diff_view(diffs: Sequence[ObjectDiff], failures: Mapping[ResourceKey, str] | None = None) -> str:
+    """The unified diff of every object that differs, live (``-``) to Git (``+``); Secrets come masked.
+
+    An object whose dry run the API server refused (``failures``: a webhook's denial, an immutable field) has
+    no diff to show; its reason is printed instead, so the header never stands alone."""
     out = []
     for diff in diffs:
         if diff.in_sync:
             continue
         header = f"===== {diff.ref} ({ACTIONS.get(diff.action, diff.action)}) ====="
         changed = f"changed: {', '.join(diff.changed_paths)}\n" if diff.changed_paths else ""
-        out.append(f"{header}\n{changed}{diff.unified_diff}")
+        reason = (failures or {}).get(diff.ref.key)
+        refused = f"{reason}\n" if reason and not diff.unified_diff else ""
+        out.append(f"{header}\n{changed}{refused}{diff.unified_diff}")
     return "".join(out)

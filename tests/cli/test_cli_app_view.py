@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from auditor.diff.failures import failed_diff
 from auditor.diff.objectdiff import diff_object
 from cli import appview
 
@@ -150,3 +151,14 @@ def test_detail_view_shows_the_health_message_and_each_objects_reason_when_wide(
     assert re.search(r"web\s+Synced\s+Progressing\s+Waiting for rollout to finish$", text, re.MULTILINE)
     assert re.search(r"^Health Status:\s+Healthy$", appview.detail_view(_app(health={"status": "Healthy"})),
                      re.MULTILINE)  # fmt: skip
+
+
+def test_diff_view_says_why_an_object_could_not_be_compared() -> None:
+    """A refused dry run (here the webhook's denial, as when a person diffs in enforce mode) has no diff:
+    the API server's reason stands under the header instead of nothing."""
+    live = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "p"}}
+    reason = "dry run failed: PATCH ...: 403 Forbidden: admission webhook denied the request"
+    refused = failed_diff(live, live)
+    text = appview.diff_view([refused], {refused.ref.key: reason})
+    assert text == f"===== Secret p/db (update) =====\n{reason}\n"
+    assert appview.diff_view([refused]) == "===== Secret p/db (update) =====\n"  # no reason known: as before

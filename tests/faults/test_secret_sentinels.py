@@ -176,6 +176,9 @@ async def _everything(
     code, out, err = await driftwarden("app", "diff", name, "--revision", "next", *where, *as_auditor)
     assert code == 1 and "password" in out, (out, err)  # a difference in the Secret, shown masked
     seen["app diff"] = out + err
+    code, out, err = await driftwarden("app", "diff", name, "--revision", "next", *where)  # as a person
+    assert code == 1 and "dry run failed" in out and "denied the request" in out, (out, err)
+    seen["app diff (refused by the webhook)"] = out + err
     seen["events"] = await _events(at.admin, destination, at.namespace)
     seen["application"] = json.dumps(await at.get_application(name))
     live = await request_json(at.admin, "GET", f"/api/v1/namespaces/{destination}/secrets/db")
