@@ -1,9 +1,12 @@
-"""Guard integrity through the real API server (issue 13): each way around the guard that was found,
-made by alice with kubectl, is denied in enforce mode, and in warn mode let through with a warning,
-stamped with alice's name (not one she chose), healed by the auditor and recorded as hers.
+"""Guard integrity through the real API server (issue 13, "Done when"): each way around the guard that was
+found, made by alice (a client certificate with the ordinary ``edit`` ClusterRole) through the real
+kube-apiserver, is denied in enforce mode with the webhook's 403 and leaves the object as it was; in warn
+mode it is let through with the webhook's warning, stamped with alice's name (never a name she chose),
+healed back to Git by the auditor and recorded as hers in the Application's ``status.drift``.
 
-One Application per mode deploys ``web`` (a Deployment) and ``db`` (a Secret written with stringData);
-the webhook is registered through real configurations and the auditor heals through its watches.
+One module-scoped set-up: the webhook registered through real configurations, the auditor running with
+self-heal, and two Applications syncing one Git repository (a Deployment ``web`` with a label Git sets, a
+Secret ``db`` written with stringData) into two namespaces, one per guard mode.
 """
 
 from __future__ import annotations
@@ -11,18 +14,19 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
+from auditor.heal.healer import DRIFT_FIGHT
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
-from driftwarden.kube.rest import request_json, resource_path
+from driftwarden.kube.rest import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, request_json, resource_path
 from tests.support.auditor import (
     AUDITOR_NS,
     application,
@@ -31,18 +35,33 @@ from tests.support.auditor import (
     get_application,
     running_auditor,
     synced_and_watched,
+    wait_until_allowed,
 )
 from tests.support.clients import Clients
 from tests.support.gitrepo import make_repo
-from tests.support.guard import ensure_namespace, grant_cluster_admin, managed, running_guard
-from tests.support.kubectl import kubectl
-from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
+from tests.support.guard import ensure_namespace, managed, running_guard
+from tests.support.seed import SELF_HEALING
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {tier: frontend}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.27"}]
+"""
+"""``web``, with a label Git sets (``tier``): the metadata a managedFields reset used to set free."""
 SECRET = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ntype: Opaque\nstringData: {password: hunter2}\n"
 MODES = ("enforce", "warn")
+RESOURCES = {"Deployment": ("apps", "v1", "deployments"), "Secret": ("", "v1", "secrets")}
 
 
 @dataclass
@@ -55,9 +74,18 @@ class App:
 class World:
     plane: ControlPlane
     admin: client.ApiClient
-    alice: Path
+    alice: client.ApiClient
     apps: dict[str, App]
-    workdir: Path
+
+
+async def _grant_edit(admin: client.ApiClient, user: str) -> None:
+    """Bind ``user`` to the ordinary ``edit`` ClusterRole (aggregated by the controller manager)."""
+    binding = client.V1ClusterRoleBinding(
+        metadata=client.V1ObjectMeta(name=f"integrity-edit-{uuid.uuid4().hex[:6]}"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit"),
+        subjects=[client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")],
+    )
+    await client.RbacAuthorizationV1Api(admin).create_cluster_role_binding(binding)
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +96,13 @@ async def world(
     clients = Clients(control_plane)
     admin = clients.admin
     await ensure_namespace(admin, AUDITOR_NS)
-    await grant_cluster_admin(admin, users=["alice"])  # RBAC never hides what admission decides
-    repo = make_repo(workdir / "repo", {"web/deployment.yaml": WEB_DEPLOYMENT, "web/secret.yaml": SECRET})
+    await _grant_edit(admin, "alice")
+    alice = await clients.user("alice")
+    for resource in ("deployments", "secrets", "configmaps"):
+        group = "apps" if resource == "deployments" else ""
+        await wait_until_allowed(alice, verb="patch", group=group, resource=resource)
+    repo = make_repo(workdir / "repo", {"web/deployment.yaml": DEPLOYMENT, "web/secret.yaml": SECRET})
     api = await auditor_api(control_plane, clients)
-    alice = await clients.user_credentials("alice")
-    assert alice.kubeconfig is not None
     async with (
         running_auditor(control_plane, api, workdir / "git") as run,
         running_guard(admin, workdir / "guard"),
@@ -91,21 +121,46 @@ async def world(
                 ),
                 seconds=60,
             )
-        yield World(control_plane, admin, alice.kubeconfig, apps, workdir)
+        yield World(control_plane, admin, alice, apps)
     await clients.close()
 
 
-async def _as_alice(world: World, *args: str) -> tuple[int, str, str]:
-    return await kubectl(world.plane, world.alice, *args)
+@dataclass(frozen=True)
+class Answer:
+    """What the API server answered alice: the status, the object (or Status) and its Warning headers."""
+
+    status: int
+    body: dict[str, Any]
+    warnings: tuple[str, ...]
+
+    @property
+    def warned(self) -> bool:
+        return any('"driftwarden: ' in warning for warning in self.warnings)
 
 
-RESOURCES = {"deployment": ("apps", "v1", "deployments"), "secret": ("", "v1", "secrets")}
-
-
-async def _live(world: World, app: App, kind: str = "deployment", name: str = "web") -> dict[str, Any]:
+def _path(app: App, kind: str, name: str) -> str:
     group, version, plural = RESOURCES[kind]
-    path = resource_path(group=group, version=version, plural=plural, namespace=app.ns, name=name)
-    return await request_json(world.admin, "GET", path)
+    return resource_path(group=group, version=version, plural=plural, namespace=app.ns, name=name)
+
+
+async def _send(
+    world: World, method: str, path: str, body: Any, *, content_type: str = MERGE_PATCH, **query: str
+) -> Answer:
+    """One request as alice, keeping the response headers (the API server's admission warnings)."""
+    headers = {"Accept": "application/json", "Content-Type": content_type}
+    try:
+        data, status, response_headers = await world.alice.call_api(
+            path, method, query_params=list(query.items()), header_params=headers, body=body,
+            response_types_map={200: "object", 201: "object"}, auth_settings=["BearerToken"],
+            _return_http_data_only=False,
+        )  # fmt: skip
+    except ApiException as exc:
+        return Answer(exc.status, json.loads(exc.body), tuple((exc.headers or {}).getall("Warning", ())))
+    return Answer(status, data, tuple(response_headers.getall("Warning", ())))
+
+
+async def _live(world: World, app: App, kind: str = "Deployment", name: str = "web") -> dict[str, Any]:
+    return await request_json(world.admin, "GET", _path(app, kind, name))
 
 
 async def _records(world: World, app: App) -> list[dict[str, Any]]:
@@ -113,25 +168,38 @@ async def _records(world: World, app: App) -> list[dict[str, Any]]:
     return list(status.get("drift") or [])
 
 
-async def _edit(world: World, mode: str, *args: str, check: Any = None) -> dict[str, Any] | None:
-    """Make alice's edit; enforce: denied and nothing changed; warn: warned, stamped with her name, then
-    healed (``check`` says when) and recorded as hers. Returns the object as her edit stored it (warn)."""
-    app = world.apps[mode]
-    before = await _records(world, app)
-    code, out, err = await _as_alice(world, "-n", app.ns, *args, "-o", "json")
-    if mode == "enforce":
-        assert code != 0 and "denied the request: driftwarden" in err, (code, err)
-        return None
-    assert code == 0, err
-    assert "Warning: driftwarden" in err  # kubectl shows the admission warnings to the person
-    stored: dict[str, Any] = json.loads(out)
+async def _denied(world: World, kind: str, name: str, edit: Callable[[str], Any]) -> None:
+    """Enforce mode: the edit is refused with the webhook's 403 and the object stays as it was."""
+    app = world.apps["enforce"]
+    before = await _live(world, app, kind, name)
+    answer = await edit(_path(app, kind, name))
+    assert answer.status == 403, answer
+    assert "denied the request: driftwarden" in answer.body["message"], answer.body
+    assert f"{app.ns}/{name}" in answer.body["message"]
+    after = await _live(world, app, kind, name)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after == before
+
+
+async def _warned(world: World, answer: Answer) -> dict[str, Any]:
+    """Warn mode: the edit went through with the webhook's warning and a drift stamp naming alice."""
+    assert answer.status == 200, answer
+    assert answer.warned, answer.warnings
+    stored = answer.body
     stamp = contract.drift_stamp(stored)
     assert stamp is not None and stamp.user == "alice", stored["metadata"].get("annotations")
+    return stored
+
+
+async def _healed(
+    world: World, kind: str, name: str, before: list[dict[str, Any]], check: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Warn mode: the auditor puts the object back (``check``), drops the stamp and records alice."""
+    app = world.apps["warn"]
 
     async def healed() -> bool:
-        kind = stored["kind"].lower()
-        live = await _live(world, app, kind, stored["metadata"]["name"])
-        return contract.drift_stamp(live) is None and (check is None or check(live))
+        live = await _live(world, app, kind, name)
+        return contract.drift_stamp(live) is None and check(live)
 
     async def recorded() -> bool:
         records = await _records(world, app)
@@ -141,76 +209,108 @@ async def _edit(world: World, mode: str, *args: str, check: Any = None) -> dict[
     await eventually(recorded, seconds=20)
     record = (await _records(world, app))[-1]
     assert (record["user"], record["action"]) == ("alice", "healed"), record
-    return stored
+    assert record["object"].endswith(f"{app.ns}/{name}"), record
+    return await _live(world, app, kind, name)
 
 
 def _image(live: dict[str, Any]) -> str:
     return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+def _gitops_entry(live: dict[str, Any]) -> bool:
+    entries = live["metadata"].get("managedFields") or []
+    return any(e.get("manager") == contract.FIELD_MANAGER for e in entries)
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_an_apply_as_the_gitops_manager_after_a_planted_entry(world: World, mode: str) -> None:
     """Issue 13, item 1: a planted entry taught the diff how containers are keyed; it must teach nothing."""
     app = world.apps[mode]
-    live = await _live(world, app)
     planted = {"manager": "evil", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
                "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {
                    'k:{"image":"nginx:1.27"}': {".": {}}}}}}}}  # fmt: skip
-    plant = {"metadata": {"managedFields": [*live["metadata"]["managedFields"], planted]}}
-    code, _, err = await _as_alice(
-        world, "-n", app.ns, "patch", "deploy/web", "--type=merge", "-p", json.dumps(plant)
-    )
-    assert code == 0, err  # planting an entry under another manager is allowed, and now harmless
-    manifest = managed(yaml.safe_load(WEB_DEPLOYMENT), app=app.name, guard=mode)
+    plant = [{"op": "add", "path": "/metadata/managedFields/-", "value": planted}]
+    answer = await _send(world, "PATCH", _path(app, "Deployment", "web"), plant, content_type=JSON_PATCH)
+    assert answer.status == 200, (
+        answer
+    )  # planting an entry under another manager is allowed, and now harmless
+    assert any(e.get("manager") == "evil" for e in answer.body["metadata"]["managedFields"])
+    manifest = yaml.safe_load(DEPLOYMENT)
     manifest["metadata"]["namespace"] = app.ns
-    manifest["metadata"]["annotations"][contract.ANNOTATION_TRACKING_ID] = (
-        f"{AUDITOR_NS}/{app.name}:apps/Deployment:{app.ns}/web"
-    )
+    manifest = managed(manifest, app=app.name, guard=mode)
     manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"
-    path = world.workdir / f"evil-{mode}.yaml"
-    path.write_text(yaml.safe_dump(manifest))
-    stored = await _edit(
-        world, mode, "apply", "--server-side", "--field-manager=driftwarden", "--force-conflicts", "-f",
-        str(path), check=lambda live: _image(live) == "nginx:1.27",
-    )  # fmt: skip
-    if stored is None:
+
+    def apply(path: str) -> Any:
+        query = {"fieldManager": contract.FIELD_MANAGER, "force": "true"}
+        return _send(world, "PATCH", path, manifest, content_type=APPLY_PATCH, **query)
+
+    if mode == "enforce":
+        await _denied(world, "Deployment", "web", apply)
         assert _image(await _live(world, app)) == "nginx:1.27"
-    else:
-        stamp = contract.drift_stamp(stored)
-        assert stamp is not None and any("image" in field for field in stamp.fields)
+        return
+    before = await _records(world, app)
+    stored = await _warned(world, await apply(_path(app, "Deployment", "web")))
+    assert _image(stored) == "evil:1"
+    stamp = contract.drift_stamp(stored)
+    assert stamp is not None and any("image" in field for field in stamp.fields)
+    await _healed(world, "Deployment", "web", before, lambda live: _image(live) == "nginx:1.27")
+    assert _image(await _live(world, app)) == "nginx:1.27"
+
+
+RESET = {"metadata": {"managedFields": [{}]}}
+RELABEL = {"metadata": {"labels": {"tier": "evil"}}}
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_managed_fields_reset(world: World, mode: str) -> None:
+async def test_a_managed_fields_reset_then_a_git_owned_label(world: World, mode: str) -> None:
     """Item 2: ``managedFields: [{}]`` strips them all, after which Git's labels were free to edit."""
     app = world.apps[mode]
+    if mode == "enforce":
+        await _denied(world, "Deployment", "web", lambda path: _send(world, "PATCH", path, RESET))
+        await _denied(world, "Deployment", "web", lambda path: _send(world, "PATCH", path, RELABEL))
+        live = await _live(world, app)
+        assert _gitops_entry(live) and live["metadata"]["labels"]["tier"] == "frontend"
+        return
+    before = await _records(world, app)
+    path = _path(app, "Deployment", "web")
+    reset = await _warned(world, await _send(world, "PATCH", path, RESET))
+    assert not _gitops_entry(reset)  # it was reset
+    # At once, before the heal gives Git its entry back: the label is still Git's.
+    relabelled = await _warned(world, await _send(world, "PATCH", path, RELABEL))
+    assert relabelled["metadata"]["labels"]["tier"] == "evil"
+    stamp = contract.drift_stamp(relabelled)
+    assert stamp is not None and any("tier" in field for field in stamp.fields), stamp
 
-    def gitops_entry_back(live: dict[str, Any]) -> bool:
-        entries = live["metadata"].get("managedFields") or []
-        return any(e.get("manager") == contract.FIELD_MANAGER for e in entries)
+    def back(live: dict[str, Any]) -> bool:
+        return _gitops_entry(live) and live["metadata"]["labels"]["tier"] == "frontend"
 
-    stored = await _edit(world, mode, "patch", "deploy/web", "--type=merge", "-p",
-                         '{"metadata":{"managedFields":[{}]}}', check=gitops_entry_back)  # fmt: skip
-    assert gitops_entry_back(await _live(world, app))
-    if stored is not None:
-        assert not gitops_entry_back(stored)  # it was reset, and the heal's apply gave Git its entry back
+    healed = await _healed(world, "Deployment", "web", before, back)
+    assert _gitops_entry(healed)  # the heal's apply gave Git its entry back
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_an_owner_reference_added(world: World, mode: str) -> None:
     """Item 3: a new owner would let the garbage collector delete the object when the owner goes."""
     app = world.apps[mode]
-    core = client.CoreV1Api(world.admin)
-    bait = await core.create_namespaced_config_map(
+    bait = await client.CoreV1Api(world.alice).create_namespaced_config_map(
         app.ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"bait-{uuid.uuid4().hex[:6]}"))
     )
     owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": bait.metadata.name, "uid": bait.metadata.uid}
-    patch = json.dumps({"metadata": {"ownerReferences": [owner]}})
-    stored = await _edit(world, mode, "patch", "deploy/web", "--type=merge", "-p", patch,
-                         check=lambda live: not live["metadata"].get("ownerReferences"))  # fmt: skip
-    assert not (await _live(world, app))["metadata"].get("ownerReferences")
-    if stored is not None:
+    patch = {"metadata": {"ownerReferences": [owner]}}
+
+    def edit(path: str) -> Any:
+        return _send(world, "PATCH", path, patch)
+
+    if mode == "enforce":
+        await _denied(world, "Deployment", "web", edit)
+    else:
+        before = await _records(world, app)
+        stored = await _warned(world, await edit(_path(app, "Deployment", "web")))
         assert stored["metadata"]["ownerReferences"][0]["uid"] == bait.metadata.uid
+        await _healed(
+            world, "Deployment", "web", before, lambda live: not live["metadata"].get("ownerReferences")
+        )
+    assert not (await _live(world, app))["metadata"].get("ownerReferences")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -219,12 +319,20 @@ async def test_a_data_patch_of_a_secret_git_writes_with_string_data(world: World
     app = world.apps[mode]
     hunter2 = base64.b64encode(b"hunter2").decode()
     other = base64.b64encode(b"other").decode()
-    stored = await _edit(world, mode, "patch", "secret/db", "-p", json.dumps({"data": {"password": other}}),
-                         check=lambda live: live["data"]["password"] == hunter2)  # fmt: skip
-    assert (await _live(world, app, "secret", "db"))["data"]["password"] == hunter2
-    if stored is not None:
+
+    def edit(path: str) -> Any:
+        return _send(world, "PATCH", path, {"data": {"password": other}})
+
+    if mode == "enforce":
+        await _denied(world, "Secret", "db", edit)
+    else:
+        before = await _records(world, app)
+        stored = await _warned(world, await edit(_path(app, "Secret", "db")))
+        assert stored["data"]["password"] == other
         stamp = contract.drift_stamp(stored)
         assert stamp is not None and stamp.fields == ("data.password",)
+        await _healed(world, "Secret", "db", before, lambda live: live["data"]["password"] == hunter2)
+    assert (await _live(world, app, "Secret", "db"))["data"]["password"] == hunter2
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -232,20 +340,31 @@ async def test_a_forged_drift_stamp(world: World, mode: str) -> None:
     """Item 5: a stamp naming bob and a field that never changed; only the webhook writes stamps."""
     app = world.apps[mode]
     forged = {"user": "bob", "at": "2026-01-01T00:00:00Z", "fields": ["spec.paused"], "traceparent": ""}
-    annotation = f"{contract.ANNOTATION_DRIFT}={json.dumps(forged)}"
-    stored = await _edit(world, mode, "annotate", "deploy/web", annotation)
-    if stored is None:
+    patch = {"metadata": {"annotations": {contract.ANNOTATION_DRIFT: json.dumps(forged)}}}
+
+    def edit(path: str) -> Any:
+        return _send(world, "PATCH", path, patch)
+
+    if mode == "enforce":
+        await _denied(world, "Deployment", "web", edit)
         assert contract.drift_stamp(await _live(world, app)) is None
-    else:
-        stamp = contract.drift_stamp(stored)
-        assert stamp is not None and (stamp.user, stamp.fields) == (
-            "alice",
-            (f'metadata.annotations["{contract.ANNOTATION_DRIFT}"]',),
-        )
+        return
+    before = await _records(world, app)
+    stored = await _warned(world, await edit(_path(app, "Deployment", "web")))
+    stamp = contract.drift_stamp(stored)  # the webhook's own, in place of bob's
+    assert stamp is not None and (stamp.user, stamp.fields) == (
+        "alice",
+        (f'metadata.annotations["{contract.ANNOTATION_DRIFT}"]',),
+    )
+    await _healed(world, "Deployment", "web", before, lambda live: True)  # healed: the stamp is gone
 
 
 async def test_the_records_name_only_the_user_who_edited(world: World) -> None:
     """Every heal in warn mode above undid alice's edit, whatever field manager she wrote as (among them
-    ``driftwarden`` and a planted ``evil``)."""
+    ``driftwarden`` and a planted ``evil``); enforce mode let nothing drift; nobody won a fight."""
     records = await _records(world, world.apps["warn"])
     assert len(records) >= 5 and {r["user"] for r in records} == {"alice"}, records
+    assert await _records(world, world.apps["enforce"]) == []
+    for app in world.apps.values():
+        conditions = ((await get_application(world.admin, app.name)).get("status") or {}).get("conditions")
+        assert not [c for c in conditions or [] if c["type"] == DRIFT_FIGHT], conditions
