@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from auditor.application import Source
+from auditor.appsource import Source
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
 from auditor.sync.changeset import Action, ChangeSet
@@ -49,12 +49,19 @@ def _sort_key(entry: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 
 def resource_entries(
-    diffs: Iterable[ObjectDiff], healths: Mapping[ResourceKey, Health]
+    diffs: Iterable[ObjectDiff],
+    healths: Mapping[ResourceKey, Health],
+    messages: Mapping[ResourceKey, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """``status.resources``: one entry per compared object, sorted by group, kind, namespace and name."""
+    """``status.resources``: one entry per compared object, sorted by group, kind, namespace and name.
+
+    ``messages``: why an object is not as Git says (its dry run failed, it is stuck on a finalizer).
+    """
     entries = []
     for diff in diffs:
         entry: dict[str, Any] = {**ref_fields(diff.ref), "status": "Synced" if diff.in_sync else "OutOfSync"}
+        if message := (messages or {}).get(diff.ref.key):
+            entry["message"] = message
         health = healths.get(diff.ref.key)
         if health is not None:
             entry["health"] = {"status": health.status, "message": health.message}
@@ -63,7 +70,8 @@ def resource_entries(
 
 
 def _source_fields(source: Source) -> dict[str, str]:
-    return {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+    fields = {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+    return fields | ({"chart": source.chart} if source.chart else {})
 
 
 def append_history(
@@ -185,7 +193,8 @@ def build_status(
     """The whole ``status`` object of an Application."""
     status: dict[str, Any] = {
         "sync": {"status": sync_status, "revision": revision},
-        "health": {"status": health.status},
+        # The message always: a merge patch without it would leave the last one ("1 of 3 ...") behind.
+        "health": {"status": health.status, "message": health.message},
         "resources": [dict(r) for r in resources],
         "history": [dict(h) for h in history],
         "conditions": [dict(c) for c in conditions],

@@ -23,6 +23,7 @@ from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from driftwarden.bounded import SPAN_LIMIT, shorten
 from driftwarden.errors import AdmissionRequestError
 from driftwarden.serving import LogThrottle
 from driftwarden.telemetry.metrics import Instruments, ScrapeReader, metrics_handler
@@ -106,7 +107,7 @@ def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
         attributes[named] = review.name
     span.set_attributes(attributes)
     if not decision.allowed:
-        span.set_status(Status(StatusCode.ERROR, decision.message[:256]))
+        span.set_status(Status(StatusCode.ERROR, shorten(decision.message, SPAN_LIMIT)))
 
 
 def _for_mutation(review: AdmissionRequest, decision: Decision) -> Decision:

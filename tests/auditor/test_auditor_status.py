@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from auditor.application import Source
+from auditor.appsource import Source
 from auditor.diff.objectdiff import ObjectDiff
 from auditor.health import Health
 from auditor.status import (
@@ -187,7 +187,7 @@ def test_build_status_shape() -> None:
     )
     assert status == {
         "sync": {"status": "OutOfSync", "revision": "abc"},
-        "health": {"status": "Degraded"},
+        "health": {"status": "Degraded", "message": "1 of 1 resources Degraded"},  # written (issue 16)
         "resources": [{"kind": "ConfigMap"}],
         "history": history,
         "conditions": conditions,
