@@ -40,24 +40,14 @@ from tests.support.auditor import (
 from tests.support.clients import Clients
 from tests.support.gitrepo import make_repo
 from tests.support.guard import ensure_namespace, managed, running_guard
-from tests.support.seed import SELF_HEALING
+from tests.support.seed import SELF_HEALING, WEB_DEPLOYMENT
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {tier: frontend}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: "nginx:1.27"}]
-"""
+DEPLOYMENT = WEB_DEPLOYMENT.replace(
+    "metadata: {name: web}", "metadata: {name: web, labels: {tier: frontend}}"
+)
 """``web``, with a label Git sets (``tier``): the metadata a managedFields reset used to set free."""
 SECRET = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ntype: Opaque\nstringData: {password: hunter2}\n"
 MODES = ("enforce", "warn")
