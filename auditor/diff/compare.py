@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.application import Application
+from auditor.application import Application, SyncPolicy
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_status
 from auditor.health import Health, aggregate, resource_health
@@ -23,8 +23,10 @@ from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
 from auditor.objects import fill_namespace, ignore_extraneous, stamp
 from auditor.sync.changeset import ChangeSet, build_changeset
+from auditor.sync.replace import refused_write, write_mode
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
 from driftwarden.contract import GuardAllow
+from driftwarden.errors import KubeError
 from driftwarden.objectref import ObjectRef, ResourceKey
 
 Manifest = Mapping[str, Any]
@@ -115,7 +117,11 @@ class DryRunCache:
 
 
 async def _dry_run(
-    cluster: Cluster, manifest: Manifest, live: Mapping[str, Any] | None, cache: DryRunCache | None
+    cluster: Cluster,
+    manifest: Manifest,
+    live: Mapping[str, Any] | None,
+    cache: DryRunCache | None,
+    policy: SyncPolicy,
 ) -> dict[str, Any]:
     cached = cache.get(manifest, live) if cache is not None else None
     if cached is not None:
@@ -125,6 +131,11 @@ async def _dry_run(
     except (UnknownKindError, NamespaceNotFoundError):
         # Its CRD or Namespace is created by this very sync: compare it as a plain "create".
         return dict(manifest)
+    except KubeError as exc:
+        mode = write_mode(manifest, policy)
+        if exc.status == 422 and live is not None and mode.tolerates_invalid:
+            return dict(manifest)  # Replace/Force: the write settles it; Git's manifest differs from live
+        raise refused_write(ObjectRef.from_manifest(manifest), exc, mode) from exc
     if cache is not None:
         cache.put(manifest, live, result)
     return result
@@ -182,7 +193,7 @@ async def compare(
     listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
     lives = await asyncio.gather(*(_live_for(cluster, m, listed) for m in desired))
     dry_runs = await asyncio.gather(
-        *(_dry_run(cluster, m, live, cache) for m, live in zip(desired, lives, strict=True))
+        *(_dry_run(cluster, m, live, cache, app.sync_policy) for m, live in zip(desired, lives, strict=True))
     )
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
