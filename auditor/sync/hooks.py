@@ -178,6 +178,17 @@ def _where(manifest: Mapping[str, Any]) -> str:
     return f"{manifest.get('kind')} {meta.get('name') or meta.get('generateName') or '?'}"
 
 
+def _placed(manifest: Mapping[str, Any], namespace: str, cluster_scoped: ClusterScoped) -> dict[str, Any]:
+    """``fill_namespace`` for a hook that may have only a ``generateName``."""
+    meta = manifest.get("metadata") or {}
+    if meta.get("name"):
+        return fill_namespace(manifest, namespace, cluster_scoped=cluster_scoped)
+    named = {**manifest, "metadata": {**meta, "name": meta.get("generateName")}}
+    placed = fill_namespace(named, namespace, cluster_scoped=cluster_scoped)
+    placed["metadata"].pop("name")
+    return placed
+
+
 def split_render(
     manifests: Iterable[Mapping[str, Any]],
     *,
@@ -202,7 +213,7 @@ def split_render(
             wave_of(manifest, where=where)  # a malformed wave fails the render, not the sync
             resources.append(dict(manifest))
             continue
-        placed = fill_namespace(manifest, namespace, cluster_scoped=cluster_scoped)
+        placed = _placed(manifest, namespace, cluster_scoped)
         ref, generated = hook_ref(placed)
         if "Skip" in types:
             skipped.append(ref)

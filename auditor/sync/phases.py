@@ -99,7 +99,7 @@ async def _poll(cluster: Cluster, waits: Sequence[ObjectRef], runs: Sequence[_Ru
         if run.phase == "Running":
             pending.append(f"hook {run.ref.kind} {run.ref.namespace}/{run.ref.name}")
     failed = [r for r in runs if r.phase == "Failed"]
-    if failed:
+    if failed and not any(r.phase == "Running" for r in runs):  # every hook's result is known first
         run = failed[0]
         return f"hook {run.ref.kind} {run.ref.namespace}/{run.ref.name} failed: {run.message}", pending
     return "", pending
