@@ -18,6 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from auditor.kube.cluster import Cluster
 from auditor.reconcile import Reconciler
 from auditor.sync.hooks import HOOK_LABEL
+from cli import appview
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from tests.support.auditor import (
@@ -204,6 +205,9 @@ async def test_a_failing_hook_runs_the_syncfail_hook_and_fails_the_sync_with_the
     assert gone.value.status == 404
     conditions = {c["type"]: c["message"] for c in app["status"]["conditions"]}
     assert "migrate failed" in conditions["SyncFailed"]
+    rows = [line.split()[:5] for line in appview.detail_view(app).splitlines()]  # `driftwarden app get`
+    assert ["PreSync", "Job", ns, "migrate", "Failed"] in rows
+    assert ["SyncFail", "Job", ns, "cleanup", "Succeeded"] in rows
 
 
 async def test_delete_policies_succeeded_and_before_hook_creation(
