@@ -83,16 +83,28 @@ def last_digest(previous: Mapping[str, Any]) -> str:
     return str(((previous.get("operationState") or {}).get("syncResult") or {}).get("manifestsDigest") or "")
 
 
-def should_sync(comparison: Comparison, previous: Mapping[str, Any], *, hooks_due: bool = False) -> bool:
+def last_phase(previous: Mapping[str, Any]) -> str:
+    return str((previous.get("operationState") or {}).get("phase") or "")
+
+
+def should_sync(
+    comparison: Comparison,
+    previous: Mapping[str, Any],
+    *,
+    hooks_due: bool = False,
+    hooks_failed: bool = False,
+) -> bool:
     """Automated sync applies a new revision; it heals live drift only with ``selfHeal`` (as Argo CD).
 
     ``hooks_due``: the Application has hooks and this render was not synced yet, so a sync (running them)
-    is due even when no resource differs.
+    is due even when no resource differs. ``hooks_failed``: it has hooks and the last sync of this very
+    render failed; as Argo CD, an automated sync does not try it again (a later sync without its hooks
+    would apply what a failed PreSync hook was to guard); a manual sync or a new render does.
     """
     automated = comparison.app.sync_policy.automated
     if automated is not None and hooks_due:
         return True
-    if automated is None or not comparison.changeset.has_changes:
+    if automated is None or hooks_failed or not comparison.changeset.has_changes:
         return False
     last = ((previous.get("sync") or {}).get("revision")) or ""
     return automated.self_heal or last != comparison.revision or not previous.get("history")
@@ -186,7 +198,8 @@ class Reconciler:
             digest = manifests_digest(rendered.revision, rendered.result.manifests)
             # Hooks run once per sync of a render (a new revision or render, or a manual sync), not per pass.
             hooks_due = bool(hooks) and digest != last_digest(previous)
-            if manual or should_sync(comparison, previous, hooks_due=hooks_due):
+            hooks_failed = bool(hooks) and not hooks_due and last_phase(previous) == "Failed"
+            if manual or should_sync(comparison, previous, hooks_due=hooks_due, hooks_failed=hooks_failed):
                 started = self.clients.clock()
                 outcome = await self._sync(comparison, hooks if manual or hooks_due else ())
                 comparison = await self.compare(app, rendered, previous, prune=prune)

@@ -209,6 +209,14 @@ async def test_a_failing_hook_runs_the_syncfail_hook_and_fails_the_sync_with_the
     assert ["PreSync", "Job", ns, "migrate", "Failed"] in rows
     assert ["SyncFail", "Job", ns, "cleanup", "Succeeded"] in rows
 
+    # As Argo CD, an automated pass does not try the failed render again, even with selfHeal: the
+    # Deployment the PreSync hook guards is not applied behind its back, and no hook runs again.
+    again = await _pass(reconciler, clients, name)
+    assert _operation(again)["startedAt"] == state["startedAt"]
+    assert (await _jobs(clients, ns))["migrate"].metadata.uid == jobs["migrate"].metadata.uid
+    with pytest.raises(ApiException):
+        await client.AppsV1Api(clients.admin).read_namespaced_deployment("web", ns)
+
 
 async def test_delete_policies_succeeded_and_before_hook_creation(
     reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo]
