@@ -97,21 +97,25 @@ def is_hook(manifest: Mapping[str, Any]) -> bool:
     return any(w != "crd-install" for w in _words(annotations.get(HELM_HOOK)))
 
 
+def _known(
+    annotations: Mapping[str, Any], key: str, known: tuple[str, ...], what: str, where: str
+) -> list[str]:
+    """The words of Argo CD's annotation ``key``; a ``RenderError`` naming any that is not ``known``."""
+    words = _words(annotations.get(key))
+    unknown = [w for w in words if w not in known]
+    if unknown:
+        raise RenderError(f"{where}: {key} {', '.join(unknown)} is not a {what} (known: {', '.join(known)})")
+    return words
+
+
 def hook_types(manifest: Mapping[str, Any], *, where: str = "") -> tuple[HookType, ...]:
     """The hook types of ``manifest``: Argo CD's annotation wins over Helm's; () for an ordinary object.
 
     A Helm hook Argo CD does not run (test, delete, rollback) is ``("Skip",)``. An unknown Argo CD hook
-    type is a ``RenderError`` naming the object.
+    type (``PostDelete`` too: not supported) is a ``RenderError`` naming the object.
     """
     annotations = annotations_of(manifest)
-    argo = _words(annotations.get(ARGOCD_HOOK))
-    if argo:
-        unknown = [w for w in argo if w not in HOOK_TYPES]
-        if unknown:
-            raise RenderError(
-                f"{where}: {ARGOCD_HOOK} {', '.join(unknown)} is not a hook type "
-                f"(known: {', '.join(HOOK_TYPES)}; PostDelete is not supported)"
-            )
+    if argo := _known(annotations, ARGOCD_HOOK, HOOK_TYPES, "hook type", where):
         return tuple(t for t in HOOK_TYPES if t in argo)
     helm = [w for w in _words(annotations.get(HELM_HOOK)) if w != "crd-install"]
     if not helm:
@@ -123,14 +127,7 @@ def hook_types(manifest: Mapping[str, Any], *, where: str = "") -> tuple[HookTyp
 def delete_policies(manifest: Mapping[str, Any], *, where: str = "") -> tuple[DeletePolicy, ...]:
     """The delete policies of a hook; BeforeHookCreation when none is given (Argo CD's default)."""
     annotations = annotations_of(manifest)
-    argo = _words(annotations.get(ARGOCD_DELETE_POLICY))
-    if argo:
-        unknown = [w for w in argo if w not in DELETE_POLICIES]
-        if unknown:
-            raise RenderError(
-                f"{where}: {ARGOCD_DELETE_POLICY} {', '.join(unknown)} is not a delete policy "
-                f"(known: {', '.join(DELETE_POLICIES)})"
-            )
+    if argo := _known(annotations, ARGOCD_DELETE_POLICY, DELETE_POLICIES, "delete policy", where):
         return tuple(p for p in DELETE_POLICIES if p in argo)
     helm = [HELM_POLICIES[w] for w in _words(annotations.get(HELM_DELETE_POLICY)) if w in HELM_POLICIES]
     return tuple(dict.fromkeys(helm)) or ("BeforeHookCreation",)
