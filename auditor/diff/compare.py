@@ -23,7 +23,7 @@ from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
 from auditor.objects import fill_namespace, ignore_extraneous, stamp
 from auditor.sync.changeset import ChangeSet, build_changeset
-from auditor.sync.replace import refused_write, write_mode
+from auditor.sync.replace import immutable, refused_write, write_mode
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
 from driftwarden.contract import GuardAllow
 from driftwarden.errors import KubeError
@@ -133,7 +133,7 @@ async def _dry_run(
         return dict(manifest)
     except KubeError as exc:
         mode = write_mode(manifest, policy)
-        if exc.status == 422 and live is not None and mode.tolerates_invalid:
+        if immutable(exc) and live is not None and mode.tolerates_invalid:
             return dict(manifest)  # Replace/Force: the write settles it; Git's manifest differs from live
         raise refused_write(ObjectRef.from_manifest(manifest), exc, mode) from exc
     if cache is not None:

@@ -4,7 +4,8 @@ As Argo CD's sync options, per Application (``syncPolicy.syncOptions``) or per o
 (``argocd.argoproj.io/sync-options`` or ``driftwarden.io/sync-options``): ``Replace=true`` writes the object
 with a PUT (``kubectl replace``; a create when it does not exist), so fields Git does not declare are gone
 whoever wrote them; ``Force=true`` deletes the object and creates it again when the apply or the replace is
-refused as invalid (422: an immutable field such as a Job's template). Without ``Force`` an immutable field
+refused as invalid (422) because a field is immutable (a Job's template); any other invalid object is left
+as it is, since it could not be created again either. Without ``Force`` an immutable field
 fails with a message that says which option would make the change. Thin I/O over ``auditor.kube.cluster``;
 errors are ``driftwarden.errors``. It must not decide whether an object is synced (the ChangeSet did).
 """
@@ -37,7 +38,7 @@ class WriteMode:
 
     @property
     def tolerates_invalid(self) -> bool:
-        """A dry run refused as invalid is no comparison error: the write itself settles it."""
+        """A dry run refused for an immutable field is no comparison error: the write itself settles it."""
         return self.replace or self.force
 
 
@@ -57,6 +58,7 @@ def write_mode(manifest: Mapping[str, Any], policy: SyncPolicy) -> WriteMode:
 
 
 def immutable(exc: KubeError) -> bool:
+    """The API server refused a change to a field that cannot change (``field is immutable``)."""
     return exc.status == 422 and "immutable" in str(exc)
 
 
@@ -107,6 +109,7 @@ async def write_object(
             return await cluster.replace(manifest, resource_version=version)
         return await cluster.apply(manifest)
     except KubeError as exc:
-        if exc.status != 422 or not mode.force or live is None:
+        # Only an immutable field: an object refused for anything else would be deleted and not come back.
+        if not immutable(exc) or not mode.force or live is None:
             raise refused_write(ref, exc, mode) from exc
         return await recreate(cluster, manifest, live)
