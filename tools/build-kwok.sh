@@ -19,37 +19,32 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   echo "$out"
   exit 0
 fi
-# The upstream stages (from the module) followed by the project's own, written to $1.
-write_stages() {
-  local src="$1" target="$2"
-  {
-    for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
-                 pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
-      echo "---"
-      cat "$src/kustomize/stage/$stage.yaml"
-    done
-    for own in "$here"/kwok/stages/*.yaml; do
-      echo "---"
-      cat "$own"
-    done
-  } > "$target"
+# kwok's own stages (from the module), then a marker line, then the project's (tools/kwok/stages/*.yaml).
+marker="# driftwarden's own stages follow (tools/kwok/stages/)"
+upstream_stages() {
+  local src="$1" stage
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+               pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    echo "---"
+    cat "$src/kustomize/stage/$stage.yaml"
+  done
 }
-
-# Whether the cached stages file has every stage of tools/kwok/stages/ as committed now.
-own_stages_current() {
+own_stages() {
   local own
+  echo "$marker"
   for own in "$here"/kwok/stages/*.yaml; do
-    grep -qxF -- "$(grep -m1 '^  name: ' "$own")" "$out/stages.yaml" || return 1
+    echo "---"
+    cat "$own"
   done
 }
 
 if [[ -x "$out/kwok" && -s "$out/stages.yaml" ]]; then
-  if ! own_stages_current; then
-    # A cache made before a project stage was added: rewrite the stages only (the binary is unchanged).
-    src="$(cd "$mod" && go mod download -json "sigs.k8s.io/kwok@$version" | awk -F'"' '$2=="Dir" {print $4}')"
-    write_stages "$src" "$out/stages.yaml.partial"
+  # A cache made before the project's stages changed gets them rewritten after kwok's (no Go needed).
+  current="$(awk -v m="$marker" '$0 == m {exit} {print}' "$out/stages.yaml"; own_stages)"
+  if [[ "$current" != "$(cat "$out/stages.yaml")" ]]; then
+    printf '%s\n' "$current" > "$out/stages.yaml.partial"
     mv "$out/stages.yaml.partial" "$out/stages.yaml"
-    echo "kwok: stages updated in $out"
+    echo "kwok: the project's stages updated in $out/stages.yaml"
   fi
   echo "kwok: cached in $out"
   exit 0
@@ -61,7 +56,7 @@ cd "$mod"
 echo "kwok: building kwok $version with $(go version | cut -d' ' -f3); the binary goes to $out"
 go_build kwok "$out.partial/kwok" sigs.k8s.io/kwok/cmd/kwok -ldflags "-s -w"
 src="$(go mod download -json "sigs.k8s.io/kwok@$version" | awk -F'"' '$2=="Dir" {print $4}')"
-write_stages "$src" "$out.partial/stages.yaml"
+{ upstream_stages "$src"; own_stages; } > "$out.partial/stages.yaml"
 "$out.partial/kwok" --version >/dev/null
 publish "$out"
 echo "kwok: $version ready in $out"
