@@ -101,7 +101,8 @@ def _report(
     failed = outcome.failed if outcome is not None else ()
     if any("admission webhook" in r.message for r in failed):
         note(_admission_hint(args))
-    return 1 if failed else 0
+    stopped = outcome is not None and bool(outcome.error)  # a hook failed or a wave was not healthy in time
+    return 1 if failed or stopped else 0
 
 
 def run_sync(args: argparse.Namespace, env: Mapping[str, str]) -> int:
