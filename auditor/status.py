@@ -110,7 +110,8 @@ def result_for(action: Action, *, error: str = "") -> ResourceResult | None:
     return ResourceResult(action.ref, "Synced", f"{action.ref.kind} {action.type}d")
 
 
-def _result_entry(result: ResourceResult) -> dict[str, Any]:
+def result_entry(result: ResourceResult) -> dict[str, Any]:
+    """One ``syncResult.resources`` entry (with ``hookType``/``hookPhase`` for a hook)."""
     entry = {**ref_fields(result.ref), "status": result.status, "message": result.message}
     if result.hook_type:
         entry.update(hookType=result.hook_type, hookPhase=result.hook_phase)
@@ -135,7 +136,7 @@ def operation_state(
     ``hookType`` and ``hookPhase`` as Argo CD's. ``manifests_digest``: of what the sync rendered, so that
     an automated sync runs hooks once per render, not once per pass.
     """
-    resources = [_result_entry(r) for r in results]
+    resources = [result_entry(r) for r in results]
     result: dict[str, Any] = {"revision": revision, "resources": resources}
     if source is not None:
         result["source"] = _source_fields(source)
