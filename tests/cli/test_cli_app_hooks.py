@@ -5,50 +5,24 @@ kwok."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from devtools.controlplane import ControlPlane
-from tests.cli.test_cli_app import MANUAL, Cli, make_cli, new_app, prepare_cluster, rows
+from tests.auditor.test_hooks_cluster import job
+from tests.cli.test_cli_app import MANUAL, Cli, new_app, rows
 from tests.support.clients import Clients
 from tests.support.gitrepo import GitRepo
 
 pytestmark = pytest.mark.cluster
 
-HOOK = """apiVersion: batch/v1
-kind: Job
-metadata:
-  generateName: migrate-
-  annotations: {{argocd.argoproj.io/hook: PreSync, argocd.argoproj.io/hook-delete-policy: {policy}}}
-spec:
-  backoffLimit: 0
-  template:
-    metadata: {{labels: {labels}}}
-    spec:
-      restartPolicy: Never
-      containers: [{{name: main, image: "busybox:1.36"}}]
-"""
 CONFIG = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-config}\ndata: {color: blue}\n"
-FAILS = '{driftwarden.io/kwok-fail: "true"}'
-
-
-@pytest.fixture
-async def cli(
-    control_plane: ControlPlane,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Cli:
-    await prepare_cluster(control_plane)
-    return make_cli(control_plane, capsys, monkeypatch, tmp_path / "cache")
 
 
 async def test_app_sync_runs_the_hooks_and_app_get_lists_them(
     cli: Cli, clients: Clients, git_repo: Callable[..., GitRepo]
 ) -> None:
     repo = git_repo({
-        "apps/web/migrate.yaml": HOOK.format(policy="BeforeHookCreation", labels="{}"),
+        "apps/web/migrate.yaml": job("migrate-", hook="PreSync", generate=True, policy="BeforeHookCreation"),
         "apps/web/config.yaml": CONFIG,
     })  # fmt: skip
     name, ns = await new_app(clients, repo, MANUAL)
@@ -73,10 +47,8 @@ async def test_app_sync_runs_the_hooks_and_app_get_lists_them(
 async def test_app_sync_of_a_failing_hook_exits_1_and_app_get_says_which(
     cli: Cli, clients: Clients, git_repo: Callable[..., GitRepo]
 ) -> None:
-    repo = git_repo({
-        "apps/web/migrate.yaml": HOOK.format(policy="HookSucceeded", labels=FAILS),
-        "apps/web/config.yaml": CONFIG,
-    })  # fmt: skip
+    failing = job("migrate-", hook="PreSync", generate=True, policy="HookSucceeded", fail=True)
+    repo = git_repo({"apps/web/migrate.yaml": failing, "apps/web/config.yaml": CONFIG})
     name, ns = await new_app(clients, repo, MANUAL)
 
     synced = await cli("sync", name)
