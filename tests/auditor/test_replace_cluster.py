@@ -1,7 +1,7 @@
 """``Replace=true`` and ``Force=true`` on the real API server (issue 16): an immutable field (a Job's Pod
-template) fails clearly without them, ``Replace=true`` writes with a PUT (fields Git lacks are gone, whoever
-wrote them) but cannot change an immutable field, and ``Force=true`` deletes and recreates the object, per
-Application or per object (``argocd.argoproj.io/sync-options``)."""
+template, an immutable ConfigMap's data) fails clearly without them, ``Replace=true`` writes with a PUT
+(fields Git lacks are gone, whoever wrote them) but cannot change an immutable field, and ``Force=true``
+deletes and recreates the object, per Application or per object (``argocd.argoproj.io/sync-options``)."""
 
 from __future__ import annotations
 
@@ -163,3 +163,33 @@ async def test_replace_writes_the_whole_object(
         "Apply",
         "Update",
     ]
+
+
+FROZEN = """apiVersion: v1
+kind: ConfigMap
+metadata: {{name: frozen}}
+immutable: true
+data: {{color: {color}}}
+"""
+
+
+async def test_an_immutable_configmap_changes_only_by_force(
+    reconciler: Reconciler, clients: Clients, git_repo: Callable[..., GitRepo]
+) -> None:
+    """Another kind of immutable field: a ConfigMap marked ``immutable`` (its data cannot change)."""
+    repo = git_repo({"app/frozen.yaml": FROZEN.format(color="blue")})
+    name, ns = await _app(clients, repo)
+    await _pass(reconciler, clients, name)
+    core = client.CoreV1Api(clients.admin)
+    first = await core.read_namespaced_config_map("frozen", ns)
+
+    repo.commit({"app/frozen.yaml": FROZEN.format(color="green")}, message="green")
+    app = await _pass(reconciler, clients, name)
+    assert "Replace=true,Force=true" in _messages(app)
+    assert (await core.read_namespaced_config_map("frozen", ns)).data == {"color": "blue"}
+
+    await _options(reconciler, name, "Force=true")
+    app = await _pass(reconciler, clients, name)
+    assert app["status"]["operationState"]["phase"] == "Succeeded", app["status"]["operationState"]
+    live = await core.read_namespaced_config_map("frozen", ns)
+    assert (live.data, live.metadata.uid != first.metadata.uid) == ({"color": "green"}, True)
