@@ -20,6 +20,7 @@ from auditor.sync.hooks import (
     deleted_after,
     hook_phase,
     hook_types,
+    is_hook,
     split_render,
     wave_of,
 )
@@ -245,3 +246,33 @@ def test_every_action_and_hook_is_planned_once_in_phase_then_wave_order(
         ]
         assert sorted(where) == sorted((t, w) for t in types)
     assert all(s.phase == "SyncFail" for s in plan.sync_fail)
+
+
+_ANNOTATIONS = st.dictionaries(
+    st.sampled_from(["argocd.argoproj.io/hook", "helm.sh/hook"]),
+    st.lists(
+        st.sampled_from(["PreSync", "Sync", "PostSync", "SyncFail", "Skip", "pre-install", "post-upgrade",
+                         "test", "crd-install", "pre-delete"]),
+        min_size=1, max_size=3,
+    ).map(",".join),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ANNOTATIONS, max_size=6))
+def test_every_rendered_object_is_a_resource_a_hook_or_skipped_exactly_once(
+    annotations: list[dict[str, str]],
+) -> None:
+    manifests = [annotated("Job", f"o{i}", a, api="batch/v1") for i, a in enumerate(annotations)]
+    try:
+        out = split(*manifests)
+    except RenderError as exc:  # only an Argo CD value that is no hook type (a Helm name written there)
+        assert "is not a hook type" in str(exc)
+        return
+    names = [m["metadata"]["name"] for m in out.resources] + [h.ref.name for h in out.hooks]
+    names += [ref.name for ref in out.skipped]
+    assert sorted(names) == sorted(f"o{i}" for i in range(len(manifests)))
+    for hook in out.hooks:
+        assert hook.types and "Skip" not in hook.types
+        assert hook.manifest["metadata"]["labels"][HOOK_LABEL] == "web"
+    assert all(not is_hook(m) for m in out.resources)
