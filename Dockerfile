@@ -72,9 +72,9 @@ COPY --from=helm /out/helm /usr/local/bin/helm
 # HOME=/tmp: git and helm want a writable home, and the pods mount an emptyDir there (read-only root).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 USER 65532:65532
-EXPOSE 8443
+EXPOSE 8443 8081
 # For `docker run ... webhook serve` (Kubernetes ignores HEALTHCHECK and uses the Deployment's probes).
-# /healthz over verified TLS: the mounted ca.crt, the Service name the certificate carries, no curl needed.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["python", "-c", "import os, socket, ssl\nport = int(os.environ.get('DRIFTWARDEN_HEALTHCHECK_PORT', '8443'))\nca = os.environ.get('DRIFTWARDEN_HEALTHCHECK_CA', '/etc/driftwarden/tls/ca.crt')\nname = os.environ.get('DRIFTWARDEN_HEALTHCHECK_NAME', 'driftwarden-webhook.driftwarden-system.svc')\ncontext = ssl.create_default_context(cafile=ca)\nwith socket.create_connection(('127.0.0.1', port), timeout=3) as raw, context.wrap_socket(raw, server_hostname=name) as tls:\n    tls.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: ' + name.encode() + b'\\r\\nConnection: close\\r\\n\\r\\n')\n    raise SystemExit(0 if tls.recv(64).startswith(b'HTTP/1.1 200') else 1)\n"]
+# /healthz on the plain-HTTP probe port (8081): the admission port answers only the API server.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["python", "-c", "import os, socket\nport = int(os.environ.get('DRIFTWARDEN_HEALTHCHECK_PORT', '8081'))\nwith socket.create_connection(('127.0.0.1', port), timeout=3) as conn:\n    conn.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n')\n    raise SystemExit(0 if conn.recv(64).startswith(b'HTTP/1.1 200') else 1)\n"]
 ENTRYPOINT ["driftwarden"]
 CMD ["--help"]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from auditor.diff.normalize import compile_jq, parse_pointer
+from auditor.diff.normalize import compile_jq
 from auditor.objects import AppKey, parse_sync_options
 from auditor.specfields import (
     InvalidSpecError,
@@ -28,6 +28,7 @@ from auditor.specfields import (
 )
 from driftwarden.contract import API_VERSION, APPLICATION_KIND, GUARD_MODES
 from driftwarden.errors import PermanentError
+from driftwarden.jsonpointer import parse_pointer
 
 DEFAULT_TARGET_REVISION = "HEAD"
 DEFAULT_SERVER = "https://kubernetes.default.svc"

@@ -2,29 +2,32 @@
 
 Order from healthiest to worst is gitops-engine's: Healthy, Suspended, Progressing, Missing, Degraded,
 Unknown. Kinds without a rule are Healthy; an absent object is Missing; an object being deleted is
-Progressing; a malformed status is Unknown. Pure: reads plain dicts, no I/O, no logging.
+Progressing (saying since when and which finalizers hold it); a malformed status is Unknown. Beyond
+Kubernetes' own kinds: Argo Rollouts' ``Rollout`` (Argo CD's health.lua) and driftwarden's own
+``Application``, so an app-of-apps parent reflects its children (auditor.healthcrds). Pure: reads plain
+dicts, no I/O, no logging.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from collections.abc import Callable, Iterable
 
-HealthStatus = Literal["Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown"]
-HEALTH_ORDER: tuple[HealthStatus, ...] = get_args(HealthStatus)
-"""Healthiest first, as gitops-engine's healthOrder (the order of the Literal above)."""
+from auditor import healthcrds
+from auditor.healthcore import (
+    HEALTH_ORDER,
+    HEALTHY,
+    Health,
+    HealthStatus,
+    Obj,
+    condition_of,
+    field,
+    generation_pending,
+    integer,
+    progressing,
+)
 
-Obj = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Health:
-    status: HealthStatus
-    message: str = ""
-
-
-HEALTHY = Health("Healthy")
+__all__ = ["HEALTHY", "HEALTH_ORDER", "Health", "HealthStatus", "aggregate", "deletion_message", "is_worse",
+           "resource_health"]  # fmt: skip
 
 
 def is_worse(current: HealthStatus, new: HealthStatus) -> bool:
@@ -42,58 +45,28 @@ def aggregate(healths: Iterable[Health]) -> Health:
     return Health(worst, f"{count} of {len(items)} resources {worst}")
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, Mapping) else None
-    return obj
-
-
-def _int(obj: Obj, *path: str) -> int:
-    value = _get(obj, *path)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{'.'.join(path)} is not an integer")
-    return value
-
-
-def _condition(obj: Obj, kind: str) -> Mapping[str, Any]:
-    for cond in _get(obj, "status", "conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == kind:
-            return cond
-    return {}
-
-
-def _generation_pending(obj: Obj) -> bool:
-    return _int(obj, "metadata", "generation") > _int(obj, "status", "observedGeneration")
-
-
-def _progressing(message: str) -> Health:
-    return Health("Progressing", message)
-
-
 def _deployment_gate(obj: Obj) -> Health | None:
-    if _get(obj, "spec", "paused") is True:
+    if field(obj, "spec", "paused") is True:
         return Health("Suspended", "Deployment is paused")
-    if _generation_pending(obj):
-        return _progressing("Waiting for rollout to finish: observed generation is older than the spec")
-    if _condition(obj, "Progressing").get("reason") == "ProgressDeadlineExceeded":
-        name = _get(obj, "metadata", "name")
+    if generation_pending(obj):
+        return progressing("Waiting for rollout to finish: observed generation is older than the spec")
+    if condition_of(obj, "Progressing").get("reason") == "ProgressDeadlineExceeded":
+        name = field(obj, "metadata", "name")
         return Health("Degraded", f"Deployment {name!r} exceeded its progress deadline")
     return None
 
 
 def _deployment_replicas(obj: Obj) -> Health | None:
-    updated, total = _int(obj, "status", "updatedReplicas"), _int(obj, "status", "replicas")
-    available, wanted = _int(obj, "status", "availableReplicas"), _int(obj, "spec", "replicas")
-    if _get(obj, "spec", "replicas") is not None and updated < wanted:
-        return _progressing(f"Waiting for rollout to finish: {updated} of {wanted} new replicas updated")
+    updated, total = integer(obj, "status", "updatedReplicas"), integer(obj, "status", "replicas")
+    available, wanted = integer(obj, "status", "availableReplicas"), integer(obj, "spec", "replicas")
+    if field(obj, "spec", "replicas") is not None and updated < wanted:
+        return progressing(f"Waiting for rollout to finish: {updated} of {wanted} new replicas updated")
     if total > updated:
-        return _progressing(
+        return progressing(
             f"Waiting for rollout to finish: {total - updated} old replicas pending termination"
         )
     if available < updated:
-        return _progressing(
+        return progressing(
             f"Waiting for rollout to finish: {available} of {updated} updated replicas available"
         )
     return None
@@ -104,29 +77,27 @@ def _deployment(obj: Obj) -> Health:
 
 
 def _statefulset_gate(obj: Obj) -> Health | None:
-    if _int(obj, "status", "observedGeneration") == 0 or _generation_pending(obj):
-        return _progressing("Waiting for statefulset spec update to be observed")
-    wanted, ready = _int(obj, "spec", "replicas"), _int(obj, "status", "readyReplicas")
-    if _get(obj, "spec", "replicas") is not None and ready < wanted:
-        return _progressing(f"Waiting for {wanted - ready} pods to be ready")
+    if integer(obj, "status", "observedGeneration") == 0 or generation_pending(obj):
+        return progressing("Waiting for statefulset spec update to be observed")
+    wanted, ready = integer(obj, "spec", "replicas"), integer(obj, "status", "readyReplicas")
+    if field(obj, "spec", "replicas") is not None and ready < wanted:
+        return progressing(f"Waiting for {wanted - ready} pods to be ready")
     return None
 
 
 def _statefulset_rollout(obj: Obj) -> Health:
-    strategy = _get(obj, "spec", "updateStrategy") or {}
-    updated, wanted = _int(obj, "status", "updatedReplicas"), _int(obj, "spec", "replicas")
+    strategy = field(obj, "spec", "updateStrategy") or {}
+    updated, wanted = integer(obj, "status", "updatedReplicas"), integer(obj, "spec", "replicas")
     if strategy.get("type", "RollingUpdate") == "RollingUpdate" and strategy.get("rollingUpdate") is not None:
-        partition = _int(strategy, "rollingUpdate", "partition")
-        if _get(obj, "spec", "replicas") is not None and updated < wanted - partition:
-            return _progressing(
-                f"Waiting for partitioned roll out: {updated} of {wanted - partition} updated"
-            )
+        partition = integer(strategy, "rollingUpdate", "partition")
+        if field(obj, "spec", "replicas") is not None and updated < wanted - partition:
+            return progressing(f"Waiting for partitioned roll out: {updated} of {wanted - partition} updated")
         return Health("Healthy", f"partitioned roll out complete: {updated} new pods updated")
     if strategy.get("type") == "OnDelete":
-        return Health("Healthy", f"statefulset has {_int(obj, 'status', 'readyReplicas')} ready pods")
-    revision = _get(obj, "status", "updateRevision")
-    if revision != _get(obj, "status", "currentRevision"):
-        return _progressing(f"Waiting for rolling update to complete: {updated} pods at revision {revision}")
+        return Health("Healthy", f"statefulset has {integer(obj, 'status', 'readyReplicas')} ready pods")
+    revision = field(obj, "status", "updateRevision")
+    if revision != field(obj, "status", "currentRevision"):
+        return progressing(f"Waiting for rolling update to complete: {updated} pods at revision {revision}")
     return Health("Healthy", f"rolling update complete at revision {revision}")
 
 
@@ -135,47 +106,50 @@ def _statefulset(obj: Obj) -> Health:
 
 
 def _daemonset(obj: Obj) -> Health:
-    if _generation_pending(obj):
-        return _progressing("Waiting for rollout to finish: observed generation is older than the spec")
-    if _get(obj, "spec", "updateStrategy", "type") == "OnDelete":
+    if generation_pending(obj):
+        return progressing("Waiting for rollout to finish: observed generation is older than the spec")
+    if field(obj, "spec", "updateStrategy", "type") == "OnDelete":
         return HEALTHY
-    wanted = _int(obj, "status", "desiredNumberScheduled")
-    updated, available = _int(obj, "status", "updatedNumberScheduled"), _int(obj, "status", "numberAvailable")
+    wanted = integer(obj, "status", "desiredNumberScheduled")
+    updated, available = (
+        integer(obj, "status", "updatedNumberScheduled"),
+        integer(obj, "status", "numberAvailable"),
+    )
     if updated < wanted:
-        return _progressing(f"Waiting for daemon set rollout: {updated} of {wanted} new pods updated")
+        return progressing(f"Waiting for daemon set rollout: {updated} of {wanted} new pods updated")
     if available < wanted:
-        return _progressing(f"Waiting for daemon set rollout: {available} of {wanted} updated pods available")
+        return progressing(f"Waiting for daemon set rollout: {available} of {wanted} updated pods available")
     return HEALTHY
 
 
 def _replicaset(obj: Obj) -> Health:
-    if _generation_pending(obj):
-        return _progressing("Waiting for rollout to finish: observed generation is older than the spec")
-    failure = _condition(obj, "ReplicaFailure")
+    if generation_pending(obj):
+        return progressing("Waiting for rollout to finish: observed generation is older than the spec")
+    failure = condition_of(obj, "ReplicaFailure")
     if failure.get("status") == "True":
         return Health("Degraded", str(failure.get("message", "")))
-    wanted, available = _int(obj, "spec", "replicas"), _int(obj, "status", "availableReplicas")
-    if _get(obj, "spec", "replicas") is not None and available < wanted:
-        return _progressing(f"Waiting for rollout to finish: {available} of {wanted} replicas available")
+    wanted, available = integer(obj, "spec", "replicas"), integer(obj, "status", "availableReplicas")
+    if field(obj, "spec", "replicas") is not None and available < wanted:
+        return progressing(f"Waiting for rollout to finish: {available} of {wanted} replicas available")
     return HEALTHY
 
 
 def _job(obj: Obj) -> Health:
-    failed, complete = _condition(obj, "Failed"), _condition(obj, "Complete")
+    failed, complete = condition_of(obj, "Failed"), condition_of(obj, "Complete")
     if failed.get("status") == "True":
         return Health("Degraded", str(failed.get("message", "")))
     if complete.get("status") == "True":
         return Health("Healthy", str(complete.get("message", "")))
-    suspended = _condition(obj, "Suspended")
-    if suspended.get("status") == "True" or _get(obj, "spec", "suspend") is True:
+    suspended = condition_of(obj, "Suspended")
+    if suspended.get("status") == "True" or field(obj, "spec", "suspend") is True:
         return Health("Suspended", str(suspended.get("message", "Job is suspended")))
-    return _progressing("")
+    return progressing("")
 
 
 def _waiting_errors(obj: Obj) -> list[str]:
     messages = []
-    for status in _get(obj, "status", "containerStatuses") or []:
-        waiting = _get(status, "state", "waiting") or {}
+    for status in field(obj, "status", "containerStatuses") or []:
+        waiting = field(status, "state", "waiting") or {}
         reason = str(waiting.get("reason", ""))
         if reason.startswith("Err") or reason.endswith(("Error", "BackOff")):
             messages.append(str(waiting.get("message", reason)))
@@ -183,11 +157,11 @@ def _waiting_errors(obj: Obj) -> list[str]:
 
 
 def _failure_message(obj: Obj) -> str:
-    statuses = (_get(obj, "status", "initContainerStatuses") or []) + (
-        _get(obj, "status", "containerStatuses") or []
+    statuses = (field(obj, "status", "initContainerStatuses") or []) + (
+        field(obj, "status", "containerStatuses") or []
     )
     for status in statuses:
-        done = _get(status, "state", "terminated") or {}
+        done = field(status, "state", "terminated") or {}
         if done.get("message"):
             return str(done["message"])
         if done.get("reason") == "OOMKilled":
@@ -202,20 +176,20 @@ _POD_PHASES: dict[str, HealthStatus] = {"Pending": "Progressing", "Succeeded": "
 
 def _pod_running(obj: Obj, *, always: bool, message: str) -> Health:
     if not always:
-        return _progressing(message)
-    if _condition(obj, "Ready").get("status") == "True":
+        return progressing(message)
+    if condition_of(obj, "Ready").get("status") == "True":
         return Health("Healthy", message)
     restarted = any(
-        _get(s, "lastState", "terminated") for s in _get(obj, "status", "containerStatuses") or []
+        field(s, "lastState", "terminated") for s in field(obj, "status", "containerStatuses") or []
     )
     return Health("Degraded" if restarted else "Progressing", message)
 
 
 def _pod(obj: Obj) -> Health:
-    always = (_get(obj, "spec", "restartPolicy") or "Always") == "Always"
-    message = str(_get(obj, "status", "message") or "")
+    always = (field(obj, "spec", "restartPolicy") or "Always") == "Always"
+    message = str(field(obj, "status", "message") or "")
     errors = _waiting_errors(obj) if always else []
-    phase = _get(obj, "status", "phase")
+    phase = field(obj, "status", "phase")
     if errors:
         return Health("Degraded", ", ".join(errors))
     if phase == "Running":
@@ -226,46 +200,58 @@ def _pod(obj: Obj) -> Health:
 
 
 def _load_balanced(obj: Obj) -> Health:
-    if _get(obj, "status", "loadBalancer", "ingress"):
+    if field(obj, "status", "loadBalancer", "ingress"):
         return HEALTHY
-    return _progressing("Waiting for the load balancer to get an address")
+    return progressing("Waiting for the load balancer to get an address")
 
 
 def _service(obj: Obj) -> Health:
-    return _load_balanced(obj) if _get(obj, "spec", "type") == "LoadBalancer" else HEALTHY
+    return _load_balanced(obj) if field(obj, "spec", "type") == "LoadBalancer" else HEALTHY
 
 
 _CLAIM_PHASES: dict[str, HealthStatus] = {"Bound": "Healthy", "Pending": "Progressing", "Lost": "Degraded"}
 
 
 def _pvc(obj: Obj) -> Health:
-    phase = _get(obj, "status", "phase")
+    phase = field(obj, "status", "phase")
     status = _CLAIM_PHASES.get(str(phase))
     return Health(status) if status else Health("Unknown", f"unknown claim phase {phase!r}")
 
 
 def _apiservice(obj: Obj) -> Health:
-    cond = _condition(obj, "Available")
+    cond = condition_of(obj, "Available")
     if not cond:
-        return _progressing("Waiting to be processed")
+        return progressing("Waiting to be processed")
     text = f"{cond.get('reason', '')}: {cond.get('message', '')}"
     return Health("Healthy" if cond.get("status") == "True" else "Progressing", text)
 
 
 def _crd(obj: Obj) -> Health:
-    if not _get(obj, "status", "conditions"):
-        return _progressing("Status conditions not found")
-    if _condition(obj, "Terminating").get("status") == "True":
-        return _progressing("CRD is being terminated")
-    names = _condition(obj, "NamesAccepted")
+    if not field(obj, "status", "conditions"):
+        return progressing("Status conditions not found")
+    if condition_of(obj, "Terminating").get("status") == "True":
+        return progressing("CRD is being terminated")
+    names = condition_of(obj, "NamesAccepted")
     if names.get("status") == "False":
         return Health("Degraded", f"CRD names have not been accepted: {names.get('message', '')}")
-    established = _condition(obj, "Established")
+    established = condition_of(obj, "Established")
     if established.get("status") != "True":
         return Health("Degraded", f"CRD is not established: {established.get('message', '')}")
-    if _condition(obj, "NonStructuralSchema").get("status") == "True":
+    if condition_of(obj, "NonStructuralSchema").get("status") == "True":
         return Health("Degraded", "CRD schema is not structural")
     return Health("Healthy", "CRD is healthy")
+
+
+def deletion_message(obj: Obj) -> str:
+    """Why an object being deleted is still there: since when, and which finalizers it waits for."""
+    since = field(obj, "metadata", "deletionTimestamp")
+    if not since:
+        return ""
+    finalizers = [str(f) for f in field(obj, "metadata", "finalizers") or []]
+    if not finalizers:
+        return f"Pending deletion since {since}"
+    plural = "s" if len(finalizers) > 1 else ""
+    return f"Pending deletion since {since}: waiting for finalizer{plural} {', '.join(finalizers)}"
 
 
 RULES: dict[tuple[str, str], Callable[[Obj], Health]] = {
@@ -284,6 +270,8 @@ RULES: dict[tuple[str, str], Callable[[Obj], Health]] = {
     ("extensions", "Ingress"): _load_balanced,
     ("apiregistration.k8s.io", "APIService"): _apiservice,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
+    ("argoproj.io", "Rollout"): healthcrds.rollout,
+    ("driftwarden.io", "Application"): healthcrds.application,
 }
 
 
@@ -291,8 +279,8 @@ def resource_health(live: Obj | None) -> Health:
     """The health of one live object; Missing when it does not exist."""
     if live is None:
         return Health("Missing", "resource does not exist")
-    if _get(live, "metadata", "deletionTimestamp"):
-        return _progressing("Pending deletion")
+    if field(live, "metadata", "deletionTimestamp"):
+        return progressing(deletion_message(live))
     group = str(live.get("apiVersion", "")).rpartition("/")[0]
     rule = RULES.get((group, str(live.get("kind", ""))))
     if rule is None:

@@ -12,7 +12,8 @@ Three facts, each written by one side and read by the other, so neither has to c
   state for an object lifts its pause.
 
 In-memory state of one auditor term (a new leader starts with an empty ledger). It must not do I/O, log,
-read a clock or hold anything but plain data; ``new_kinds`` only waits for the next ``want``.
+read a clock or hold anything but plain data; ``new_kinds`` and ``kinds_changed`` only wait for the next
+``want`` or ``forget``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Ledger:
         for key in [k for k, d in self._desired.items() if d.app.key == app]:
             del self._desired[key]
             self._paused.pop(key, None)
+        self._wanted.set()  # kinds no one wants any more stop being watched
 
     def desired(self, key: ResourceKey) -> Desired | None:
         return self._desired.get(key)
@@ -97,6 +99,15 @@ class Ledger:
     def kinds(self) -> set[GroupKind]:
         """Every (group, kind) some Application wants an object of."""
         return {(key.group, key.kind) for key in self._desired}
+
+    async def kinds_changed(self, known: Set[GroupKind]) -> set[GroupKind]:
+        """The wanted kinds, once they differ from ``known`` (a kind appeared, or none wants one any more)."""
+        while True:
+            self._wanted.clear()
+            kinds = self.kinds()
+            if kinds != set(known):
+                return kinds
+            await self._wanted.wait()
 
     async def new_kinds(self, known: Set[GroupKind]) -> list[GroupKind]:
         """The wanted kinds not in ``known``, sorted; waits for the next ``want`` until there is one."""

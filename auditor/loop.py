@@ -150,6 +150,9 @@ class AuditorLoop:
     async def _work(self, worker: _Worker) -> None:
         delay = self.settings.retry_initial
         while True:
+            # The pass reads the Application afresh, so whatever woke the worker (its creation, too) is
+            # seen by it; a wake left set would run a second, identical pass right after (issue 16).
+            worker.wake.clear()
             after = await self._pass(worker)
             if after == _TEMPORARY:
                 await self._wait(worker, delay)

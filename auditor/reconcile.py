@@ -2,7 +2,8 @@
 
 Orchestration. Errors end up where a user looks: a render or revision problem is a ``SyncFailed``
 condition naming the file and line, an unreachable remote a ``GitUnreachable`` condition (the last good
-revision stays in use), and in every failure case nothing is applied and nothing is pruned.
+revision stays in use), and in every such failure nothing is applied and nothing is pruned. One object
+the API server refuses fails alone (auditor.diff.failures): the others are compared and synced.
 
 Spans: ``auditor.reconcile`` with children, in order, ``git.fetch`` (credentials, fetch, resolve),
 ``render``, ``diff``; a syncing pass adds ``apply``, ``prune`` (only when something is to be deleted) and
@@ -61,6 +62,7 @@ from auditor.sync.hooks import Hook, Split, split_render
 from auditor.sync.phases import run_plan
 from auditor.sync.takeover import STRICT_OPTION
 from auditor.sync.waves import manifests_digest, plan_sync, resource_waves
+from driftwarden.bounded import SPAN_LIMIT, shorten
 from driftwarden.contract import rfc3339
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
 from driftwarden.objectref import ResourceKey
@@ -104,7 +106,8 @@ def should_sync(
     automated = comparison.app.sync_policy.automated
     if automated is not None and hooks_due:
         return True
-    if automated is None or hooks_failed or not comparison.changeset.has_changes:
+    # A refused object is a change that failed: syncing reports it (SyncFailed) and retries per policy.
+    if automated is None or hooks_failed or not (comparison.changeset.has_changes or comparison.failures):
         return False
     last = ((previous.get("sync") or {}).get("revision")) or ""
     return automated.self_heal or last != comparison.revision or not previous.get("history")
@@ -188,7 +191,7 @@ class Reconciler:
                 comparison = await self.compare(app, rendered, previous, prune=prune)
             except DriftwardenError as exc:
                 span.record_exception(exc)
-                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:256]))
+                span.set_status(trace.Status(trace.StatusCode.ERROR, shorten(str(exc), SPAN_LIMIT)))
                 status = self._failed_status(previous, exc)
                 await self._write(meta, status, before=obj.get("status") or {})
                 self._measure(meta, status, started_pass)
@@ -327,7 +330,7 @@ class Reconciler:
         conditions = changeset_conditions(conditions, comparison.changeset, at=now)
         if outcome is not None and (outcome.failed or outcome.error):
             reasons = [outcome.error] if outcome.error else []
-            failed = "; ".join([*reasons, *(f"{r.ref}: {r.message}" for r in outcome.failed)])[:900]
+            failed = shorten("; ".join([*reasons, *(f"{r.ref}: {r.message}" for r in outcome.failed)]))
             conditions = set_condition(conditions, type=SYNC_FAILED, message=failed, at=now)
         history = list(previous.get("history") or [])
         if outcome is not None and outcome.changed:
@@ -339,7 +342,7 @@ class Reconciler:
             sync_status=comparison.sync_status,
             revision=comparison.revision,
             health=health,
-            resources=resource_entries(comparison.diffs, comparison.healths),
+            resources=resource_entries(comparison.diffs, comparison.healths, comparison.messages),
             history=history,
             conditions=conditions,
             operation=previous.get("operationState"),
@@ -357,7 +360,7 @@ class Reconciler:
         conditions = clear_condition(clear_condition(conditions, PRUNE_REFUSED), SHARED_RESOURCE)
         status = {k: v for k, v in previous.items() if k != "conditions"}
         at = self.clients.clock()
-        status["conditions"] = set_condition(conditions, type=kind, message=str(exc)[:1000], at=at)
+        status["conditions"] = set_condition(conditions, type=kind, message=shorten(str(exc)), at=at)
         sync = dict(status.get("sync") or {})
         sync["status"] = "Unknown"
         status["sync"] = sync

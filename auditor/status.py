@@ -49,12 +49,19 @@ def _sort_key(entry: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 
 def resource_entries(
-    diffs: Iterable[ObjectDiff], healths: Mapping[ResourceKey, Health]
+    diffs: Iterable[ObjectDiff],
+    healths: Mapping[ResourceKey, Health],
+    messages: Mapping[ResourceKey, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """``status.resources``: one entry per compared object, sorted by group, kind, namespace and name."""
+    """``status.resources``: one entry per compared object, sorted by group, kind, namespace and name.
+
+    ``messages``: why an object is not as Git says (its dry run failed, it is stuck on a finalizer).
+    """
     entries = []
     for diff in diffs:
         entry: dict[str, Any] = {**ref_fields(diff.ref), "status": "Synced" if diff.in_sync else "OutOfSync"}
+        if message := (messages or {}).get(diff.ref.key):
+            entry["message"] = message
         health = healths.get(diff.ref.key)
         if health is not None:
             entry["health"] = {"status": health.status, "message": health.message}
@@ -202,7 +209,8 @@ def build_status(
     """The whole ``status`` object of an Application."""
     status: dict[str, Any] = {
         "sync": {"status": sync_status, "revision": revision},
-        "health": {"status": health.status},
+        # The message always: a merge patch without it would leave the last one ("1 of 3 ...") behind.
+        "health": {"status": health.status, "message": health.message},
         "resources": [dict(r) for r in resources],
         "history": [dict(h) for h in history],
         "conditions": [dict(c) for c in conditions],

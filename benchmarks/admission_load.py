@@ -132,8 +132,9 @@ async def ready(url: str, ca_file: Path, server: ManagedProcess, *, seconds: flo
     async with asyncio.timeout(seconds), aiohttp.ClientSession() as session:
         while True:
             with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url + "/readyz", ssl=context) as resp:
-                    if resp.status == 200:
+                # The admission port answers only reviews: an empty one gets its 400 once it serves.
+                async with session.post(url + "/validate", json={}, ssl=context) as resp:
+                    if resp.status == 400:
                         return
             if not server.running:
                 raise RuntimeError(f"the webhook exited:\n{server.log_tail()}")
@@ -158,7 +159,7 @@ def webhook_server(
     return ManagedProcess("webhook", [
         "env", "-i", *(f"{k}={v}" for k, v in env.items()), *wrapper,
         sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
-        "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--port", str(port), "--metrics-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--log-level", "warning",
     ], log)  # fmt: skip
 

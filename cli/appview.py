@@ -159,6 +159,12 @@ def _fields(pairs: Sequence[tuple[str, str]]) -> str:
     return "".join(f"{(label + ':').ljust(width)}{value}\n" for label, value in pairs)
 
 
+def health_line(status: Mapping[str, Any]) -> str:
+    """``Progressing (1 of 3 resources Progressing)``; the status alone when there is no message."""
+    health, message = _text(status, "health", "status") or "Unknown", _text(status, "health", "message")
+    return f"{health} ({message})" if message else health
+
+
 def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     """``app get``: a header, the conditions, then one row per resource (HEALTH message when wide)."""
     spec = _get(app, "spec") or {}
@@ -173,7 +179,7 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
         ("Sync Policy", sync_policy(spec)),
         ("Guard", _text(spec, "guard", "mode") or DEFAULT_GUARD_MODE),
         ("Sync Status", sync_line(app)),
-        ("Health Status", _text(status, "health", "status") or "Unknown"),
+        ("Health Status", health_line(status)),
     ]
     if isinstance(status.get("operationState"), Mapping):
         pairs.append(("Last Operation", _operation_line(status["operationState"])))
@@ -195,7 +201,8 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
         for r in resources:
             row = [_text(r, k) for k in ("group", "kind", "namespace", "name", "status")]
             row.append(_text(r, "health", "status"))
-            rows.append(row + ([_text(r, "health", "message")] if wide else []))
+            # The object's own message first: why it is not as Git says (a refused dry run, a finalizer).
+            rows.append(row + ([_text(r, "message") or _text(r, "health", "message")] if wide else []))
         parts.append(table(headers, rows))
     else:
         parts.append("No resources recorded yet: run `driftwarden app sync` or wait for the auditor.\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cli.flags import kube_flags, log_flags
 from driftwarden import contract
+from driftwarden.connections import ConnectionLimits
 from webhook.admission.profiles import PROFILES
 
 
@@ -44,19 +45,53 @@ def _decision_flags(parser: argparse.ArgumentParser) -> None:
                         help="namespace of the auditor's service account (default %(default)s)")  # fmt: skip
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve /validate and /mutate over HTTPS",
-        description="Serve the admission webhook over HTTPS (TLS 1.2+). The certificate and key are "
-        "reloaded when they change on disk. GET /metrics serves Prometheus metrics on the same port. Traces "
-        "and metrics follow the standard OTEL_* variables. One log line per admission decision at INFO "
-        "(--log-format json for a log collector).",
+        description="Serve the admission webhook over HTTPS (TLS 1.2+): POST /validate and /mutate only. The "
+        "certificate, key and client CA are reloaded when they change on disk. /healthz, /readyz and "
+        "/metrics (Prometheus) are served over plain HTTP on --metrics-port. Traces and metrics follow the "
+        "standard OTEL_* variables. One log line per admission decision at INFO (--log-format json for a "
+        "log collector). See docs/security.md for the limits and for caller authentication.",
     )
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=8443, help="port to listen on (default %(default)s)")
     serve.add_argument("--tls-cert-file", type=Path, required=True, help="PEM serving certificate")
     serve.add_argument("--tls-key-file", type=Path, required=True, help="PEM private key")
+    serve.add_argument(
+        "--client-ca-file",
+        type=Path,
+        help="PEM CA bundle: require every caller to present a client certificate signed by it (the API "
+        "server does, given an AdmissionConfiguration with webhook credentials; docs/security.md)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        help="plain-HTTP port of /healthz, /readyz and /metrics, 0 for none (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=ConnectionLimits.max_connections,
+        help="open connections kept on the admission port; beyond it the longest-idle one is closed "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=ConnectionLimits.idle_timeout,
+        help="seconds an idle keep-alive connection is kept; keep it above the API server's 90 "
+        "(default %(default)s)",
+    )
     _decision_flags(serve)
     serve.add_argument(
         "--breakglass-user",

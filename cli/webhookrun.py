@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from cli.flags import Command
 from cli.kube import connect
 from driftwarden import contract, logs
+from driftwarden.connections import ConnectionLimits
 from driftwarden.errors import ConfigError, DriftwardenError
 from driftwarden.probe import check_answers
 from driftwarden.signals import stop_on_signals
@@ -47,7 +48,13 @@ def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             strict=args.strict,
         ),
         server=ServerSettings(
-            cert_file=args.tls_cert_file, key_file=args.tls_key_file, host=args.host, port=args.port
+            cert_file=args.tls_cert_file,
+            key_file=args.tls_key_file,
+            host=args.host,
+            port=args.port,
+            client_ca_file=args.client_ca_file,
+            metrics_port=args.metrics_port or None,
+            limits=ConnectionLimits(max_connections=args.max_connections, idle_timeout=args.idle_timeout),
         ),
         telemetry_env=env,
         console_traces=args.console_traces,

@@ -1,14 +1,18 @@
-"""The webhook's aiohttp application: parse, decide, serialise — and a span and metrics per review.
+"""The webhook's aiohttp applications: admission reviews on one, probes and metrics on the other.
 
-Orchestration over the pure core (webhook.admission): handlers read the body within the API server's
-limits, turn bad input into a clear 4xx (never a 500), call ``decision.decide`` and answer with
-``response.build_response``. No Kubernetes API call happens here: every fact is in the review.
+Orchestration over the pure core (webhook.admission). ``make_app`` is the admission application, which
+answers only ``POST /validate`` and ``/mutate``: handlers read the body within the API server's limits,
+turn bad input into a clear 4xx (never a 500), call ``decision.decide`` and answer with
+``response.build_response``, with a span and metrics per review. A review the rules fail on gets the
+failsafe's conservative answer (webhook.admission.failsafe), never a 500 and never an allow of a managed
+change. ``make_probe_app`` is ``/healthz``, ``/readyz`` and ``/metrics``, which the server
+(webhook.server) serves on a separate plain-HTTP port, as Kubernetes components do. No Kubernetes API
+call happens here: every fact is in the review.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,27 +23,33 @@ from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from driftwarden.bounded import SPAN_LIMIT, shorten
 from driftwarden.errors import AdmissionRequestError
+from driftwarden.serving import LogThrottle
 from driftwarden.telemetry.metrics import Instruments, ScrapeReader, metrics_handler
 from driftwarden.telemetry.semconv import name_attribute_of_resource
 from driftwarden.telemetry.tracecontext import traceparent
 from webhook.admission.decision import Decision, decide
+from webhook.admission.failsafe import contain
+from webhook.admission.limits import MAX_BODY_BYTES
 from webhook.admission.patches import drift_patch
-from webhook.admission.request import AdmissionRequest, parse_admission_review
+from webhook.admission.request import AdmissionRequest, read_admission_review
 from webhook.admission.response import build_response
 from webhook.admission.settings import DecisionSettings
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 3 * 1024 * 1024
-"""The API server's own request body limit: no genuine AdmissionReview is larger."""
-
 SETTINGS: web.AppKey[DecisionSettings] = web.AppKey("settings")
 TRACER: web.AppKey[trace.Tracer] = web.AppKey("tracer")
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")
 INSTRUMENTS: web.AppKey[Instruments] = web.AppKey("instruments")
+METRICS: web.AppKey[ScrapeReader | None] = web.AppKey("metrics")
 SERVING: web.AppKey[list[bool]] = web.AppKey("serving")
 """One mutable flag: False once shutdown begins, so /readyz takes the pod out of the Service first."""
+FAILURES: web.AppKey[LogThrottle] = web.AppKey("failures")
+"""Logs an unexpected failure with its traceback at most once a minute: hostile input cannot flood the log."""
+
+_IDENTITY_ENCODINGS = frozenset({"", "identity"})
 
 
 def _utcnow() -> dt.datetime:
@@ -56,17 +66,21 @@ async def _read_review(request: web.Request) -> AdmissionRequest:
         raise AdmissionRequestError(
             f"Content-Type must be application/json, not {request.content_type!r}", status=415
         )
+    if (request.charset or "utf-8").lower() != "utf-8":
+        raise AdmissionRequestError(f"charset must be utf-8, not {request.charset!r}", status=415)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _IDENTITY_ENCODINGS:
+        # The API server never compresses a review; the server does not decompress (no zip bombs).
+        raise AdmissionRequestError(
+            f"Content-Encoding {encoding[:40]!r} is not accepted: send the review as plain JSON", status=415
+        )
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise AdmissionRequestError(f"body of {request.content_length} bytes is over 3 MiB", status=413)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise AdmissionRequestError("body is over 3 MiB", status=413) from exc
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AdmissionRequestError(f"body is not JSON: {exc}") from exc
-    return parse_admission_review(document)
+    return read_admission_review(raw)
 
 
 def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
@@ -93,7 +107,7 @@ def _annotate(span: Span, review: AdmissionRequest, decision: Decision) -> None:
         attributes[named] = review.name
     span.set_attributes(attributes)
     if not decision.allowed:
-        span.set_status(Status(StatusCode.ERROR, decision.message[:256]))
+        span.set_status(Status(StatusCode.ERROR, shorten(decision.message, SPAN_LIMIT)))
 
 
 def _for_mutation(review: AdmissionRequest, decision: Decision) -> Decision:
@@ -118,6 +132,38 @@ def _decision_label(decision: Decision) -> str:
     return verdict if verdict in _ALLOWED_VERDICTS else "allowed"
 
 
+def _answer(
+    request: web.Request, review: AdmissionRequest, decision: Decision, span: Span, *, mutate: bool
+) -> tuple[Decision, dict[str, Any]]:
+    if decision.reason == "internal-error":
+        # The rules failed on this content: closed if it looks managed.
+        decision = contain(review, request.app[SETTINGS], decision)
+    elif mutate:
+        decision = _for_mutation(review, decision)
+    _annotate(span, review, decision)
+    patch: list[dict[str, Any]] | None = None
+    if mutate:
+        patch = drift_patch(
+            review.object, decision, user=review.user_name,
+            at=request.app[CLOCK](), traceparent=traceparent(span),
+        )  # fmt: skip
+    return decision, build_response(review.uid, decision, patch=patch)
+
+
+def _contained(
+    request: web.Request, review: AdmissionRequest, failed: Decision, span: Span, exc: Exception
+) -> Decision:
+    """The answer when answering failed on this input: the failsafe's, and one throttled log line."""
+    request.app[FAILURES].warning("answering an admission review failed; answered by the failsafe", exc=exc)
+    span.record_exception(exc)
+    decision = contain(review, request.app[SETTINGS], failed)
+    try:
+        _annotate(span, review, decision)
+    except Exception:  # the span is a record, not the answer
+        span.set_status(Status(StatusCode.ERROR, "internal-error"))
+    return decision
+
+
 async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
     tracer, started = request.app[TRACER], time.perf_counter()
     endpoint = "mutate" if mutate else "validate"
@@ -132,17 +178,12 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
                 seconds=time.perf_counter() - started,
             )  # fmt: skip
             return _error(exc.status, str(exc))
-        decision = decide(review, request.app[SETTINGS])
-        if mutate:
-            decision = _for_mutation(review, decision)
-        _annotate(span, review, decision)
-        patch: list[dict[str, Any]] | None = None
-        if mutate:
-            patch = drift_patch(
-                review.object, decision, user=review.user_name,
-                at=request.app[CLOCK](), traceparent=traceparent(span),
-            )  # fmt: skip
-        body = build_response(review.uid, decision, patch=patch)
+        decided = decide(review, request.app[SETTINGS])  # never raises
+        try:
+            decision, body = _answer(request, review, decided, span, mutate=mutate)
+        except Exception as exc:  # a bug this input reached: a conservative answer, never a 500
+            decision = _contained(request, review, decided, span, exc)
+            body = build_response(review.uid, decision)
     request.app[INSTRUMENTS].record_admission(
         decision=_decision_label(decision), operation=review.operation, endpoint=endpoint,
         seconds=time.perf_counter() - started,
@@ -189,22 +230,32 @@ def make_app(
     instruments: Instruments | None = None,
     metrics: ScrapeReader | None = None,
 ) -> web.Application:
-    """The application with its routes; the server (webhook.server) adds TLS and the listener.
+    """The admission application (``POST /validate``, ``/mutate``); the server adds TLS and the listener.
 
-    ``instruments`` record every review (no-op by default); with ``metrics`` (the reader of the same
-    MeterProvider) ``GET /metrics`` serves them in the Prometheus text format.
+    ``instruments`` record every review (no-op by default); ``metrics`` (the reader of the same
+    MeterProvider) is what ``make_probe_app`` serves as ``GET /metrics`` in the Prometheus text format.
     """
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[TRACER] = tracer
     app[CLOCK] = clock
     app[INSTRUMENTS] = instruments or Instruments.noop()
+    app[METRICS] = metrics
     app[SERVING] = [True]
+    app[FAILURES] = LogThrottle(log)
     app.on_shutdown.append(_stop_serving)
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", mutate)
+    return app
+
+
+def make_probe_app(admission: web.Application) -> web.Application:
+    """``/healthz``, ``/readyz`` (503 once ``admission`` shuts down) and ``/metrics`` if it has a reader."""
+    app = web.Application(client_max_size=4096)  # GET only: no request here has a body worth reading
+    app[SERVING] = admission[SERVING]
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    if metrics is not None:
-        app.router.add_get("/metrics", metrics_handler(metrics))
+    reader = admission[METRICS]
+    if reader is not None:
+        app.router.add_get("/metrics", metrics_handler(reader))
     return app

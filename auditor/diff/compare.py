@@ -2,7 +2,8 @@
 
 Orchestration over the Kubernetes adapter and the pure core: render output in, a frozen ``Comparison``
 out. It writes nothing to the cluster (dry runs only). An object whose kind or namespace does not exist
-yet (a CRD or Namespace the same sync creates) is compared as "to create" with its manifest as desired.
+yet (a CRD or Namespace the same sync creates) is compared as "to create" with its manifest as desired;
+one the API server refuses is a failure of that object alone (auditor.diff.failures).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.application import Application, SyncPolicy
+from auditor.application import Application
+from auditor.diff.failures import DRY_RUN_FAILED, failed_diff, failure_reason, namespace_hint, skip_failed
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_status
-from auditor.health import Health, aggregate, resource_health
+from auditor.health import Health, aggregate, deletion_message, resource_health
 from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
 from auditor.objects import fill_namespace, ignore_extraneous, stamp
@@ -26,10 +28,11 @@ from auditor.sync.changeset import ChangeSet, build_changeset
 from auditor.sync.replace import immutable, refused_write, write_mode
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
 from driftwarden.contract import GuardAllow
-from driftwarden.errors import KubeError
+from driftwarden.errors import KubeError, PermanentError, TemporaryError
 from driftwarden.objectref import ObjectRef, ResourceKey
 
 Manifest = Mapping[str, Any]
+NAMESPACE = ("v1", "Namespace")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Comparison:
     healths: Mapping[ResourceKey, Health]
     extraneous_ignored: frozenset[ResourceKey] = frozenset()
     """Objects outside Git marked ``IgnoreExtraneous``: they do not count against ``Synced``."""
+    failures: Mapping[ResourceKey, str] = dataclasses.field(default_factory=dict)
+    """Objects the API server refused to dry-run, with its reason (auditor.diff.failures)."""
 
     @property
     def sync_status(self) -> SyncStatus:
@@ -54,6 +59,12 @@ class Comparison:
     @property
     def health(self) -> Health:
         return aggregate(self.healths.values()) if self.healths else Health("Healthy", "")
+
+    @property
+    def messages(self) -> dict[ResourceKey, str]:
+        """Why objects are not as Git says: a refused dry run, or a deletion stuck on its finalizers."""
+        stuck = {ObjectRef.from_manifest(obj).key: deletion_message(obj) for obj in self.live}
+        return {**{k: m for k, m in stuck.items() if m}, **self.failures}
 
     def desired_by_key(self) -> dict[ResourceKey, dict[str, Any]]:
         return {ObjectRef.from_manifest(manifest).key: manifest for manifest in self.desired}
@@ -116,26 +127,55 @@ class DryRunCache:
             self._entries[ObjectRef.from_manifest(manifest).key] = (*self._versions(manifest, live), result)
 
 
+def _namespaces(app: Application, desired: Sequence[Manifest]) -> frozenset[str]:
+    """The namespaces this sync creates: those in Git, and the destination with CreateNamespace=true."""
+    named = {str(m["metadata"]["name"]) for m in desired if (m.get("apiVersion"), m.get("kind")) == NAMESPACE}
+    policy, destination = app.sync_policy, app.destination.namespace
+    return frozenset(named | ({destination} if policy.create_namespace and destination else set()))
+
+
+def _refused(
+    app: Application, manifest: Manifest, live: Mapping[str, Any] | None, exc: KubeError | PermanentError
+) -> dict[str, Any] | str:
+    """Why one object's dry run was refused; with Replace/Force an immutable field is no failure (the write
+    settles it: compared as Git's manifest against live), without them the message names the options."""
+    if not isinstance(exc, KubeError):
+        return failure_reason(exc)
+    mode = write_mode(manifest, app.sync_policy)
+    if immutable(exc) and live is not None and mode.tolerates_invalid:
+        return dict(manifest)
+    return failure_reason(refused_write(ObjectRef.from_manifest(manifest), exc, mode))
+
+
 async def _dry_run(
     cluster: Cluster,
+    app: Application,
     manifest: Manifest,
     live: Mapping[str, Any] | None,
+    *,
     cache: DryRunCache | None,
-    policy: SyncPolicy,
-) -> dict[str, Any]:
+    creatable: frozenset[str],
+) -> dict[str, Any] | str:
+    """The dry-run result, or why the API server refused it (auditor.diff.failures)."""
     cached = cache.get(manifest, live) if cache is not None else None
     if cached is not None:
         return cached
     try:
         result = await cluster.dry_run_apply(manifest)
-    except (UnknownKindError, NamespaceNotFoundError):
-        # Its CRD or Namespace is created by this very sync: compare it as a plain "create".
-        return dict(manifest)
-    except KubeError as exc:
-        mode = write_mode(manifest, policy)
-        if immutable(exc) and live is not None and mode.tolerates_invalid:
-            return dict(manifest)  # Replace/Force: the write settles it; Git's manifest differs from live
-        raise refused_write(ObjectRef.from_manifest(manifest), exc, mode) from exc
+    except UnknownKindError:
+        return dict(manifest)  # its CRD may come with this very sync: compare it as a plain "create"
+    except NamespaceNotFoundError as exc:
+        if exc.namespace in creatable:
+            return dict(manifest)  # its Namespace is created by this very sync: a plain "create"
+        policy, destination = app.sync_policy, app.destination.namespace
+        hint = namespace_hint(
+            exc.namespace, destination=destination, create_namespace=policy.create_namespace
+        )
+        return f"{DRY_RUN_FAILED}: {hint}"
+    except TemporaryError:
+        raise  # the API server may answer next time: the whole pass waits for it
+    except (KubeError, PermanentError) as exc:
+        return _refused(app, manifest, live, exc)  # this object alone: the others are still compared
     if cache is not None:
         cache.put(manifest, live, result)
     return result
@@ -192,15 +232,26 @@ async def compare(
     managed = await _list_managed(cluster, app, _kinds(desired, recorded_resources))
     listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
     lives = await asyncio.gather(*(_live_for(cluster, m, listed) for m in desired))
+    creatable = _namespaces(app, desired)
     dry_runs = await asyncio.gather(
-        *(_dry_run(cluster, m, live, cache, app.sync_policy) for m, live in zip(desired, lives, strict=True))
+        *(
+            _dry_run(cluster, app, m, live, cache=cache, creatable=creatable)
+            for m, live in zip(desired, lives, strict=True)
+        )
     )
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
     strict = app.sync_policy.enabled(STRICT_OPTION)
+    failures = {
+        ObjectRef.from_manifest(m).key: dry
+        for m, dry in zip(desired, dry_runs, strict=True)
+        if isinstance(dry, str)
+    }
     diffs = [
-        strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
-        for dry, live in zip(dry_runs, lives, strict=True)
+        failed_diff(m, live)
+        if isinstance(dry, str)
+        else strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
+        for m, dry, live in zip(desired, dry_runs, lives, strict=True)
     ]
     diffs += [diff_object(None, obj, ignore=app.ignore_differences) for obj in leftovers]
     live_objects = [obj for obj in lives if obj is not None] + leftovers
@@ -212,8 +263,11 @@ async def compare(
         policy=app.sync_policy,
         prune_requested=prune_requested,
     )
+    changeset = skip_failed(changeset, failures)
     healths = {
         ObjectRef.from_manifest(m).key: resource_health(live) for m, live in zip(desired, lives, strict=True)
     }
     ignored = frozenset(ObjectRef.from_manifest(obj).key for obj in leftovers if ignore_extraneous(obj))
-    return Comparison(app, revision, desired, tuple(diffs), tuple(live_objects), changeset, healths, ignored)
+    return Comparison(
+        app, revision, desired, tuple(diffs), tuple(live_objects), changeset, healths, ignored, failures
+    )

@@ -16,6 +16,7 @@ import jq
 
 from driftwarden.contract import ANNOTATION_DRIFT
 from driftwarden.fieldsv1 import Location
+from driftwarden.jsonpointer import parse_pointer
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NOISE_METADATA = (
@@ -79,25 +80,6 @@ def normalize(obj: Mapping[str, Any]) -> dict[str, Any]:
 # -- RFC 6901 JSON pointers ----------------------------------------------------------------------------
 
 
-def parse_pointer(pointer: str) -> tuple[str, ...]:
-    """The reference tokens of ``pointer``; ValueError when it is not a valid RFC 6901 pointer."""
-    if pointer == "":
-        return ()
-    if not pointer.startswith("/"):
-        raise ValueError(f"JSON pointer must start with '/': {pointer!r}")
-    tokens = []
-    for token in pointer[1:].split("/"):
-        if "~" in token.replace("~0", "").replace("~1", ""):
-            raise ValueError(f"invalid '~' escape in JSON pointer {pointer!r}")
-        tokens.append(token.replace("~1", "/").replace("~0", "~"))
-    return tuple(tokens)
-
-
-def format_pointer(tokens: Iterable[str | int]) -> str:
-    """The JSON pointer for ``tokens`` (escaping ``~`` as ``~0`` and ``/`` as ``~1``)."""
-    return "".join("/" + str(token).replace("~", "~0").replace("/", "~1") for token in tokens)
-
-
 def resolve_pointer(obj: Any, pointer: str) -> Location | None:
     """Where ``pointer`` points in ``obj``, or None when nothing is there (or it names the whole object)."""
     location: list[str | int] = []
@@ -159,6 +141,8 @@ def _mark(doc: Any, location: Location) -> None:
     node = doc
     for step in location[:-1]:
         node = node[step]
+        if node is _GONE:  # inside a value another location removed already (the sentinel has no items)
+            return
     node[location[-1]] = _GONE
 
 

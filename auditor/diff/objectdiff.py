@@ -17,7 +17,8 @@ import yaml
 
 from auditor.application import IgnoreDifference
 from auditor.diff.ignore import ignored_field_sets, ignored_locations, managers_fields, owned_locations
-from auditor.diff.normalize import format_pointer, mask_secrets, normalize, remove_locations
+from auditor.diff.normalize import mask_secrets, normalize, remove_locations
+from driftwarden.jsonpointer import format_pointer
 from driftwarden.objectref import ObjectRef
 
 __all__ = ["ObjectDiff", "changed_paths", "diff_object", "managers_fields", "owned_locations", "sync_status"]

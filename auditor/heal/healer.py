@@ -1,7 +1,9 @@
 """Watch-driven self-heal: one object at a time, between full passes (orchestration).
 
 Every kind the Applications manage is watched (label ``driftwarden.io/app``), resumed after a dropped
-connection and relisted after 410 Gone (driftwarden.kube.watch). An event whose resourceVersion is our own
+connection and relisted after 410 Gone (driftwarden.kube.watch); a kind the API server does not serve is
+tried again with back-off, and a kind no Application wants any more stops being watched
+(auditor.heal.watches). An event whose resourceVersion is our own
 write is ignored. Any other change to a managed object is re-diffed against what Git says (SSA dry run)
 and, with ``selfHeal``, healed at once; a deleted one is recreated. A webhook drift stamp
 (``driftwarden.io/drift``) is removed with the heal, and the heal span links to the edit's trace.
@@ -18,8 +20,6 @@ and it heals only toward what the ledger says: never toward a manifest it render
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +40,7 @@ from auditor.heal.core import (
     written_by_driftwarden,
 )
 from auditor.heal.holding import Holds
+from auditor.heal.watches import KindWatches
 from auditor.ledger import Desired, Ledger
 from auditor.notify import NotificationEvent
 from auditor.objects import GroupKind
@@ -86,44 +87,32 @@ class Healer:
         self.book = HealBook()
         self.holds = Holds(clients, ledger, self.recheck)
         self._locks: dict[ResourceKey, asyncio.Lock] = {}
-        self._watches: dict[GroupKind, asyncio.Task[None]] = {}
+        self.watches = KindWatches(ledger, self._watch)
         self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
         """Each object as last seen, normalised: events that change nothing Git could own are skipped."""
         self.heals = 0
         self.checks = 0
 
+    @property
+    def _watches(self) -> dict[GroupKind, asyncio.Task[None]]:
+        """The running watches by kind (auditor.heal.watches)."""
+        return self.watches.tasks
+
     async def run(self) -> None:
-        """Start a watch for every kind some Application wants, as it first appears; all end with it."""
+        """Watch each kind some Application wants, from when it appears until none wants it (or this ends)."""
         try:
-            while True:
-                for group, kind in await self.ledger.new_kinds(self._watches.keys()):
-                    # A fresh context: the watch outlives the pass that wanted the kind, and its heals
-                    # must be root spans of their own traces, not children of that pass's span.
-                    self._watches[(group, kind)] = asyncio.create_task(
-                        self._watch(group, kind), name=f"watch {group}/{kind}", context=contextvars.Context()
-                    )
+            await self.watches.run()
         finally:
             await self.stop()
 
     async def stop(self) -> None:
         await self.holds.stop()
-        for task in self._watches.values():
-            task.cancel()
-        for task in self._watches.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._watches.clear()
+        await self.watches.stop()
 
     async def _watch(self, group: str, kind: str) -> None:
-        while True:  # guarded: a failure to resolve the kind (a CRD not served yet) retries
-            try:
-                path = await self.cluster.collection_path(group, kind)
-                await Informer(self.clients.api, path, label_selector=contract.LABEL_APP).run(self.on_event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("watch of %s/%s failed; retrying", group, kind)
-                await asyncio.sleep(2)
+        """Resolve the kind (``UnknownKindError`` when it is not served) and watch it until cancelled."""
+        path = await self.cluster.collection_path(group, kind)
+        await Informer(self.clients.api, path, label_selector=contract.LABEL_APP).run(self.on_event)
 
     async def on_event(self, kind: str, obj: dict[str, Any]) -> None:
         ref = ObjectRef.from_manifest(obj)

@@ -34,11 +34,23 @@ class NamespaceNotFoundError(KubeError):
     def __init__(self, ref: ObjectRef, cause: KubeError) -> None:
         super().__init__(
             f"cannot apply {ref}: namespace {ref.namespace!r} does not exist; create it first "
-            f"(or set syncOptions CreateNamespace=true) — API server said: {cause}",
+            f"(CreateNamespace=true creates an Application's destination namespace only) — "
+            f"API server said: {cause}",
             status=404,
             reason="NamespaceNotFound",
         )
         self.namespace = ref.namespace
+
+
+class InvalidManifestError(KubeError, PermanentError):
+    """The API server cannot make a typed object of the manifest (a field its schema does not declare).
+
+    Server-side apply answers that with a 500 ("failed to create typed patch object"), which is no outage:
+    the same manifest fails the same way every time, so it is permanent, not retried as a 5xx would be.
+    """
+
+
+TYPED_PATCH_FAILED = "failed to create typed patch object"
 
 
 def _condition(crd: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
@@ -111,6 +123,8 @@ class Cluster:
             missing = f'namespaces "{ref.namespace}" not found'
             if exc.status == 404 and resource.namespaced and missing in str(exc):
                 raise NamespaceNotFoundError(ref, exc) from exc
+            if exc.status == 500 and TYPED_PATCH_FAILED in str(exc):
+                raise InvalidManifestError(str(exc), status=exc.status, reason="Invalid") from exc
             raise
 
     async def dry_run_apply(

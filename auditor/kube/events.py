@@ -23,6 +23,7 @@ from typing import Any, Literal
 from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT
+from driftwarden.bounded import shorten_bytes
 from driftwarden.errors import KubeError
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.objectref import ObjectRef
@@ -39,14 +40,6 @@ _NOT_NAME = re.compile(r"[^a-z0-9.-]+")
 
 def _micro_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _truncate(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character boundary), marked with an ellipsis."""
-    data = text.encode()
-    if len(data) <= limit:
-        return text
-    return data[: limit - 3].decode(errors="ignore") + "..."
 
 
 def regarding_of(involved: ObjectRef | Mapping[str, Any]) -> dict[str, str]:
@@ -78,7 +71,7 @@ class EventRecorder:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._api = api
-        self._instance = _truncate(instance or socket.gethostname(), FIELD_LIMIT)
+        self._instance = shorten_bytes(instance or socket.gethostname(), FIELD_LIMIT)
         self._timeout = request_timeout
         self._clock = clock
         self._series: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()
@@ -104,8 +97,8 @@ class EventRecorder:
             raise ValueError(f"event type must be Normal or Warning, got {type!r}")
         regarding = regarding_of(involved)
         namespace = regarding.get("namespace", "default")
-        note = _truncate(message, NOTE_LIMIT)
-        act = _truncate(action or reason, FIELD_LIMIT)
+        note = shorten_bytes(message, NOTE_LIMIT)
+        act = shorten_bytes(action or reason, FIELD_LIMIT)
         who = tuple(regarding.get(k, "") for k in ("apiVersion", "kind", "namespace", "name", "uid"))
         key = (*who, type, reason, act, note, component)
         async with self._lock:
@@ -124,7 +117,7 @@ class EventRecorder:
                 "reportingController": component,
                 "reportingInstance": self._instance,
                 "action": act,
-                "reason": _truncate(reason, FIELD_LIMIT),
+                "reason": shorten_bytes(reason, FIELD_LIMIT),
                 "regarding": regarding,
                 "note": note,
                 "type": type,

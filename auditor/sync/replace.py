@@ -26,6 +26,7 @@ from driftwarden.objectref import ObjectRef
 REPLACE = "Replace"
 FORCE = "Force"
 GONE_TIMEOUT = 60.0
+REPLACE_ATTEMPTS = 3
 _POLL = 0.1
 
 
@@ -98,6 +99,28 @@ async def recreate(cluster: Cluster, manifest: Mapping[str, Any], live: Mapping[
     return await cluster.apply(manifest)
 
 
+async def _replace(cluster: Cluster, manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """PUT ``manifest`` over the object as it is now: a controller writing its status in between (a Job's)
+    changes the resourceVersion, so a conflict reads it again and tries again, a few times."""
+    current: Mapping[str, Any] | None = live
+    for _ in range(REPLACE_ATTEMPTS - 1):
+        if current is None:
+            return await cluster.apply(manifest)  # gone meanwhile: create it
+        try:
+            return await cluster.replace(manifest, resource_version=_version(current))
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            current = await cluster.get(ObjectRef.from_manifest(manifest))
+    if current is None:
+        return await cluster.apply(manifest)
+    return await cluster.replace(manifest, resource_version=_version(current))
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 async def write_object(
     cluster: Cluster, manifest: Mapping[str, Any], *, live: Mapping[str, Any] | None, mode: WriteMode
 ) -> dict[str, Any]:
@@ -105,8 +128,7 @@ async def write_object(
     ref = ObjectRef.from_manifest(manifest)
     try:
         if mode.replace and live is not None:
-            version = str((live.get("metadata") or {}).get("resourceVersion") or "")
-            return await cluster.replace(manifest, resource_version=version)
+            return await _replace(cluster, manifest, live)
         return await cluster.apply(manifest)
     except KubeError as exc:
         # Only an immutable field: an object refused for anything else would be deleted and not come back.

@@ -68,6 +68,9 @@ class ControlPlaneSettings:
     """Where kwok and its stages are (``devtools.controlplane.binaries.kwok_dir``); needed unless bare."""
     nodes: int = 2
     """How many fake Nodes kwok plays."""
+    apiserver_flags: tuple[str, ...] = ()
+    """Extra kube-apiserver flags, appended after the plane's own (``--admission-control-config-file=...``
+    for one); the files they name are the caller's to write and keep."""
 
 
 def free_port() -> int:
@@ -276,6 +279,7 @@ class ControlPlane:
                 ["--disable-admission-plugins=ServiceAccount"] if self.settings.bare else []
             ),
             f"--cert-dir={self.work_dir / 'apiserver-certs'}",
+            *self.settings.apiserver_flags,
         ]
 
     def user(self, name: str, *, groups: tuple[str, ...] = ()) -> UserCredentials:

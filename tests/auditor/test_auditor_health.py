@@ -191,3 +191,197 @@ def test_aggregate_is_never_better_than_any_part(statuses: list[HealthStatus]) -
     result = aggregate(Health(s) for s in statuses)
     assert all(not is_worse(result.status, s) for s in statuses)
     assert result.status in [*statuses, "Healthy"]
+
+
+# Argo Rollouts, as Argo CD's health.lua judges them (its testdata: healthy, paused, aborted, progressing).
+ROLLOUT_STATUS = {
+    "observedGeneration": "1", "currentPodHash": "abc", "stableRS": "abc", "replicas": 3,
+    "updatedReplicas": 3, "availableReplicas": 3, "readyReplicas": 3,
+}  # fmt: skip
+
+
+def rollout(spec: dict[str, Any], status: dict[str, Any] | None, generation: int = 1) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "generation": generation}, "spec": {"replicas": 3, **spec},
+    }  # fmt: skip
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+ABORTED = "RolloutAborted: Rollout aborted update to revision 2"
+CANARY = {"strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}}
+BLUE_GREEN = {"strategy": {"blueGreen": {"activeService": "web", "previewService": "web-preview"}}}
+
+
+@pytest.mark.parametrize(
+    ("case", "live", "expected", "message"),
+    [
+        ("canary healthy", rollout(CANARY, ROLLOUT_STATUS), "Healthy", ""),
+        (
+            "blue-green healthy",
+            rollout(BLUE_GREEN, {**ROLLOUT_STATUS, "blueGreen": {"activeSelector": "abc"}}),
+            "Healthy",
+            "",
+        ),
+        ("v1.0 phase Healthy", rollout(CANARY, {**ROLLOUT_STATUS, "phase": "Healthy"}), "Healthy", ""),
+        (
+            "v1.0 phase Paused",
+            rollout(CANARY, {**ROLLOUT_STATUS, "phase": "Paused", "message": "CanaryPauseStep"}),
+            "Suspended",
+            "CanaryPauseStep",
+        ),
+        (
+            "v1.0 phase Degraded",
+            rollout(CANARY, {**ROLLOUT_STATUS, "phase": "Degraded", "message": ABORTED}),
+            "Degraded",
+            ABORTED,
+        ),
+        (
+            "paused by a step",
+            rollout(CANARY, {**ROLLOUT_STATUS, "pauseConditions": [{"reason": "CanaryPauseStep"}]}),
+            "Suspended",
+            "Rollout is paused",
+        ),
+        (
+            "paused by spec",
+            rollout({**CANARY, "paused": True}, ROLLOUT_STATUS),
+            "Suspended",
+            "Rollout is paused",
+        ),
+        (
+            "aborted",
+            rollout(
+                CANARY,
+                {
+                    **ROLLOUT_STATUS,
+                    "conditions": [
+                        {"type": "Progressing", "reason": "RolloutAborted", "message": "Rollout is aborted"}
+                    ],
+                },
+            ),
+            "Degraded",
+            "Rollout is aborted",
+        ),
+        (
+            "invalid spec",
+            rollout(
+                CANARY,
+                {
+                    **ROLLOUT_STATUS,
+                    "conditions": [{"type": "InvalidSpec", "message": "The Rollout is invalid"}],
+                },
+            ),
+            "Degraded",
+            "The Rollout is invalid",
+        ),
+        (
+            "generation not observed",
+            rollout(CANARY, ROLLOUT_STATUS, generation=2),
+            "Progressing",
+            "Waiting for rollout spec update to be observed",
+        ),
+        ("no status", rollout(CANARY, None), "Progressing", "Waiting for rollout spec update to be observed"),
+        (
+            "not reconciled",
+            rollout(CANARY, {"observedGeneration": "1"}),
+            "Progressing",
+            "Waiting for rollout to finish: status has not been reconciled.",
+        ),
+        (
+            "replicas to update",
+            rollout(CANARY, {**ROLLOUT_STATUS, "updatedReplicas": 1}),
+            "Progressing",
+            "Waiting for roll out to finish: More replicas need to be updated",
+        ),
+        (
+            "canary old replicas",
+            rollout(CANARY, {**ROLLOUT_STATUS, "replicas": 4}),
+            "Progressing",
+            "Waiting for roll out to finish: old replicas are pending termination",
+        ),
+        (
+            "blue-green old replicas (scale-down delay)",
+            rollout(BLUE_GREEN, {**ROLLOUT_STATUS, "replicas": 6, "blueGreen": {"activeSelector": "abc"}}),
+            "Healthy",
+            "",
+        ),
+        (
+            "unavailable",
+            rollout(CANARY, {**ROLLOUT_STATUS, "availableReplicas": 2}),
+            "Progressing",
+            "Waiting for roll out to finish: updated replicas are still becoming available",
+        ),
+        (
+            "canary steps",
+            rollout(CANARY, {**ROLLOUT_STATUS, "stableRS": "old"}),
+            "Progressing",
+            "waiting for rollout to finish steps",
+        ),
+        (
+            "blue-green cutover",
+            rollout(BLUE_GREEN, {**ROLLOUT_STATUS, "blueGreen": {"activeSelector": "old"}}),
+            "Progressing",
+            "active service cutover pending",
+        ),
+        (
+            "blue-green analysis",
+            rollout(
+                BLUE_GREEN, {**ROLLOUT_STATUS, "stableRS": "old", "blueGreen": {"activeSelector": "abc"}}
+            ),
+            "Progressing",
+            "waiting for analysis to complete",
+        ),
+    ],
+)
+def test_rollout_health(case: str, live: dict[str, Any], expected: HealthStatus, message: str) -> None:
+    assert resource_health(live) == Health(expected, message), case
+
+
+def child(health: dict[str, Any] | None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "driftwarden.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "c"},
+    }
+    if health is not None:
+        obj["status"] = {"health": health}
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("health", "expected"),
+    [
+        ({"status": "Healthy"}, Health("Healthy")),
+        (
+            {"status": "Degraded", "message": "1 of 2 resources Degraded"},
+            Health("Degraded", "1 of 2 resources Degraded"),
+        ),
+        (
+            {"status": "Progressing", "message": "1 of 2 resources Progressing"},
+            Health("Progressing", "1 of 2 resources Progressing"),
+        ),
+        (
+            {"status": "Missing", "message": "1 of 1 resources Missing"},
+            Health("Progressing", "1 of 1 resources Missing"),
+        ),
+        ({"status": "Suspended"}, Health("Suspended")),
+        (None, Health("Progressing", "Waiting for the Application's first health assessment")),
+    ],
+)
+def test_a_child_application_reflects_its_own_health(health: dict[str, Any] | None, expected: Health) -> None:
+    assert resource_health(child(health)) == expected
+
+
+def test_an_object_stuck_on_a_finalizer_says_which_and_since_when() -> None:
+    meta = {
+        "name": "c",
+        "deletionTimestamp": "2026-12-03T10:00:00Z",
+        "finalizers": ["example.com/hold", "b/c"],
+    }
+    stuck = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
+    assert resource_health(stuck) == Health(
+        "Progressing",
+        "Pending deletion since 2026-12-03T10:00:00Z: waiting for finalizers example.com/hold, b/c",
+    )

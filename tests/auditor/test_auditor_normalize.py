@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 from auditor.diff.normalize import (
     FIRST_MASK,
     LAST_APPLIED,
-    format_pointer,
     mask_secrets,
     normalize,
-    parse_pointer,
     remove_locations,
     remove_pointers,
     resolve_pointer,
@@ -24,6 +22,7 @@ from auditor.diff.normalize import (
 from auditor.diff.objectdiff import managers_fields, owned_locations
 from driftwarden.contract import ANNOTATION_DRIFT, ANNOTATION_TRACKING_ID
 from driftwarden.fieldsv1 import leaf_paths, locate
+from driftwarden.jsonpointer import format_pointer, parse_pointer
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=8))
 json_values = st.recursive(
@@ -170,6 +169,14 @@ def test_remove_pointers_prunes_only_containers_it_emptied() -> None:
 
 def test_remove_locations_of_everything_leaves_an_empty_object() -> None:
     assert remove_locations({"a": {"b": 1}}, [("a", "b")]) == {}
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["outer-first", "inner-first"])
+def test_nested_locations_remove_the_outer_value_in_either_order(order: int) -> None:
+    # Two ignore rules may name a field and a field inside it (jq paths and JSON pointers together).
+    locations = [("spec",), ("spec", "template", "image")][::order]
+    doc = {"spec": {"template": {"image": "x"}, "replicas": 2}, "kind": "K"}
+    assert remove_locations(doc, locations) == {"kind": "K"}
 
 
 FIELDS_V1 = {

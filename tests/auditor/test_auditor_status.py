@@ -201,7 +201,7 @@ def test_build_status_shape() -> None:
     )
     assert status == {
         "sync": {"status": "OutOfSync", "revision": "abc"},
-        "health": {"status": "Degraded"},
+        "health": {"status": "Degraded", "message": "1 of 1 resources Degraded"},  # written (issue 16)
         "resources": [{"kind": "ConfigMap"}],
         "history": history,
         "conditions": conditions,

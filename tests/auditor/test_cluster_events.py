@@ -21,6 +21,7 @@ from auditor.kube.cluster import Cluster
 from auditor.kube.events import NOTE_LIMIT, EventRecorder
 from devtools.controlplane import ControlPlane
 from driftwarden import contract
+from driftwarden.bounded import ELLIPSIS
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json
 from driftwarden.objectref import ObjectRef
@@ -151,8 +152,10 @@ async def test_long_messages_are_cut_to_the_api_limit(
     stored = await EventRecorder(auditor_api).record_event(
         ObjectRef("", "v1", "ConfigMap", ns, "big"), reason="DriftDetected", message=message
     )
-    assert len(stored["note"].encode()) <= NOTE_LIMIT and stored["note"].endswith("...")
-    assert message.startswith(stored["note"][:-3])
+    # Shortened in the middle (issue 16): the start and the end (where a reason is) both survive.
+    head, marker, tail = stored["note"].partition(ELLIPSIS)
+    assert len(stored["note"].encode()) <= NOTE_LIMIT and marker == ELLIPSIS
+    assert message.startswith(head) and message.endswith(tail) and tail.endswith("/data/key-399")
 
 
 async def test_event_type_must_be_normal_or_warning(auditor_api: client.ApiClient, ns: str) -> None:

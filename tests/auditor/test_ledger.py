@@ -7,18 +7,11 @@ from typing import Any
 
 import pytest
 
-from auditor.application import Application, parse_application
 from auditor.ledger import Ledger, digest
 from driftwarden.objectref import ObjectRef, ResourceKey
+from tests.support.auditor import parsed_application
 
-
-def _app(name: str) -> Application:
-    return parse_application({
-        "apiVersion": "driftwarden.io/v1alpha1", "kind": "Application",
-        "metadata": {"name": name, "namespace": "driftwarden-system"},
-        "spec": {"source": {"repoURL": "https://git.example.com/infra.git", "path": name},
-                 "destination": {"namespace": name}},
-    })  # fmt: skip
+_app = parsed_application
 
 
 def _cm(name: str, color: str = "blue", *, namespace: str = "web") -> dict[str, Any]:
@@ -88,3 +81,15 @@ async def test_new_kinds_waits_for_a_pass_that_wants_a_kind_not_yet_known() -> N
 @pytest.mark.parametrize("manifest", [_cm("a"), DEPLOYMENT])
 def test_the_digest_is_stable_across_key_order(manifest: dict[str, Any]) -> None:
     assert digest(dict(reversed(list(manifest.items())))) == digest(manifest)
+
+
+async def test_kinds_changed_says_when_a_kind_is_wanted_and_when_no_one_wants_it_any_more() -> None:
+    ledger = Ledger()
+    app = _app("web")
+    ledger.want(app, [_cm("a")])
+    assert await ledger.kinds_changed(set()) == {("", "ConfigMap")}
+    waiting = asyncio.create_task(ledger.kinds_changed({("", "ConfigMap")}))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    ledger.forget(app.key)
+    assert await asyncio.wait_for(waiting, 1) == set()

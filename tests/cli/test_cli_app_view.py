@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,3 +155,21 @@ def test_diff_view_prints_only_what_differs_with_its_changed_paths() -> None:
     assert "===== ConfigMap p/c (update) =====\nchanged: /data/k\n" in text
     assert "===== Service p/old (prune: no longer in Git) =====" in text
     assert "-  k: a\n" in text and "+  k: b\n" in text
+
+
+def test_detail_view_shows_the_health_message_and_each_objects_reason_when_wide() -> None:
+    reason = "dry run failed: PATCH ...: 422 Invalid: field is immutable"
+    resources = [
+        {"group": "", "kind": "ConfigMap", "namespace": "prod", "name": "frozen", "status": "OutOfSync",
+         "message": reason, "health": {"status": "Healthy", "message": ""}},
+        {"group": "apps", "kind": "Deployment", "namespace": "prod", "name": "web", "status": "Synced",
+         "health": {"status": "Progressing", "message": "Waiting for rollout to finish"}},
+    ]  # fmt: skip
+    health = {"status": "Progressing", "message": "1 of 2 resources Progressing"}
+    app = _app(sync={"status": "OutOfSync"}, health=health, resources=resources)
+    text = appview.detail_view(app, wide=True)
+    assert re.search(r"^Health Status:\s+Progressing \(1 of 2 resources Progressing\)$", text, re.MULTILINE)
+    assert re.search(r"frozen\s+OutOfSync\s+Healthy\s+" + re.escape(reason) + "$", text, re.MULTILINE)
+    assert re.search(r"web\s+Synced\s+Progressing\s+Waiting for rollout to finish$", text, re.MULTILINE)
+    assert re.search(r"^Health Status:\s+Healthy$", appview.detail_view(_app(health={"status": "Healthy"})),
+                     re.MULTILINE)  # fmt: skip

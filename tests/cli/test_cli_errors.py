@@ -101,7 +101,7 @@ def cli_process(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_webhook_serve_on_a_busy_port_is_one_line_and_exit_2(busy_port: int, tmp_path: Path) -> None:
     _ca, cert, key = serving_pair(tmp_path)
     done = cli_process("webhook", "serve", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-                       "--host", "127.0.0.1", "--port", str(busy_port))  # fmt: skip
+                       "--host", "127.0.0.1", "--port", str(busy_port), "--metrics-port", "0")  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         f"driftwarden: error: cannot listen on 127.0.0.1:{busy_port} for the admission webhook: "

@@ -168,32 +168,32 @@ def test_every_copy_source_exists_and_is_in_the_build_context() -> None:
     assert _ignored(".venv", patterns) and _ignored(".git", patterns) and _ignored("tests/x.py", patterns)
 
 
-async def test_the_healthcheck_passes_against_a_serving_webhook_and_fails_on_a_foreign_ca(
+async def test_the_healthcheck_passes_against_a_serving_webhook_and_fails_on_its_admission_port(
     tmp_path: Path,
 ) -> None:
     (healthcheck,) = values(stage_of(None), "HEALTHCHECK")
     command = json.loads(healthcheck.split(" CMD ", 1)[1])
     assert command[:2] == ["python", "-c"]
+    assert "8081" in command[2]  # the probe port the manifests use
     now = dt.datetime.now(dt.UTC)
     ca = new_ca("healthcheck-test-ca", now=now, validity=dt.timedelta(days=1))
     names = ServingNames(contract.WEBHOOK_SERVICE, contract.DEFAULT_INSTALL_NAMESPACE)
     serving = issue(names.request(validity=dt.timedelta(days=1)), ca=ca, now=now)
-    for name, data in (("tls.crt", serving.cert_pem), ("tls.key", serving.key_pem), ("ca.crt", ca.cert_pem)):
+    for name, data in (("tls.crt", serving.cert_pem), ("tls.key", serving.key_pem)):
         (tmp_path / name).write_bytes(data)
-    foreign = tmp_path / "foreign.crt"
-    foreign.write_bytes(new_ca("someone-else", now=now, validity=dt.timedelta(days=1)).cert_pem)
     app = make_app(make_settings(), tracer=TracerProvider().get_tracer("test"))
-    settings = ServerSettings(tmp_path / "tls.crt", tmp_path / "tls.key", host="127.0.0.1", port=0)
+    settings = ServerSettings(
+        tmp_path / "tls.crt", tmp_path / "tls.key", host="127.0.0.1", port=0, metrics_port=0
+    )
     async with WebhookServer(app, settings) as server:
+        assert server.probes is not None
         codes = []
-        for ca_file in (tmp_path / "ca.crt", foreign):
-            env = {
-                "DRIFTWARDEN_HEALTHCHECK_PORT": str(server.port),
-                "DRIFTWARDEN_HEALTHCHECK_CA": str(ca_file),
-            }
+        # The probe port answers; the admission port (TLS, reviews only) must not count as healthy.
+        for port in (server.probes.port, server.port):
+            env = {"DRIFTWARDEN_HEALTHCHECK_PORT": str(port)}
             proc = await asyncio.create_subprocess_exec(sys.executable, "-c", command[2], env=env,
                                                         stderr=asyncio.subprocess.PIPE)  # fmt: skip
             _, err = await proc.communicate()
             codes.append((proc.returncode, err.decode()))
     assert codes[0][0] == 0, codes[0][1]
-    assert codes[1][0] != 0 and "CERTIFICATE_VERIFY_FAILED" in codes[1][1]
+    assert codes[1][0] != 0

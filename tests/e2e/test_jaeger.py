@@ -239,9 +239,10 @@ async def test_a_reconcile_pass_is_one_trace_in_jaeger(
 
 async def test_the_webhook_command_exports_spans_and_serves_metrics(jaeger: Jaeger, tmp_path: Path) -> None:
     ca, cert, key = serving_pair(tmp_path)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     argv = [sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]  # fmt: skip
+            "--port", str(port), "--metrics-port", str(metrics_port),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key)]  # fmt: skip
     env = {**environment(), **jaeger.otel_env()}
     log = (tmp_path / "webhook.log").open("wb")
     proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -251,14 +252,14 @@ async def test_the_webhook_command_exports_spans_and_serves_metrics(jaeger: Jaeg
         async with asyncio.timeout(60), aiohttp.ClientSession() as session:
             while True:
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(url + "/readyz", ssl=context) as resp:
+                    async with session.get(f"http://127.0.0.1:{metrics_port}/readyz") as resp:
                         if resp.status == 200:
                             break
                 assert proc.returncode is None, (tmp_path / "webhook.log").read_text()
                 await asyncio.sleep(0.1)
             answer = await _post(url, context, "/mutate", _review(user, "warn"))
             assert answer["response"]["allowed"] is True
-            async with session.get(url + "/metrics", ssl=context) as resp:
+            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
                 metrics = await resp.text()
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 30) == 0

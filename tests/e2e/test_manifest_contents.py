@@ -122,7 +122,7 @@ def test_every_pod_is_hardened_and_bounded(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_the_webhook_is_redundant_probed_and_served_on_8443(target: str) -> None:
+def test_the_webhook_is_redundant_served_on_8443_and_probed_on_8081(target: str) -> None:
     deployment = one(target, "Deployment", "driftwarden-webhook")
     spec = deployment["spec"]["template"]["spec"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -131,13 +131,15 @@ def test_the_webhook_is_redundant_probed_and_served_on_8443(target: str) -> None
     assert anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
     (container,) = spec["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"https": 8443}
+    assert ports == {"https": 8443, "metrics": 8081}
+    # The admission port answers only the API server; the kubelet probes the plain-HTTP port.
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         get = container[probe]["httpGet"]
-        assert (get["path"], get["scheme"], ports[get["port"]]) == (path, "HTTPS", 8443)
+        assert (get["path"], get["scheme"], ports[get["port"]]) == (path, "HTTP", 8081)
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
     args = build_parser().parse_args(container["args"])  # the CLI really accepts them
     assert args.port == 8443
+    assert args.metrics_port == 8081
     assert str(args.tls_cert_file.parent) == mount["mountPath"] == str(args.tls_key_file.parent)
     service = one(target, "Service", contract.WEBHOOK_SERVICE)
     (port,) = service["spec"]["ports"]
@@ -148,7 +150,10 @@ def test_the_webhook_is_redundant_probed_and_served_on_8443(target: str) -> None
     assert pdb["spec"]["maxUnavailable"] == 1
     policy = one(target, "NetworkPolicy", "driftwarden-webhook")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
-    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8443}]}]
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": 8443}]},
+        {"ports": [{"protocol": "TCP", "port": 8081}]},
+    ]
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -1,9 +1,10 @@
 """``curl`` of ``/metrics`` on both real processes: Prometheus text, the metrics docs/observability.md lists.
 
-The webhook is the real ``driftwarden webhook serve`` over HTTPS (curl checks its certificate against the
-test CA); the auditor is the real ``driftwarden auditor run`` against the real control plane, serving plain
-HTTP. Both get real work first (a review posted with curl; an Application synced, then an out-of-band edit
-healed), so every metric has samples.
+The webhook is the real ``driftwarden webhook serve``: reviews over HTTPS (curl checks its certificate
+against the test CA), /metrics over plain HTTP on its own port, as Kubernetes components serve it. The
+auditor is the real ``driftwarden auditor run`` against the real control plane, serving plain HTTP. Both
+get real work first (a review posted with curl; an Application synced, then an out-of-band edit healed),
+so every metric has samples.
 """
 
 from __future__ import annotations
@@ -71,18 +72,19 @@ def samples(text: str) -> dict[str, float]:
 
 
 @contextlib.asynccontextmanager
-async def webhook_command(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+async def webhook_command(tmp_path: Path) -> AsyncIterator[tuple[str, Path, str]]:
     ca, cert, key = serving_pair(tmp_path)
     ca_file = tmp_path / "ca.crt"
     ca_file.write_bytes(ca.cert_pem)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     argv = [sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]  # fmt: skip
+            "--port", str(port), "--metrics-port", str(metrics_port),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key)]  # fmt: skip
     env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")}
     with (tmp_path / "webhook.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
-        yield f"https://127.0.0.1:{port}", ca_file
+        yield f"https://127.0.0.1:{port}", ca_file, f"http://127.0.0.1:{metrics_port}"
     finally:
         proc.terminate()
         async with asyncio.timeout(30):
@@ -90,16 +92,18 @@ async def webhook_command(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
 
 
 async def test_curl_of_the_webhooks_metrics(tmp_path: Path) -> None:
-    async with webhook_command(tmp_path) as (url, ca_file):
-        await until_served(url + "/readyz", "--cacert", str(ca_file))
+    async with webhook_command(tmp_path) as (url, ca_file, metrics_url):
+        await until_served(metrics_url + "/readyz")
         code, answer, _ = await curl(
             url + "/validate", "--cacert", str(ca_file), "-H", "Content-Type: application/json",
             "--data-binary", f"@{REVIEW}",
         )  # fmt: skip
         assert code == 0, answer
         assert json.loads(answer)["response"]["allowed"] is False  # a kubectl edit of a Git-owned field
-        code, text, content_type = await curl(url + "/metrics", "--cacert", str(ca_file))
+        code, text, content_type = await curl(metrics_url + "/metrics")
+        refused, _, _ = await curl(url + "/metrics", "--cacert", str(ca_file))  # reviews only there
     assert code == 0, text
+    assert refused == 22  # curl --fail: HTTP 404
     assert content_type == CONTENT_TYPE
     assert families(text) == {
         "driftwarden_admission_requests_total": "counter",

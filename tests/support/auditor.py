@@ -17,6 +17,7 @@ import yaml
 from kubernetes_asyncio import client
 from opentelemetry import trace
 
+from auditor.application import Application, parse_application
 from auditor.clients import AuditorClients
 from auditor.heal.healer import Healer
 from auditor.kube.cluster import Cluster
@@ -119,6 +120,13 @@ async def create_application(api: client.ApiClient, body: dict[str, Any]) -> dic
 
 async def get_application(api: client.ApiClient, name: str) -> dict[str, Any]:
     return await request_json(api, "GET", _apps_path(name))
+
+
+def parsed_application(name: str) -> Application:
+    """The Application model of ``name`` (path and destination namespace ``name``), for pure tests."""
+    return parse_application(
+        application(name, repo_url="https://git.example.com/infra.git", path=name, namespace=name)
+    )
 
 
 def key(name: str) -> AppKey:

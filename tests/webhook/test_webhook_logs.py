@@ -57,7 +57,8 @@ async def serve_and_post(tmp_path: Path, log_format: str) -> str:
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cli.main", "webhook", "serve", "--tls-cert-file", str(cert),
-            "--tls-key-file", str(key), "--host", "127.0.0.1", "--port", "0", "--log-format", log_format,
+            "--tls-key-file", str(key), "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
+            "--log-format", log_format,
             cwd=ROOT, stdout=out, stderr=out,
         )  # fmt: skip
     try:

@@ -1,8 +1,8 @@
-"""The webhook's metrics and spans over real HTTPS: /metrics after real reviews, span per decision.
+"""The webhook's metrics and spans: /metrics (plain HTTP, on the probe port) after real HTTPS reviews, a
+span per decision.
 
 The app is wired the way ``driftwarden webhook serve`` wires it (driftwarden.telemetry.setup.meter_provider
-with
-no exporter configured), served by WebhookServer with a certificate from its own CA.
+with no exporter configured), served by WebhookServer with a certificate from its own CA.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from webhook.server import ServerSettings, WebhookServer
 @dataclass
 class Metered:
     url: str
+    metrics_url: str
     ssl: ssl.SSLContext
     spans: InMemorySpanExporter
     metering: Metering
@@ -52,7 +53,7 @@ class Metered:
     async def metrics(self) -> tuple[int, str, str]:
         async with (
             aiohttp.ClientSession() as session,
-            session.get(self.url + "/metrics", ssl=self.ssl) as resp,
+            session.get(self.metrics_url + "/metrics") as resp,
         ):
             return resp.status, resp.headers["Content-Type"], await resp.text()
 
@@ -71,9 +72,10 @@ async def metered(tmp_path: Path) -> AsyncIterator[Metered]:
         instruments=instruments,
         metrics=metering.scrape,
     )
-    async with WebhookServer(app, ServerSettings(cert, key, host="127.0.0.1", port=0)) as server:
+    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, metrics_port=0)
+    async with WebhookServer(app, settings) as server:
         context = ssl.create_default_context(cadata=ca.cert_pem.decode())
-        yield Metered(f"https://127.0.0.1:{server.port}", context, spans, metering)
+        yield Metered(f"https://127.0.0.1:{server.port}", server.metrics_url, context, spans, metering)
     metering.shutdown()
 
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from driftwarden.contract import rfc3339
+from driftwarden.jsonpointer import escape
 from tests.webhook.reviews import deployment
 from webhook.admission.decision import Decision
-from webhook.admission.patches import MAX_DRIFT_FIELDS, drift_patch, escape_pointer
+from webhook.admission.patches import MAX_DRIFT_FIELDS, drift_patch
 
 AT = datetime(2026, 11, 27, 21, 30, 5, 123456, tzinfo=UTC)
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -125,4 +126,4 @@ def test_time_is_rfc3339_utc() -> None:
 
 
 def test_escape_pointer() -> None:
-    assert escape_pointer("a/b~c") == "a~1b~0c"
+    assert escape("a/b~c") == "a~1b~0c"

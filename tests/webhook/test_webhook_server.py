@@ -1,4 +1,5 @@
-"""The webhook's HTTPS server: clear 4xx for bad input, TLS 1.2+, health endpoints, certificate reload."""
+"""The webhook's HTTPS server: clear 4xx for bad input, TLS 1.2+, health endpoints on their own port,
+certificate reload."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from certs.pki import CertRequest, issue
+from certs.pki import CertRequest, issue, new_ca
 from tests.support.guard import serving_pair
 from webhook.admission.settings import make_settings
 from webhook.app import make_app
@@ -40,7 +41,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     app = make_app(make_settings(), tracer=provider.get_tracer("test"))
-    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, reload_interval=0.1)
+    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, reload_interval=0.1, metrics_port=0)
     async with WebhookServer(app, settings) as server:
         yield Served(server, ca.cert_pem, spans, tmp_path)
 
@@ -114,9 +115,35 @@ async def test_a_body_over_the_api_servers_limit_gets_413(served: Served) -> Non
 async def test_health_and_readiness(served: Served) -> None:
     async with aiohttp.ClientSession() as session:
         for path in ("/healthz", "/readyz"):
-            async with session.get(served.url + path, ssl=served.ssl) as resp:
+            async with session.get(served.server.metrics_url + path) as resp:
                 assert resp.status == 200
                 assert await resp.text() == "ok"
+
+
+async def test_the_admission_port_answers_only_validate_and_mutate(served: Served) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with session.get(served.url + path, ssl=served.ssl) as resp:
+                assert resp.status == 404, path
+        async with session.get(served.url + "/validate", ssl=served.ssl) as resp:
+            assert resp.status == 405
+        # ...and the probe port has no admission endpoint.
+        async with session.post(served.server.metrics_url + "/validate", data=b"{}") as resp:
+            assert resp.status == 404
+
+
+async def test_readiness_turns_503_while_the_admission_port_shuts_down(tmp_path: Path) -> None:
+    _, cert, key = serving_pair(tmp_path)
+    app = make_app(make_settings(), tracer=TracerProvider().get_tracer("test"))
+    settings = ServerSettings(cert, key, host="127.0.0.1", port=0, metrics_port=0)
+    server = WebhookServer(app, settings)
+    async with server, aiohttp.ClientSession() as session:
+        probes = server.metrics_url
+        await app.shutdown()  # what the admission runner does first on the way out
+        async with session.get(probes + "/readyz") as resp:
+            assert (resp.status, await resp.text()) == (503, "shutting down")
+        async with session.get(probes + "/healthz") as resp:
+            assert resp.status == 200
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
@@ -174,3 +201,48 @@ async def test_a_rotated_certificate_is_served_without_dropping_open_connections
         fresh.post(served.url + "/validate", data=body, headers=headers, ssl=only_new) as resp,
     ):
         assert resp.status == 200
+
+
+async def test_a_client_ca_is_required_and_reloaded_when_it_changes(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    old_ca, new_ca_pair = (
+        new_ca("callers-1", now=now, validity=day),
+        new_ca("callers-2", now=now, validity=day),
+    )
+    ca_file = tmp_path / "callers.crt"
+    ca_file.write_bytes(old_ca.cert_pem)
+    serving_ca, cert, key = serving_pair(tmp_path)
+    app = make_app(make_settings(), tracer=TracerProvider().get_tracer("test"))
+    settings = ServerSettings(
+        cert, key, host="127.0.0.1", port=0, reload_interval=0.1, client_ca_file=ca_file
+    )
+
+    def caller(ca: Any, name: str) -> ssl.SSLContext:
+        pair = issue(CertRequest(name, client=True), ca=ca, now=now)
+        (tmp_path / f"{name}.crt").write_bytes(pair.cert_pem)
+        (tmp_path / f"{name}.key").write_bytes(pair.key_pem)
+        context = ssl.create_default_context(cadata=serving_ca.cert_pem.decode())
+        context.load_cert_chain(str(tmp_path / f"{name}.crt"), str(tmp_path / f"{name}.key"))
+        return context
+
+    async def answered(context: ssl.SSLContext, port: int) -> bool:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            writer.write(b"GET /validate HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await reader.readline()
+            writer.close()
+            return answer.startswith(b"HTTP/1.1 405")
+        except (OSError, ssl.SSLError):
+            return False
+
+    async with WebhookServer(app, settings) as server:
+        first, second = caller(old_ca, "first"), caller(new_ca_pair, "second")
+        anonymous = ssl.create_default_context(cadata=serving_ca.cert_pem.decode())
+        assert [await answered(c, server.port) for c in (first, second, anonymous)] == [True, False, False]
+        ca_file.write_bytes(new_ca_pair.cert_pem)  # the callers' CA rotates
+        for _ in range(100):
+            if server.tls.reloads:
+                break
+            await asyncio.sleep(0.05)
+        assert [await answered(c, server.port) for c in (first, second, anonymous)] == [False, True, False]

@@ -21,20 +21,16 @@ from typing import Any
 
 from driftwarden import contract
 from driftwarden.contract import DriftStamp, rfc3339
+from driftwarden.jsonpointer import escape
 from webhook.admission.decision import Decision
 from webhook.admission.messages import MAX_DRIFT_FIELDS, drift_fields
 
-__all__ = ["MAX_DRIFT_FIELDS", "JsonPatch", "drift_fields", "drift_patch", "escape_pointer"]
+__all__ = ["MAX_DRIFT_FIELDS", "JsonPatch", "drift_fields", "drift_patch"]
 
 JsonPatch = list[dict[str, Any]]
 
 
-def escape_pointer(token: str) -> str:
-    """One JSON Pointer reference token (RFC 6901): ``~`` becomes ``~0`` and ``/`` becomes ``~1``."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-_STAMP_POINTER = "/metadata/annotations/" + escape_pointer(contract.ANNOTATION_DRIFT)
+_STAMP_POINTER = "/metadata/annotations/" + escape(contract.ANNOTATION_DRIFT)
 
 
 def drift_patch(

@@ -1,8 +1,14 @@
 """AdmissionReview (admission.k8s.io/v1) in: parse the request the API server sends.
 
-Role: turn the decoded JSON body of an admission call into a frozen ``AdmissionRequest``; malformed input
-raises AdmissionRequestError (status 400) saying what is wrong. The answer is built by
-webhook.admission.response.
+Role: turn the body of an admission call into a frozen ``AdmissionRequest``: ``read_admission_review``
+decodes the bytes within the limits of webhook.admission.limits, ``parse_admission_review`` checks the
+decoded document. Malformed input raises AdmissionRequestError (status 400) saying what is wrong. The
+answer is built by webhook.admission.response.
+
+Decoding is stricter than Python's ``json`` and as strict as the API server's own encoder: the body must be
+UTF-8, nest at most ``MAX_NESTING_DEPTH`` levels (checked before parsing, so no input reaches a
+RecursionError), and hold no lone surrogate, ``NaN`` or ``Infinity``, none of which the API server ever
+writes. A duplicate key keeps its last value, as the API server's decoder does.
 
 This module must not decide anything, do I/O, log or await. Objects inside the request are kept as
 given (any JSON value): webhook.admission.decision copes with garbage, so one odd field does not cost a 400.
@@ -10,11 +16,14 @@ given (any JSON value): webhook.admission.decision copes with garbage, so one od
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
 
 from driftwarden.errors import AdmissionRequestError
+from webhook.admission.limits import MAX_NESTING_DEPTH, nesting_depth
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 ADMISSION_KIND = "AdmissionReview"
@@ -54,6 +63,48 @@ class AdmissionRequest:
     old_object: Any
     dry_run: bool
     options: Mapping[str, Any] | None
+
+
+# A \\uD800-\\uDFFF escape; it may still be half of a valid pair, which the exact check then accepts.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def read_admission_review(raw: bytes) -> AdmissionRequest:
+    """Decode and parse a request body; AdmissionRequestError (400) says what is wrong with it."""
+    return parse_admission_review(decode_json(raw))
+
+
+def decode_json(raw: bytes) -> object:
+    """``raw`` as JSON, within the limits; AdmissionRequestError (400) otherwise."""
+    depth = nesting_depth(raw)
+    if depth > MAX_NESTING_DEPTH:
+        raise AdmissionRequestError(f"body nests {depth} levels deep, over the limit of {MAX_NESTING_DEPTH}")
+    try:
+        text = raw.decode("utf-8")  # strict: an encoded surrogate is not UTF-8 either
+    except UnicodeDecodeError as exc:
+        reason = f"{exc.reason} at byte {exc.start}"
+        raise AdmissionRequestError(f"body is not JSON: not UTF-8 ({reason})") from exc
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except RecursionError as exc:  # not reachable within the depth limit; kept as the last guard
+        raise AdmissionRequestError("body is not JSON: nested too deep") from exc
+    except ValueError as exc:
+        raise AdmissionRequestError(f"body is not JSON: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(document):
+        raise AdmissionRequestError("body is not JSON the API server writes: a string holds a lone surrogate")
+    return document
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_admission_review(review: object) -> AdmissionRequest:
