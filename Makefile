@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest control-plane kwok helm jaeger system-tools bench bench-instructions venv constraints clean help
+.PHONY: test demo lint typecheck pytest control-plane kwok helm registry jaeger system-tools bench bench-instructions venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane and kwok (built from source if not cached) + ruff + mypy + pytest"
@@ -15,6 +15,7 @@ help:
 	@echo "make kwok           build the pinned kwok (fake Nodes for the local cluster) into ~/.cache/driftwarden"
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
+	@echo "make registry       build the pinned OCI registry (tests of Helm charts from oci://) into ~/.cache/driftwarden"
 	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger), and CLI start-up"
 	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
@@ -40,6 +41,9 @@ kwok:
 helm:
 	@tools/build-helm.sh
 
+registry:
+	@tools/build-registry.sh
+
 jaeger:
 	@tools/build-jaeger.sh
 
@@ -56,7 +60,7 @@ system-tools:
 	@command -v curl >/dev/null || { echo "curl is missing: installing it from Debian"; \
 		apt-get update -qq && apt-get install -y -qq curl; }
 
-pytest: venv control-plane kwok helm jaeger system-tools
+pytest: venv control-plane kwok helm registry jaeger system-tools
 	$(BIN)/pytest -q
 
 test: venv control-plane kwok lint typecheck pytest

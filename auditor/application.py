@@ -3,7 +3,8 @@
 The shape is Argo CD's plus ``guard`` (docs/design.md). Invalid specs raise PermanentError naming the
 field (an ``InvalidSpecError``). Every Argo CD field the CRD accepts is parsed: what driftwarden cannot
 honour (another cluster, a project, an unknown sync option) is refused by auditor.refusals, never silently
-ignored; ``sources`` and ``chart`` are rejected here. No I/O, no logging here.
+ignored; ``sources`` and ``source.plugin`` are rejected here. ``spec.source`` is parsed by
+``auditor.appsource``, where its dataclasses live. No I/O, no logging here.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from auditor.appsource import Source, parse_source
 from auditor.diff.normalize import compile_jq
 from auditor.objects import AppKey, parse_sync_options
 from auditor.specfields import (
     InvalidSpecError,
-    check_path,
     read_bool,
     read_duration,
     read_map,
@@ -30,49 +31,11 @@ from driftwarden.contract import API_VERSION, APPLICATION_KIND, GUARD_MODES
 from driftwarden.errors import PermanentError
 from driftwarden.jsonpointer import parse_pointer
 
-DEFAULT_TARGET_REVISION = "HEAD"
 DEFAULT_SERVER = "https://kubernetes.default.svc"
 DEFAULT_GUARD_MODE = "enforce"
 DEFAULT_HISTORY_LIMIT = 10
 DEFAULT_BREAKGLASS_HOLD = 3600.0
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class DirectorySource:
-    recurse: bool = False
-
-
-@dataclass(frozen=True)
-class HelmParameter:
-    name: str
-    value: str
-    force_string: bool = False
-
-
-@dataclass(frozen=True)
-class HelmSource:
-    value_files: tuple[str, ...] = ()
-    values: str = ""
-    parameters: tuple[HelmParameter, ...] = ()
-    release_name: str = ""
-
-
-@dataclass(frozen=True)
-class KustomizeSource:
-    name_prefix: str = ""
-    name_suffix: str = ""
-    images: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Source:
-    repo_url: str
-    target_revision: str = DEFAULT_TARGET_REVISION
-    path: str = "."
-    directory: DirectorySource | None = None
-    helm: HelmSource | None = None
-    kustomize: KustomizeSource | None = None
 
 
 @dataclass(frozen=True)
@@ -197,58 +160,6 @@ class Application:
     @property
     def key(self) -> AppKey:
         return AppKey(self.namespace, self.name)
-
-
-def _helm(raw: Mapping[str, Any], path: str) -> HelmSource:
-    params = []
-    for i, item in enumerate(raw.get("parameters") or []):
-        where = f"{path}.parameters[{i}]"
-        if not isinstance(item, Mapping):
-            raise PermanentError(f"{where} must be a mapping")
-        value = item.get("value", "")
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        force = read_bool(item, "forceString", f"{where}.forceString")
-        params.append(HelmParameter(read_str(item, "name", f"{where}.name"), text, force))
-    return HelmSource(
-        value_files=read_strs(raw, "valueFiles", f"{path}.valueFiles"),
-        values=read_str(raw, "values", f"{path}.values", default=""),
-        parameters=tuple(params),
-        release_name=read_str(raw, "releaseName", f"{path}.releaseName", default=""),
-    )
-
-
-def _kustomize(raw: Mapping[str, Any], path: str) -> KustomizeSource:
-    return KustomizeSource(
-        name_prefix=read_str(raw, "namePrefix", f"{path}.namePrefix", default=""),
-        name_suffix=read_str(raw, "nameSuffix", f"{path}.nameSuffix", default=""),
-        images=read_strs(raw, "images", f"{path}.images"),
-    )
-
-
-def _source(spec: Mapping[str, Any]) -> Source:
-    raw = required_map(spec, "source", "spec.source")
-    if "chart" in raw:
-        raise PermanentError("spec.source.chart is not supported (Helm repository charts); use a Git path")
-    if "plugin" in raw:
-        raise PermanentError("spec.source.plugin is not supported (config management plugins)")
-    kinds = [k for k in ("directory", "helm", "kustomize") if raw.get(k) is not None]
-    if len(kinds) > 1:
-        raise PermanentError(f"spec.source may set only one of directory, helm, kustomize; got {kinds}")
-    directory = read_map(raw, "directory", "spec.source.directory")
-    helm = read_map(raw, "helm", "spec.source.helm")
-    kustomize = read_map(raw, "kustomize", "spec.source.kustomize")
-    return Source(
-        repo_url=read_str(raw, "repoURL", "spec.source.repoURL"),
-        target_revision=read_str(
-            raw, "targetRevision", "spec.source.targetRevision", default=DEFAULT_TARGET_REVISION
-        ),
-        path=check_path(read_str(raw, "path", "spec.source.path", default="."), "spec.source.path"),
-        directory=None
-        if directory is None
-        else DirectorySource(read_bool(directory, "recurse", "spec.source.directory.recurse")),
-        helm=None if helm is None else _helm(helm, "spec.source.helm"),
-        kustomize=None if kustomize is None else _kustomize(kustomize, "spec.source.kustomize"),
-    )
 
 
 def _destination(spec: Mapping[str, Any]) -> Destination:
@@ -377,7 +288,7 @@ def _parse(obj: Mapping[str, Any]) -> Application:
     return Application(
         name=read_str(meta, "name", "metadata.name"),
         namespace=read_str(meta, "namespace", "metadata.namespace"),
-        source=_source(spec),
+        source=parse_source(spec),
         destination=_destination(spec),
         sync_policy=_sync_policy(spec),
         guard=_guard(spec),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from auditor.application import Source
+from auditor.appsource import Source
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus
 from auditor.health import Health
 from auditor.sync.changeset import Action, ChangeSet
@@ -70,7 +70,8 @@ def resource_entries(
 
 
 def _source_fields(source: Source) -> dict[str, str]:
-    return {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+    fields = {"repoURL": source.repo_url, "targetRevision": source.target_revision, "path": source.path}
+    return fields | ({"chart": source.chart} if source.chart else {})
 
 
 def append_history(

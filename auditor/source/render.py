@@ -1,4 +1,4 @@
-"""Rendering core: source-type detection, manifest parsing and the arguments kustomize and helm are run with.
+"""Rendering core: source-type detection, manifest parsing, kustomization edits and helm's arguments.
 
 Pure functions over names, text and parsed Application sources: text in, plain manifest dicts and frozen
 ``RenderResult`` out. Errors are ``RenderError`` naming the file (repository-relative), line or document.
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from auditor.application import HelmParameter, KustomizeSource, Source
+from auditor.appsource import HelmParameter, KustomizeSource, Source
 from driftwarden.errors import RenderError
 
 SourceType = Literal["directory", "kustomize", "helm"]
@@ -177,23 +177,45 @@ def parse_image(spec: str) -> dict[str, str]:
     return image
 
 
-def overlay_kustomization(resource: str, kustomize: KustomizeSource) -> dict[str, Any] | None:
-    """A kustomization applying the Application's namePrefix/nameSuffix/images on top of ``resource``
-    (a relative path to the source directory); None when there is nothing to apply."""
-    if not (kustomize.name_prefix or kustomize.name_suffix or kustomize.images):
-        return None
-    overlay: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [resource],
-    }
-    if kustomize.name_prefix:
-        overlay["namePrefix"] = kustomize.name_prefix
-    if kustomize.name_suffix:
-        overlay["nameSuffix"] = kustomize.name_suffix
-    if kustomize.images:
-        overlay["images"] = [parse_image(spec) for spec in kustomize.images]
-    return overlay
+_PRESERVE = "*"
+_IMAGE_FIELDS = ("newName", "newTag", "digest")
+
+
+def _set_images(images: list[Any], specs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``kustomize edit set image``: each argument replaces the entry of the same name whole (a ``*``
+    keeps that entry's newName, newTag or digest) or is added; the list comes out sorted by name."""
+    wanted = {image["name"]: image for image in map(parse_image, specs)}
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in images:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        arg = wanted.get(entry["name"])
+        if arg is None:
+            merged[entry["name"]] = dict(entry)
+            continue
+        merged[entry["name"]] = {
+            key: entry.get(key, "") if value == _PRESERVE else value for key, value in arg.items()
+        }
+    for name, arg in wanted.items():
+        merged.setdefault(name, arg)
+    return [
+        {k: v for k, v in merged[name].items() if k not in _IMAGE_FIELDS or v not in ("", _PRESERVE)}
+        for name in sorted(merged)
+    ]
+
+
+def edit_kustomization(kustomization: Mapping[str, Any], options: KustomizeSource) -> dict[str, Any]:
+    """The kustomization as Argo CD leaves it before building: ``kustomize edit set nameprefix``,
+    ``namesuffix`` and ``image`` run in the source directory, so the Application's prefix and suffix
+    replace the kustomization's own (they are not added on top) and its images replace entries by name."""
+    edited = dict(kustomization)
+    if options.name_prefix:
+        edited["namePrefix"] = options.name_prefix
+    if options.name_suffix:
+        edited["nameSuffix"] = options.name_suffix
+    if options.images:
+        edited["images"] = _set_images(list(edited.get("images") or []), options.images)
+    return edited
 
 
 def _set_value(value: str) -> str:

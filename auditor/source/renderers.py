@@ -1,57 +1,43 @@
-"""Render adapters: read plain manifest directories, run kustomize and helm, over an exported commit tree.
+"""Render adapters: plain manifest and jsonnet directories, kustomize and helm, over an exported commit tree.
 
-I/O layer on top of ``auditor.source.render`` (the pure parsing core). Files are read and parsed in worker
-threads; kubectl/kustomize/helm run as async subprocesses with a minimal environment (their own HOME and,
-for helm, private cache/config dirs) and a timeout. Every failure is a ``RenderError`` whose text names
-repository-relative paths, never temporary directories. This module must not fetch from Git, read
-os.environ, log, or decide whether an empty render may be applied (orchestration owns allowEmpty).
+I/O layer on top of ``auditor.source.render`` and ``auditor.source.directory`` (the pure cores). Files are
+read and parsed in worker threads; kubectl/kustomize, helm (``auditor.source.helmcharts``) and the jsonnet
+evaluator (``python -m auditor.source.jsonnetrun``) run as child processes with a minimal environment and a
+timeout (``auditor.source.runner``). Every failure is a ``RenderError`` (or an ``UnsupportedSourceError``
+for a directory of files nothing renders) whose text names repository-relative paths, never temporary
+directories. This module must not fetch from Git, read os.environ, log, or decide whether an empty
+render may be applied (orchestration owns allowEmpty).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import os
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from auditor.application import Application, KustomizeSource
+from auditor.application import Application
+from auditor.appsource import DirectorySource, KustomizeSource
+from auditor.source.directory import jsonnet_manifests, refuse_unrendered, select
+from auditor.source.helmcharts import render_helm, render_pulled
 from auditor.source.render import (
-    CHART_FILE,
     RenderResult,
-    clip_output,
     detect_source_type,
-    helm_sources,
-    helm_template_args,
-    is_manifest_file,
+    edit_kustomization,
     kustomization_file,
-    overlay_kustomization,
     parse_manifests,
 )
+from auditor.source.runner import PATH, RenderTools, executable, run, scratch
 from driftwarden.errors import RenderError
 
-DEFAULT_TIMEOUT = 120.0
-_PATH = "/usr/local/bin:/usr/bin:/bin"
+__all__ = ["RenderTools", "render", "render_chart"]
 
-
-@dataclass(frozen=True)
-class RenderTools:
-    """Binaries the renderers may run; kustomizations build with ``kustomize`` if set, else ``kubectl``."""
-
-    kubectl: Path | None = None
-    kustomize: Path | None = None
-    helm: Path | None = None
-    timeout: float = DEFAULT_TIMEOUT
-
-
-def _executable(path: Path | None) -> bool:
-    return path is not None and path.is_file() and os.access(path, os.X_OK)
+_PACKAGES = str(Path(__file__).resolve().parents[2])
+"""Where the ``auditor`` package is, so the evaluator's interpreter imports this very copy of it."""
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -69,87 +55,95 @@ def _source_dir(root: Path, rel: str, revision: str) -> tuple[Path, list[str]]:
     return app_dir, sorted(entry.name for entry in app_dir.iterdir())
 
 
-def _directory_files(app_dir: Path, recurse: bool) -> list[Path]:
+def _directory_files(app_dir: Path, recurse: bool) -> list[str]:
+    """Every file of the source directory (of its subdirectories too with ``recurse``), relative to it."""
     if not recurse:
-        return sorted(p for p in app_dir.iterdir() if p.is_file() and is_manifest_file(p.name))
+        return sorted(p.name for p in app_dir.iterdir() if p.is_file())
     found = []
     for dirpath, dirnames, filenames in os.walk(app_dir):
         dirnames.sort()
-        found += [Path(dirpath) / name for name in filenames if is_manifest_file(name)]
-    return sorted(found, key=lambda p: p.relative_to(app_dir).as_posix())
+        found += [(Path(dirpath) / name).relative_to(app_dir).as_posix() for name in filenames]
+    return sorted(found)
 
 
-def _render_directory(root: Path, app_dir: Path, recurse: bool) -> RenderResult:
-    manifests: list[dict[str, Any]] = []
-    files = []
-    for path in _directory_files(app_dir, recurse):
-        rel = _rel(path, root)
-        files.append(rel)
-        manifests += parse_manifests(path.read_bytes(), file=rel)
-    return RenderResult(tuple(manifests), "directory", tuple(files))
+def _parse_files(root: Path, app_dir: Path, files: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        rel: parse_manifests((app_dir / rel).read_bytes(), file=_rel(app_dir / rel, root)) for rel in files
+    }
 
 
-async def _run(
-    argv: list[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    what: str,
+async def _evaluate_jsonnet(
+    app: Application, options: DirectorySource, *, root: Path, app_dir: Path, files: tuple[str, ...],
     tools: RenderTools,
-    redact: Mapping[str, str],
-) -> str:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Each jsonnet file's objects, evaluated in one child process with the Application's variables."""
+    jsonnet = options.jsonnet
+    request = {
+        "root": str(root),
+        "files": [str(app_dir / rel) for rel in files],
+        "libs": [str(root / lib) for lib in jsonnet.libs],
+        "ext_vars": {v.name: v.value for v in jsonnet.ext_vars if not v.code},
+        "ext_codes": {v.name: v.value for v in jsonnet.ext_vars if v.code},
+        "tla_vars": {v.name: v.value for v in jsonnet.tlas if not v.code},
+        "tla_codes": {v.name: v.value for v in jsonnet.tlas if v.code},
+    }
+    async with scratch() as home:
+        out = await run(
+            [sys.executable, "-m", "auditor.source.jsonnetrun"],
+            cwd=home,
+            env={"HOME": str(home), "PATH": PATH, "PYTHONPATH": _PACKAGES},
+            what=f"jsonnet evaluation of {app.source.path}",
+            tools=tools,
+            redact={f"{root}/": "", str(root): "."},
+            stdin=json.dumps(request).encode(),
         )
-    except OSError as exc:
-        raise RenderError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
+    outputs = json.loads(out)
+    return {
+        rel: await asyncio.to_thread(jsonnet_manifests, output, file=_rel(app_dir / rel, root))
+        for rel, output in zip(files, outputs, strict=True)
+    }
+
+
+async def _render_directory(
+    app: Application, *, root: Path, app_dir: Path, tools: RenderTools
+) -> RenderResult:
+    options = app.source.directory or DirectorySource()
+    files = await asyncio.to_thread(_directory_files, app_dir, options.recurse)
+    selection = select(options, files)
+    if selection.empty:
+        refuse_unrendered(app.source.path, options, files)
+        return RenderResult((), "directory", ())
+    rendered = await asyncio.to_thread(_parse_files, root, app_dir, selection.manifests)
+    if selection.jsonnet:
+        rendered |= await _evaluate_jsonnet(
+            app, options, root=root, app_dir=app_dir, files=selection.jsonnet, tools=tools
+        )
+    ordered = sorted(rendered)  # Argo CD walks the directory in path order, whatever a file's kind
+    manifests = tuple(m for rel in ordered for m in rendered[rel])
+    return RenderResult(manifests, "directory", tuple(_rel(app_dir / rel, root) for rel in ordered))
+
+
+def _edit_kustomization(path: Path, options: KustomizeSource) -> bytes:
+    """Apply the Application's kustomize options to the kustomization file in place (as Argo CD's
+    ``kustomize edit set`` does in its checkout); returns the original bytes to put back."""
+    original = path.read_bytes()
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), tools.timeout)
-    except TimeoutError:
-        raise RenderError(f"{what} did not finish within {tools.timeout:g}s") from None
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
-        message = clip_output(err.decode(errors="replace"), replace=redact)
-        raise RenderError(f"{what} failed (exit status {proc.returncode}): {message}")
-    return out.decode(errors="replace")
-
-
-@contextlib.asynccontextmanager
-async def _scratch() -> AsyncIterator[Path]:
-    path = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="driftwarden-render-"))
-    try:
-        yield path
-    finally:
-        await asyncio.to_thread(shutil.rmtree, path, True)
-
-
-def _write_overlay(overlay_dir: Path, root: Path, app_dir: Path, options: KustomizeSource) -> str | None:
-    """Write the overlay that applies the Application's kustomize options; returns the overlay's relative
-    path to ``root`` (to redact from messages), or None when there are no options to apply."""
-    overlay = overlay_kustomization(os.path.relpath(app_dir, overlay_dir), options)
-    if overlay is None:
-        return None
-    overlay_dir.mkdir()
-    (overlay_dir / "kustomization.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
-    return os.path.relpath(root, overlay_dir)
+        loaded = yaml.safe_load(original) or {}
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{path.name}: invalid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise RenderError(f"{path.name}: a kustomization must be a mapping")
+    path.write_text(yaml.safe_dump(edit_kustomization(loaded, options), sort_keys=False))
+    return original
 
 
 async def _render_kustomize(
     app: Application, *, root: Path, app_dir: Path, names: list[str], tools: RenderTools
 ) -> RenderResult:
     rel = app.source.path
-    if _executable(tools.kustomize):
+    if executable(tools.kustomize):
         base = [str(tools.kustomize), "build"]
-    elif _executable(tools.kubectl):
+    elif executable(tools.kubectl):
         base = [str(tools.kubectl), "kustomize"]
     else:
         looked = ", ".join(str(p) for p in (tools.kustomize, tools.kubectl) if p) or "none configured"
@@ -157,100 +151,28 @@ async def _render_kustomize(
             f"cannot build kustomization {rel}: no kustomize or kubectl binary ({looked}); "
             "build the pinned kubectl with `make control-plane` (tools/build-control-plane.sh)"
         )
-    async with _scratch() as scratch:
-        target = scratch / "overlay"
-        redact = {f"{root}/": "", str(root): ".", str(scratch): "<overlay>"}
-        options = app.source.kustomize
-        up = (
-            None
-            if options is None
-            else await asyncio.to_thread(_write_overlay, target, root, app_dir, options)
-        )
-        if up is None:
-            target = app_dir
-        else:
-            redact[f"{up}/"] = ""
-        env = {"HOME": str(scratch), "PATH": _PATH}
-        out = await _run(
-            [*base, str(target)],
-            cwd=scratch,
-            env=env,
-            what=f"kustomize build of {rel}",
-            tools=tools,
-            redact=redact,
-        )
-    manifests = await asyncio.to_thread(parse_manifests, out, file=f"kustomize output of {rel}")
     kfile = kustomization_file(names)
+    options = app.source.kustomize
+    edited = app_dir / kfile if kfile and options is not None else None
+    original = None if edited is None or options is None else await asyncio.to_thread(
+        _edit_kustomization, edited, options
+    )  # fmt: skip
+    try:
+        async with scratch() as home:
+            out = await run(
+                [*base, str(app_dir)],
+                cwd=home,
+                env={"HOME": str(home), "PATH": PATH},
+                what=f"kustomize build of {rel}",
+                tools=tools,
+                redact={f"{root}/": "", str(root): "."},
+            )
+    finally:
+        if edited is not None and original is not None:  # the tree is rendered again, unedited
+            await asyncio.to_thread(edited.write_bytes, original)
+    manifests = await asyncio.to_thread(parse_manifests, out, file=f"kustomize output of {rel}")
     files = (_rel(app_dir / kfile, root),) if kfile else ()
     return RenderResult(tuple(manifests), "kustomize", files)
-
-
-def _value_file(root: Path, app_dir: Path, name: str, rel: str, revision: str) -> str:
-    if "://" in name:
-        raise RenderError(f"helm value file {name!r}: remote value files are not supported; keep it in Git")
-    path = (app_dir / name).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise RenderError(f"helm value file {name!r} of {rel} is outside the repository")
-    if not path.is_file():
-        raise RenderError(f"helm value file {name!r} does not exist in {rel} at revision {revision}")
-    return str(path)
-
-
-def _chart_name(app_dir: Path) -> str:
-    try:
-        chart = yaml.safe_load((app_dir / CHART_FILE).read_text())
-    except (OSError, yaml.YAMLError):
-        return ""
-    return str(chart.get("name", "")) if isinstance(chart, dict) else ""
-
-
-async def _render_helm(
-    app: Application, *, root: Path, app_dir: Path, revision: str, tools: RenderTools, kube_version: str
-) -> RenderResult:
-    rel = app.source.path
-    if not _executable(tools.helm):
-        raise RenderError(
-            f"cannot render Helm chart {rel}: helm is missing ({tools.helm or 'no helm binary configured'}). "
-            "Build it from source with `make helm` (tools/build-helm.sh; needs Go 1.25+), "
-            "or set DRIFTWARDEN_HELM_BIN_DIR to a directory that has helm"
-        )
-    helm = app.source.helm
-    value_files = []
-    for name in helm.value_files if helm else ():
-        value_files.append(await asyncio.to_thread(_value_file, root, app_dir, name, rel, revision))
-    async with _scratch() as scratch:
-        values_file = None
-        if helm is not None and helm.values.strip():
-            values_file = str(scratch / "values.yaml")
-            await asyncio.to_thread(Path(values_file).write_text, helm.values)
-        args = helm_template_args(
-            (helm.release_name if helm else "") or app.name,
-            chart_dir=str(app_dir),
-            namespace=app.destination.namespace,
-            value_files=tuple(value_files),
-            values_file=values_file,
-            parameters=helm.parameters if helm else (),
-            kube_version=kube_version,
-        )
-        env = {
-            "HOME": str(scratch),
-            "PATH": _PATH,
-            "HELM_CACHE_HOME": str(scratch / "cache"),
-            "HELM_CONFIG_HOME": str(scratch / "config"),
-            "HELM_DATA_HOME": str(scratch / "data"),
-        }
-        redact = {f"{root}/": "", str(root): ".", str(scratch): "<scratch>"}
-        out = await _run(
-            [str(tools.helm), *args],
-            cwd=scratch,
-            env=env,
-            what=f"helm template of {rel}",
-            tools=tools,
-            redact=redact,
-        )
-    manifests = await asyncio.to_thread(parse_manifests, out, file=f"helm template output of {rel}")
-    chart = await asyncio.to_thread(_chart_name, app_dir)
-    return RenderResult(tuple(manifests), "helm", helm_sources(out, chart_name=chart, app_path=rel))
 
 
 async def render(
@@ -264,8 +186,8 @@ async def render(
     """Render ``app.source`` from ``root``, the exported tree of commit ``revision`` (used in messages).
 
     The source type is detected as Argo CD does (``auditor.source.render.detect_source_type``). A missing
-    path is
-    a RenderError ``path <p> does not exist at revision <sha>``; an empty result is returned as is.
+    path is a RenderError ``path <p> does not exist at revision <sha>``; an empty result is returned as
+    is. A kustomization is edited in place while it builds, as Argo CD does, and put back afterwards.
     """
     source = app.source
     app_dir, names = await asyncio.to_thread(_source_dir, root, source.path, revision)
@@ -273,8 +195,15 @@ async def render(
     if kind == "kustomize":
         return await _render_kustomize(app, root=root, app_dir=app_dir, names=names, tools=tools)
     if kind == "helm":
-        return await _render_helm(
-            app, root=root, app_dir=app_dir, revision=revision, tools=tools, kube_version=kube_version
-        )
-    recurse = source.directory is not None and source.directory.recurse
-    return await asyncio.to_thread(_render_directory, root, app_dir, recurse)
+        return await render_helm(
+            app, root=root, app_dir=app_dir, rel=source.path, revision=revision, tools=tools,
+            kube_version=kube_version,
+        )  # fmt: skip
+    return await _render_directory(app, root=root, app_dir=app_dir, tools=tools)
+
+
+async def render_chart(
+    app: Application, archive: Path, *, version: str, tools: RenderTools, kube_version: str = ""
+) -> RenderResult:
+    """Render ``spec.source.chart`` from ``archive``, the pulled chart of ``version``."""
+    return await render_pulled(app, archive, version=version, tools=tools, kube_version=kube_version)

@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from auditor.application import (
-    DEFAULT_SERVER,
-    Application,
-    HelmParameter,
-    IgnoreDifference,
-    parse_application,
-)
+from auditor.application import DEFAULT_SERVER, Application, IgnoreDifference, parse_application
+from auditor.appsource import DirectorySource, HelmParameter, JsonnetSource, JsonnetVar
 from auditor.objects import AppKey
 from driftwarden.errors import PermanentError
 
@@ -114,6 +109,29 @@ def test_helm_and_directory_sources() -> None:
     assert directory.source.directory is not None and directory.source.directory.recurse
 
 
+def test_jsonnet_directory_and_chart_sources() -> None:
+    jsonnet = {
+        "extVars": [{"name": "env", "value": "prod"}, {"name": "replicas", "value": "2", "code": True}],
+        "tlas": [{"name": "image", "value": "nginx:1.27"}],
+        "libs": ["vendor", "lib/k"],
+    }
+    source = {"repoURL": "r", "directory": {"recurse": True, "include": "*.jsonnet", "jsonnet": jsonnet}}
+    directory = parse_application(minimal(source=source)).source.directory
+    assert directory == DirectorySource(
+        recurse=True,
+        include="*.jsonnet",
+        jsonnet=JsonnetSource(
+            ext_vars=(JsonnetVar("env", "prod"), JsonnetVar("replicas", "2", code=True)),
+            tlas=(JsonnetVar("image", "nginx:1.27"),),
+            libs=("vendor", "lib/k"),
+        ),
+    )
+    chart = parse_application(
+        minimal(source={"repoURL": "https://charts.example", "chart": "nginx", "targetRevision": "1.2.3"})
+    ).source
+    assert (chart.chart, chart.target_revision, chart.helm) == ("nginx", "1.2.3", None)
+
+
 def test_sync_options() -> None:
     app = parse_application(
         minimal(syncPolicy={"syncOptions": ["PruneLast=true", "FailOnSharedResource=true", "Foo=bar"]})
@@ -133,7 +151,13 @@ def test_sync_options() -> None:
         (minimal(source="https://x"), "spec.source"),
         (minimal(source={"repoURL": "r", "path": "../etc"}), "spec.source.path"),
         (minimal(source={"repoURL": "r", "path": "/abs"}), "spec.source.path"),
-        (minimal(source={"repoURL": "r", "chart": "nginx"}), "spec.source.chart"),
+        (minimal(source={"repoURL": "r", "chart": "nginx", "kustomize": {}}), "spec.source.chart"),
+        (minimal(source={"repoURL": "r", "plugin": {"name": "cdk8s"}}), "spec.source.plugin"),
+        (
+            minimal(source={"repoURL": "r", "directory": {"jsonnet": {"tlas": [{"value": "1"}]}}}),
+            "tlas[0].name",
+        ),
+        (minimal(source={"repoURL": "r", "directory": {"jsonnet": {"libs": ["../x"]}}}), "jsonnet.libs[0]"),
         (minimal(source={"repoURL": "r", "helm": {}, "kustomize": {}}), "spec.source"),
         (minimal(source={"repoURL": "r", "directory": {"recurse": "yes"}}), "spec.source.directory.recurse"),
         (minimal(source={"repoURL": "r", "helm": {"valueFiles": "v.yaml"}}), "spec.source.helm.valueFiles"),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from auditor.application import Source
+from auditor.appsource import Source
 from auditor.diff.objectdiff import ObjectDiff
 from auditor.health import Health
 from auditor.status import (

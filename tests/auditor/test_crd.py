@@ -127,7 +127,10 @@ BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "bogus guard mode": ({"guard": {"mode": "bogus"}}, 'spec.guard.mode: Unsupported value: "bogus"'),
     "missing repoURL": ({"source": {"path": "apps/web"}}, "spec.source.repoURL: Required value"),
     "multi-source": ({"sources": [{"repoURL": "x"}]}, "spec.sources: Forbidden"),
-    "helm repository chart": ({"source": {"repoURL": "x", "chart": "nginx"}}, "spec.source.chart: Forbidden"),
+    "helm repository chart with kustomize options": (
+        {"source": {"repoURL": "x", "chart": "nginx", "kustomize": {}}},
+        "spec.source.chart: Invalid value",
+    ),
     "two renderers": (
         {"source": {"repoURL": "x", "helm": {}, "kustomize": {}}},
         "may set only one of directory, helm, kustomize",

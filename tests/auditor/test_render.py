@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from auditor.application import (
-    DirectorySource,
-    HelmParameter,
-    HelmSource,
-    KustomizeSource,
-    Source,
-)
+from auditor.appsource import DirectorySource, HelmParameter, HelmSource, KustomizeSource, Source
 from auditor.source.render import (
     clip_output,
     detect_source_type,
+    edit_kustomization,
     helm_sources,
     helm_template_args,
-    overlay_kustomization,
     parse_image,
     parse_manifests,
 )
@@ -174,17 +167,32 @@ def test_parse_image_rejects_nonsense(spec: str) -> None:
         parse_image(spec)
 
 
-def test_overlay_kustomization() -> None:
-    assert overlay_kustomization("../app", KustomizeSource()) is None
-    overlay: Any = overlay_kustomization("../app", KustomizeSource("pre-", "-suf", ("nginx:2",)))
-    assert overlay == {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
+def test_edit_kustomization_replaces_prefix_and_suffix_and_sets_images_by_name() -> None:
+    """As Argo CD's ``kustomize edit set nameprefix|namesuffix|image`` in the source directory: an image
+    argument replaces the entry of its name whole, ``*`` keeps a field, and the list is sorted by name."""
+    own = {
+        "resources": ["../app"],
+        "namePrefix": "own-",
+        "images": [{"name": "redis", "newName": "r"}, {"name": "nginx", "newName": "m/nginx", "newTag": "1"}],
+    }
+    assert edit_kustomization(own, KustomizeSource()) == own
+    edited = edit_kustomization(own, KustomizeSource("pre-", "-suf", ("nginx:2", "busybox=b/box@sha256:b")))
+    assert edited == {
         "resources": ["../app"],
         "namePrefix": "pre-",
+        "images": [
+            {"name": "busybox", "newName": "b/box", "digest": "sha256:b"},
+            {"name": "nginx", "newTag": "2"},
+            {"name": "redis", "newName": "r"},
+        ],
         "nameSuffix": "-suf",
-        "images": [{"name": "nginx", "newTag": "2"}],
     }
+    assert own["namePrefix"] == "own-", "the parsed kustomization is not changed"
+    kept = edit_kustomization(own, KustomizeSource(images=("nginx=*:3", "redis=cache/redis:*")))
+    assert kept["images"] == [
+        {"name": "nginx", "newName": "m/nginx", "newTag": "3"},
+        {"name": "redis", "newName": "cache/redis"},
+    ]
 
 
 def test_helm_template_args_follow_argo_cd_order_and_escaping() -> None:

@@ -138,14 +138,17 @@ async def test_kustomize_options_from_the_application(seed: tuple[Path, str], to
     result = await render(
         app({"path": "overlays/production", "kustomize": options}), root=root, revision=sha, tools=tools
     )
+    # The Application's prefix replaces the kustomization's own "prod-", as Argo CD's `kustomize edit set
+    # nameprefix` does (it used to be added on top: "team-prod-guestbook-v2").
     assert names(result.manifests) == [
-        ("Service", "team-prod-guestbook-v2"),
-        ("Deployment", "team-prod-guestbook-v2"),
+        ("Service", "team-guestbook-v2"),
+        ("Deployment", "team-guestbook-v2"),
     ]
     deployment = result.manifests[1]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local:5000/nginx:9.9"
     assert deployment["spec"]["replicas"] == 5
     assert not list(root.rglob("*driftwarden*")), "the overlay must not be written into the exported tree"
+    assert "namePrefix: prod-" in (root / "overlays/production/kustomization.yml").read_text(), "put back"
 
 
 async def test_kustomize_failure_names_repository_paths(
