@@ -56,8 +56,12 @@ from auditor.status import (
     resource_entries,
     set_condition,
 )
-from auditor.sync.apply import SyncOutcome, apply_all, prune_all
+from auditor.sync.apply import SyncOutcome, apply_all, ensure_namespace, prune_all
+from auditor.sync.changeset import ChangeSet
+from auditor.sync.hooks import Hook, Split, split_render
+from auditor.sync.phases import run_plan
 from auditor.sync.takeover import STRICT_OPTION
+from auditor.sync.waves import manifests_digest, plan_sync, resource_waves
 from driftwarden.bounded import SPAN_LIMIT, shorten
 from driftwarden.contract import rfc3339
 from driftwarden.errors import DriftwardenError, GitUnreachableError, PermanentError, TemporaryError
@@ -76,11 +80,34 @@ class PassResult:
     error: DriftwardenError | None = None
 
 
-def should_sync(comparison: Comparison, previous: Mapping[str, Any]) -> bool:
-    """Automated sync applies a new revision; it heals live drift only with ``selfHeal`` (as Argo CD)."""
+def last_digest(previous: Mapping[str, Any]) -> str:
+    """The digest of what the last sync rendered (``operationState.syncResult.manifestsDigest``)."""
+    return str(((previous.get("operationState") or {}).get("syncResult") or {}).get("manifestsDigest") or "")
+
+
+def last_phase(previous: Mapping[str, Any]) -> str:
+    return str((previous.get("operationState") or {}).get("phase") or "")
+
+
+def should_sync(
+    comparison: Comparison,
+    previous: Mapping[str, Any],
+    *,
+    hooks_due: bool = False,
+    hooks_failed: bool = False,
+) -> bool:
+    """Automated sync applies a new revision; it heals live drift only with ``selfHeal`` (as Argo CD).
+
+    ``hooks_due``: the Application has hooks and this render was not synced yet, so a sync (running them)
+    is due even when no resource differs. ``hooks_failed``: it has hooks and the last sync of this very
+    render failed; as Argo CD, an automated sync does not try it again (a later sync without its hooks
+    would apply what a failed PreSync hook was to guard); a manual sync or a new render does.
+    """
     automated = comparison.app.sync_policy.automated
+    if automated is not None and hooks_due:
+        return True
     # A refused object is a change that failed: syncing reports it (SyncFailed) and retries per policy.
-    if automated is None or not (comparison.changeset.has_changes or comparison.failures):
+    if automated is None or hooks_failed or not (comparison.changeset.has_changes or comparison.failures):
         return False
     last = ((previous.get("sync") or {}).get("revision")) or ""
     return automated.self_heal or last != comparison.revision or not previous.get("history")
@@ -120,12 +147,21 @@ class Reconciler:
             )
             return rendered
 
+    def split(self, app: Application, rendered: Rendered) -> Split:
+        """The render's hooks apart from its resources (``auditor.sync.hooks``)."""
+        return split_render(
+            rendered.result.manifests, app=app.key, namespace=app.destination.namespace,
+            cluster_scoped=self.clients.cluster.mapper.is_cluster_scoped,
+        )  # fmt: skip
+
     async def compare(
         self, app: Application, rendered: Rendered, previous: Mapping[str, Any], *, prune: bool = False
     ) -> Comparison:
+        """Compare the render's resources (never its hooks) with the cluster (span ``diff``)."""
         with self.tracer.start_as_current_span("diff") as span:
+            resources = self.split(app, rendered).resources
             result = await compare(
-                self.clients.cluster, app, revision=rendered.revision, manifests=rendered.result.manifests,
+                self.clients.cluster, app, revision=rendered.revision, manifests=resources,
                 recorded_resources=previous.get("resources") or [], prune_requested=prune,
                 cache=self.dry_runs,
             )  # fmt: skip
@@ -151,6 +187,7 @@ class Reconciler:
                 if reasons := refusals(app):
                     raise InvalidSpecError("; ".join(reasons))
                 rendered = await self.render(app, revision=revision)
+                hooks = self.split(app, rendered).hooks
                 comparison = await self.compare(app, rendered, previous, prune=prune)
             except DriftwardenError as exc:
                 span.record_exception(exc)
@@ -161,9 +198,13 @@ class Reconciler:
                 return PassResult(status, error=exc)
             self.ledger.want(app, comparison.desired)  # before any apply: a heal never heals toward the past
             outcome = None
-            if manual or should_sync(comparison, previous):
+            digest = manifests_digest(rendered.revision, rendered.result.manifests)
+            # Hooks run once per sync of a render (a new revision or render, or a manual sync), not per pass.
+            hooks_due = bool(hooks) and digest != last_digest(previous)
+            hooks_failed = bool(hooks) and not hooks_due and last_phase(previous) == "Failed"
+            if manual or should_sync(comparison, previous, hooks_due=hooks_due, hooks_failed=hooks_failed):
                 started = self.clients.clock()
-                outcome = await self._sync(comparison)
+                outcome = await self._sync(comparison, hooks if manual or hooks_due else ())
                 comparison = await self.compare(app, rendered, previous, prune=prune)
                 await self._announce(obj, outcome)
                 done = [r.status for r in outcome.results]
@@ -172,7 +213,7 @@ class Reconciler:
                     comparison.revision, comparison.sync_status, done.count("Synced"), done.count("Pruned"),
                     done.count("SyncFailed"), manual,
                 )  # fmt: skip  # one event line per sync (driftwarden.logs)
-                state = self._operation(comparison, outcome, started, revision=revision)
+                state = self._operation(comparison, outcome, started, revision=revision, digest=digest)
                 previous = {**previous, "operationState": state}
             status = self._status(comparison, rendered, previous, outcome, health=self._health(comparison))
             span.set_attribute("driftwarden.sync", comparison.sync_status)
@@ -181,28 +222,37 @@ class Reconciler:
             self._measure(meta, status, started_pass)
             return PassResult(status, comparison, outcome)
 
-    async def _sync(self, comparison: Comparison) -> SyncOutcome:
-        """Apply everything that drifted (span ``apply``), then prune what left Git (span ``prune``)."""
+    async def _sync(self, comparison: Comparison, hooks: tuple[Hook, ...]) -> SyncOutcome:
+        """Run the phases and waves (``auditor.sync.phases``): each wave's resources that drifted applied
+        (span ``apply``) and its ``hooks`` run, then what left Git pruned (span ``prune``)."""
         cluster, app, changeset = self.clients.cluster, comparison.app, comparison.changeset
-        with self.tracer.start_as_current_span("apply") as span:
-            policy = app.sync_policy
-            held = await self._held(comparison)
-            applying = await apply_all(
-                cluster, changeset, held=held,
-                manifests=comparison.desired_by_key(), live=comparison.live_by_key(),
-                ignore=app.ignore_differences if policy.respect_ignore_differences else (),
-                strict=policy.enabled(STRICT_OPTION),
-                create_namespace=app.destination.namespace if policy.create_namespace else "",
-                ledger=self.ledger,
-            )  # fmt: skip
-            span.set_attribute("driftwarden.applied", sum(r.status == "Synced" for r in applying.results))
-        if changeset.of_type("prune"):
+        policy = app.sync_policy
+        held = await self._held(comparison)
+        manifests, live = comparison.desired_by_key(), comparison.live_by_key()
+        if policy.create_namespace:  # before any hook: a PreSync hook runs in it too
+            await ensure_namespace(cluster, app.destination.namespace, manifests=manifests)
+
+        async def apply_wave(wave: ChangeSet) -> SyncOutcome:
+            with self.tracer.start_as_current_span("apply") as span:
+                applying = await apply_all(
+                    cluster, wave, held=held, manifests=manifests, live=live,
+                    ignore=app.ignore_differences if policy.respect_ignore_differences else (),
+                    strict=policy.enabled(STRICT_OPTION), ledger=self.ledger, policy=policy,
+                )  # fmt: skip
+                span.set_attribute("driftwarden.applied", sum(r.status == "Synced" for r in applying.results))
+                return applying
+
+        async def prune() -> SyncOutcome:
+            if not changeset.of_type("prune"):
+                return await prune_all(cluster, changeset)  # skips only: results, and no request
             with self.tracer.start_as_current_span("prune") as span:
-                pruning = await prune_all(cluster, changeset, propagation=app.sync_policy.prune_propagation)
+                pruning = await prune_all(cluster, changeset, propagation=policy.prune_propagation)
                 span.set_attribute("driftwarden.pruned", sum(r.status == "Pruned" for r in pruning.results))
-        else:
-            pruning = await prune_all(cluster, changeset)  # skips only: results, and no request
-        return SyncOutcome(applying.results + pruning.results)
+                return pruning
+
+        plan = plan_sync(changeset, waves=resource_waves(comparison.desired), hooks=hooks)
+        seconds = self.clients.settings.wave_timeout
+        return await run_plan(cluster, plan, apply_wave=apply_wave, prune=prune, seconds=seconds)
 
     async def _held(self, comparison: Comparison) -> dict[ResourceKey, str]:
         """The objects on a break-glass hold, with why; holds that ended (expired, Git changed the
@@ -242,14 +292,21 @@ class Reconciler:
         )  # fmt: skip
 
     def _operation(
-        self, comparison: Comparison, outcome: SyncOutcome, started: dt.datetime, *, revision: str | None
+        self,
+        comparison: Comparison,
+        outcome: SyncOutcome,
+        started: dt.datetime,
+        *,
+        revision: str | None,
+        digest: str,
     ) -> dict[str, Any]:
         failed, source = outcome.failed, comparison.app.source
-        phase: OperationPhase = "Failed" if failed else "Succeeded"
+        phase: OperationPhase = "Failed" if failed or outcome.error else "Succeeded"
         message = f"{len(failed)} resources failed to sync" if failed else "successfully synced"
+        message = outcome.error or message
         return operation_state(
             phase=phase, message=message, revision=comparison.revision, results=outcome.results,
-            started_at=started, finished_at=self.clients.clock(),
+            started_at=started, finished_at=self.clients.clock(), manifests_digest=digest,
             source=dataclasses.replace(source, target_revision=revision or source.target_revision),
         )  # fmt: skip
 
@@ -271,8 +328,9 @@ class Reconciler:
         else:
             conditions = clear_condition(conditions, GIT_UNREACHABLE)
         conditions = changeset_conditions(conditions, comparison.changeset, at=now)
-        if outcome is not None and outcome.failed:
-            failed = shorten("; ".join(f"{r.ref}: {r.message}" for r in outcome.failed))
+        if outcome is not None and (outcome.failed or outcome.error):
+            reasons = [outcome.error] if outcome.error else []
+            failed = shorten("; ".join([*reasons, *(f"{r.ref}: {r.message}" for r in outcome.failed)]))
             conditions = set_condition(conditions, type=SYNC_FAILED, message=failed, at=now)
         history = list(previous.get("history") or [])
         if outcome is not None and outcome.changed:
@@ -320,8 +378,9 @@ class Reconciler:
 
     async def _announce(self, obj: Mapping[str, Any], outcome: SyncOutcome) -> None:
         events = self.clients.events
-        if outcome.failed:
-            message = "; ".join(f"{r.ref}: {r.message}" for r in outcome.failed)
+        if outcome.failed or outcome.error:
+            reasons = [outcome.error] if outcome.error else []
+            message = "; ".join([*reasons, *(f"{r.ref}: {r.message}" for r in outcome.failed)])
             await events.record_event(obj, reason="SyncFailed", message=message, type="Warning")
         pruned = [str(r.ref) for r in outcome.results if r.status == "Pruned"]
         if pruned:

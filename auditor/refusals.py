@@ -24,11 +24,12 @@ SYNC_OPTIONS: Mapping[str, frozenset[str]] = {
     "RespectIgnoreDifferences": frozenset({"true", "false"}),
     "StrictSelfHeal": frozenset({"true", "false"}),
     "PrunePropagationPolicy": frozenset({"foreground", "background", "orphan"}),
+    "Replace": frozenset({"true", "false"}),
+    "Force": frozenset({"true", "false"}),
     # What driftwarden always does; the opposite is refused.
     "ServerSideApply": frozenset({"true"}),
     "ApplyOutOfSyncOnly": frozenset({"true"}),
     "Validate": frozenset({"true"}),
-    "Replace": frozenset({"false"}),
 }
 """Each sync option driftwarden knows, with the values it honours (case-insensitive)."""
 

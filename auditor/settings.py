@@ -26,9 +26,13 @@ class AuditorSettings:
     """Seconds between Git polls of an Application; a spec change reconciles at once."""
     retry_initial: float = 2.0
     retry_max: float = 300.0
+    wave_timeout: float = 300.0
+    """Seconds a sync waits for one wave's resources to become healthy and its hooks to end."""
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
             raise ConfigError(f"poll interval must be positive, not {self.poll_interval}")
+        if self.wave_timeout <= 0:
+            raise ConfigError(f"wave timeout must be positive, not {self.wave_timeout}")
         if not 0 < self.retry_initial <= self.retry_max:
             raise ConfigError("retry backoff needs 0 < initial <= max")

@@ -99,6 +99,10 @@ class ResourceResult:
     message: str = ""
     changed: bool = True
     """False when the object was applied and the API server stored nothing new."""
+    hook_type: str = ""
+    """For a hook: PreSync, Sync, PostSync or SyncFail (Argo CD's ``hookType``); "" for a resource."""
+    hook_phase: str = ""
+    """For a hook: Running, Succeeded or Failed (Argo CD's ``hookPhase``)."""
 
 
 def result_for(action: Action, *, error: str = "") -> ResourceResult | None:
@@ -114,6 +118,14 @@ def result_for(action: Action, *, error: str = "") -> ResourceResult | None:
     return ResourceResult(action.ref, "Synced", f"{action.ref.kind} {action.type}d")
 
 
+def result_entry(result: ResourceResult) -> dict[str, Any]:
+    """One ``syncResult.resources`` entry (with ``hookType``/``hookPhase`` for a hook)."""
+    entry = {**ref_fields(result.ref), "status": result.status, "message": result.message}
+    if result.hook_type:
+        entry.update(hookType=result.hook_type, hookPhase=result.hook_phase)
+    return entry
+
+
 def operation_state(
     *,
     phase: OperationPhase,
@@ -123,16 +135,21 @@ def operation_state(
     started_at: datetime,
     finished_at: datetime | None = None,
     source: Source | None = None,
+    manifests_digest: str = "",
 ) -> dict[str, Any]:
     """``status.operationState``; ``finishedAt`` only once the operation is no longer Running.
 
     ``source``: what the sync read, with the targetRevision it was asked for (``app sync --revision``
-    may name another than the spec's), as Argo CD's ``syncResult.source``.
+    may name another than the spec's), as Argo CD's ``syncResult.source``. A hook's entry has
+    ``hookType`` and ``hookPhase`` as Argo CD's. ``manifests_digest``: of what the sync rendered, so that
+    an automated sync runs hooks once per render, not once per pass.
     """
-    resources = [{**ref_fields(r.ref), "status": r.status, "message": r.message} for r in results]
+    resources = [result_entry(r) for r in results]
     result: dict[str, Any] = {"revision": revision, "resources": resources}
     if source is not None:
         result["source"] = _source_fields(source)
+    if manifests_digest:
+        result["manifestsDigest"] = manifests_digest
     state: dict[str, Any] = {
         "phase": phase,
         "message": message,

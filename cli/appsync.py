@@ -26,7 +26,7 @@ from auditor.objects import AppKey
 from auditor.reconcile import PassResult, Reconciler
 from auditor.settings import AuditorSettings
 from auditor.source.renderers import RenderTools
-from auditor.status import ref_fields
+from auditor.status import result_entry
 from cli import appview, colour
 from cli.apprun import application, emit, note, show
 from cli.flags import Command
@@ -92,8 +92,7 @@ def _report(
     if result.error is not None:
         raise result.error
     outcome = result.outcome
-    results = [{**ref_fields(r.ref), "status": r.status, "message": r.message}
-               for r in (outcome.results if outcome else ())]  # fmt: skip
+    results = [result_entry(r) for r in (outcome.results if outcome else ())]
     show(
         appview.results_view(results) if results else "Nothing to change: every resource matched Git.\n", env
     )
@@ -101,7 +100,8 @@ def _report(
     failed = outcome.failed if outcome is not None else ()
     if any("admission webhook" in r.message for r in failed):
         note(_admission_hint(args))
-    return 1 if failed else 0
+    stopped = outcome is not None and bool(outcome.error)  # a hook failed or a wave was not healthy in time
+    return 1 if failed or stopped else 0
 
 
 def run_sync(args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -192,6 +192,9 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     holds = [h for h in status.get("holds") or [] if isinstance(h, Mapping)]
     if holds:
         parts.append(holds_view(holds))
+    hooks = [r for r in _get(status, "operationState", "syncResult", "resources") or [] if _is_hook(r)]
+    if hooks:
+        parts.append(hooks_view(hooks))
     resources = [r for r in status.get("resources") or [] if isinstance(r, Mapping)]
     if resources:
         headers = ["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH"] + (["MESSAGE"] if wide else [])
@@ -205,6 +208,19 @@ def detail_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
     else:
         parts.append("No resources recorded yet: run `driftwarden app sync` or wait for the auditor.\n")
     return "\n".join(parts)
+
+
+def _is_hook(entry: Any) -> bool:
+    return isinstance(entry, Mapping) and bool(entry.get("hookType"))
+
+
+def hooks_view(hooks: Sequence[Mapping[str, Any]]) -> str:
+    """The last sync's hooks (``operationState.syncResult.resources`` with a ``hookType``), in run order."""
+    keys = ("hookType", "kind", "namespace", "name", "hookPhase", "message")
+    return table(
+        ["HOOK", "KIND", "NAMESPACE", "NAME", "PHASE", "MESSAGE"],
+        [[_text(h, k) for k in keys] for h in hooks],
+    )
 
 
 def holds_view(holds: Sequence[Mapping[str, Any]]) -> str:
@@ -229,7 +245,13 @@ def history_view(app: Mapping[str, Any], *, wide: bool = False) -> str:
 def results_view(results: Sequence[Mapping[str, Any]]) -> str:
     """What a sync did per object (``operationState.syncResult.resources`` entries)."""
     keys = ("group", "kind", "namespace", "name", "status", "message")
-    return table([k.upper() for k in keys], [[_text(r, k) for k in keys] for r in results])
+    rows = [[_text(r, k) for k in keys] for r in results]
+    if not any(_is_hook(r) for r in results):
+        return table([k.upper() for k in keys], rows)
+    hooks = [f"{_text(r, 'hookType')}/{_text(r, 'hookPhase')}" if _is_hook(r) else "" for r in results]
+    return table(
+        [*(k.upper() for k in keys), "HOOK"], [[*row, hook] for row, hook in zip(rows, hooks, strict=True)]
+    )
 
 
 def summary_view(app: Mapping[str, Any]) -> str:

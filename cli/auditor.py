@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds between Git polls of each Application (default %(default)s)",
     )
     run.add_argument(
+        "--wave-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a sync waits for a wave to become healthy and its hooks to end (default %(default)s)",
+    )
+    run.add_argument(
         "--kubectl", type=Path, help="kubectl used for Kustomize (default: the build cache, then PATH)"
     )
     run.add_argument("--helm", type=Path, help="helm binary (default: the build cache, then PATH)")

@@ -89,6 +89,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> AuditorSe
         tools=tools,
         install_namespace=args.install_namespace,
         poll_interval=args.poll_interval,
+        wave_timeout=args.wave_timeout,
     )
 
 

@@ -25,6 +25,7 @@ from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
 from auditor.objects import fill_namespace, ignore_extraneous, stamp
 from auditor.sync.changeset import ChangeSet, build_changeset
+from auditor.sync.replace import immutable, refused_write, write_mode
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
 from driftwarden.contract import GuardAllow
 from driftwarden.errors import KubeError, PermanentError, TemporaryError
@@ -133,6 +134,19 @@ def _namespaces(app: Application, desired: Sequence[Manifest]) -> frozenset[str]
     return frozenset(named | ({destination} if policy.create_namespace and destination else set()))
 
 
+def _refused(
+    app: Application, manifest: Manifest, live: Mapping[str, Any] | None, exc: KubeError | PermanentError
+) -> dict[str, Any] | str:
+    """Why one object's dry run was refused; with Replace/Force an immutable field is no failure (the write
+    settles it: compared as Git's manifest against live), without them the message names the options."""
+    if not isinstance(exc, KubeError):
+        return failure_reason(exc)
+    mode = write_mode(manifest, app.sync_policy)
+    if immutable(exc) and live is not None and mode.tolerates_invalid:
+        return dict(manifest)
+    return failure_reason(refused_write(ObjectRef.from_manifest(manifest), exc, mode))
+
+
 async def _dry_run(
     cluster: Cluster,
     app: Application,
@@ -161,7 +175,7 @@ async def _dry_run(
     except TemporaryError:
         raise  # the API server may answer next time: the whole pass waits for it
     except (KubeError, PermanentError) as exc:
-        return failure_reason(exc)  # this object alone: the others are still compared
+        return _refused(app, manifest, live, exc)  # this object alone: the others are still compared
     if cache is not None:
         cache.put(manifest, live, result)
     return result

@@ -60,6 +60,12 @@ def _condition(crd: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     return None
 
 
+def _unnamed_ref(manifest: Manifest) -> ObjectRef:
+    meta = manifest.get("metadata") or {}
+    filled = {**manifest, "metadata": {**meta, "name": meta.get("name") or meta.get("generateName") or "?"}}
+    return ObjectRef.from_manifest(filled)
+
+
 class Cluster:
     """Objects in the cluster, as the identity of ``api`` (the auditor's service account in production)."""
 
@@ -86,9 +92,14 @@ class Cluster:
             name=name,
         )
 
-    async def _located(self, manifest: Manifest) -> tuple[ObjectRef, ApiResource, dict[str, Any]]:
-        """The manifest's ref, resource and a body fit to send (no namespace on cluster-scoped objects)."""
-        ref = ObjectRef.from_manifest(manifest)
+    async def _located(
+        self, manifest: Manifest, *, named: bool = True
+    ) -> tuple[ObjectRef, ApiResource, dict[str, Any]]:
+        """The manifest's ref, resource and a body fit to send (no namespace on cluster-scoped objects).
+
+        ``named=False``: the manifest may have a ``generateName`` instead of a name (a create).
+        """
+        ref = ObjectRef.from_manifest(manifest) if named else _unnamed_ref(manifest)
         resource = await self.mapper.resource_of(ref)
         body = copy.deepcopy(dict(manifest))
         if not resource.namespaced:
@@ -135,6 +146,26 @@ class Cluster:
         conflict raises ``KubeError`` with status 409 naming the other manager.
         """
         return await self._apply(manifest, field_manager=field_manager, force=force, dry_run=False)
+
+    async def create(self, manifest: Manifest) -> dict[str, Any]:
+        """Create ``manifest`` (POST; a ``generateName`` is named by the API server) and return it stored."""
+        ref, resource, body = await self._located(manifest, named=False)
+        return await self._request("POST", self._path(resource, namespace=ref.namespace), body=body)
+
+    async def replace(self, manifest: Manifest, *, resource_version: str) -> dict[str, Any]:
+        """Replace the object with ``manifest`` (PUT, as ``kubectl replace``), guarded by
+        ``resource_version``: fields the manifest lacks are removed, whoever wrote them."""
+        ref, resource, body = await self._located(manifest)
+        body["metadata"]["resourceVersion"] = resource_version
+        path = self._path(resource, namespace=ref.namespace, name=ref.name)
+        return await self._request("PUT", path, query={"fieldManager": FIELD_MANAGER}, body=body)
+
+    async def list_selected(self, group: str, kind: str, *, selector: str) -> list[dict[str, Any]]:
+        """Objects of one kind (all namespaces) matching the label ``selector``."""
+        resource = await self.mapper.resource_for(group, kind)
+        listing = await self._request("GET", self._path(resource), query={"labelSelector": selector})
+        items = listing.get("items") or ()
+        return [{**item, "apiVersion": resource.api_version, "kind": kind} for item in items]
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         """The live object ``ref`` names (in ``ref.version``), or None when it does not exist.

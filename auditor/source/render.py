@@ -24,6 +24,8 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 CHART_FILE = "Chart.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 OUTPUT_LIMIT = 2000
+NAME_FIELDS = ("name", "generateName")
+"""An object needs one; a ``generateName`` is accepted here and refused later unless the object is a hook."""
 
 _HELM_SOURCE = re.compile(r"^# Source: (\S+)\s*$", re.MULTILINE)
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
@@ -110,7 +112,8 @@ def _check_object(doc: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(doc.get(field), str) or not doc[field]:
             raise RenderError(f"{where}: not a Kubernetes object: {field} is missing")
     meta = doc.get("metadata")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
+    named = isinstance(meta, Mapping) and any(isinstance(meta.get(k), str) and meta[k] for k in NAME_FIELDS)
+    if not named:
         raise RenderError(f"{where}: {doc['kind']} has no metadata.name")
     return dict(doc)
 

@@ -16,13 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.application import IgnoreDifference
+from auditor.application import IgnoreDifference, SyncPolicy
 from auditor.diff.ignore import applied_manifest, release_patch
 from auditor.diff.objectdiff import rules_for
 from auditor.kube.cluster import Cluster, Propagation
 from auditor.ledger import Ledger
 from auditor.status import ResourceResult, result_for
 from auditor.sync.changeset import Action, ChangeSet
+from auditor.sync.replace import APPLY, WriteMode, write_mode, write_object
 from auditor.sync.takeover import takeover_patch
 from driftwarden.errors import DriftwardenError, KubeError
 from driftwarden.objectref import ObjectRef, ResourceKey
@@ -37,6 +38,8 @@ class SyncOutcome:
     """What one sync did, object by object."""
 
     results: tuple[ResourceResult, ...]
+    error: str = ""
+    """Why the sync stopped before its end (a hook failed, a wave was not healthy in time), or ""."""
 
     @property
     def failed(self) -> tuple[ResourceResult, ...]:
@@ -75,12 +78,14 @@ async def apply_object(
     live: Mapping[str, Any] | None,
     ignore: Sequence[IgnoreDifference] = (),
     strict: bool = False,
+    mode: WriteMode = APPLY,
 ) -> dict[str, Any]:
     """Apply one desired ``manifest`` over ``live`` (None: it does not exist) and return what was stored.
 
     ``strict``: kubectl's fields become ours first, so the apply removes what Git lacks. ``ignore``: the
     ignoreDifferences rules to hold (empty with ``RespectIgnoreDifferences=false``): driftwarden gives up
-    the ignored fields it owns, and what it applies leaves out those the live object has.
+    the ignored fields it owns, and what it applies leaves out those the live object has. ``mode``:
+    ``Replace=true``/``Force=true`` (``auditor.sync.replace``).
     """
     ref = ObjectRef.from_manifest(manifest)
     if live is not None and strict and (patch := takeover_patch(live)):
@@ -89,7 +94,7 @@ async def apply_object(
     if live is not None and rules:
         live = await _release(cluster, ref, live, rules)
         manifest = applied_manifest(manifest, live, rules) if live is not None else manifest
-    return await cluster.apply(manifest)
+    return await write_object(cluster, manifest, live=live, mode=mode)
 
 
 async def _release(
@@ -121,6 +126,7 @@ async def _apply(
     ignore: Sequence[IgnoreDifference],
     strict: bool,
     held: Mapping[ResourceKey, str],
+    policy: SyncPolicy | None,
 ) -> ResourceResult | None:
     if action.type not in ("create", "update"):
         return result_for(action)
@@ -131,7 +137,8 @@ async def _apply(
         return result_for(action, error="no desired manifest for this object")
     try:
         current = live.get(action.ref.key)
-        stored = await apply_object(cluster, manifest, live=current, ignore=ignore, strict=strict)
+        mode = write_mode(manifest, policy) if policy is not None else APPLY
+        stored = await apply_object(cluster, manifest, live=current, ignore=ignore, strict=strict, mode=mode)
         ledger.own_write(action.ref, stored)
         if current is not None and _version(stored) == _version(current):
             return ResourceResult(action.ref, "Synced", f"{action.ref.kind} unchanged", changed=False)
@@ -162,6 +169,7 @@ async def apply_all(
     strict: bool = False,
     create_namespace: str = "",
     held: Mapping[ResourceKey, str] | None = None,
+    policy: SyncPolicy | None = None,
 ) -> SyncOutcome:
     """Apply what drifted per ``changeset``, stage by stage; prune nothing.
 
@@ -169,7 +177,8 @@ async def apply_all(
     for ``ignore`` and ``strict``). ``create_namespace``: the destination Namespace to apply first
     (``CreateNamespace=true``), "" for none. ``ledger`` says which objects to leave alone (a field fight
     the heal gave up on) and is told every object stored. ``held``: objects on a break-glass hold, with
-    why; they are left alone too.
+    why; they are left alone too. ``policy``: the Application's, for its ``Replace``/``Force`` options
+    (each object's own annotation wins).
     """
     if create_namespace:
         await ensure_namespace(cluster, create_namespace, manifests=manifests)
@@ -177,7 +186,7 @@ async def apply_all(
     for stage in changeset.stages():
         for action in stage:
             result = await _apply(cluster, action, manifests=manifests, live=live, ledger=ledger,
-                                  ignore=ignore, strict=strict, held=held or {})  # fmt: skip
+                                  ignore=ignore, strict=strict, held=held or {}, policy=policy)  # fmt: skip
             if result is not None:
                 results.append(result)
         if any((a.ref.group, a.ref.kind) == CRD for a in stage):

@@ -90,7 +90,8 @@ def test_what_it_honours_is_not_refused() -> None:
         destination={"server": "https://kubernetes.default.svc", "name": "in-cluster", "namespace": "web"},
         syncPolicy={"syncOptions": ["CreateNamespace=true", "ServerSideApply=true", "PruneLast=true",
                                     "RespectIgnoreDifferences=false", "PrunePropagationPolicy=foreground",
-                                    "ApplyOutOfSyncOnly=true", "Validate=true", "Replace=false"]},
+                                    "ApplyOutOfSyncOnly=true", "Validate=true", "Replace=false",
+                                    "Replace=true", "Force=true"]},
     )  # fmt: skip
     parsed = parse_application(honoured)
     assert refusals(parsed) == ()

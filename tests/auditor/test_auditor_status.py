@@ -147,6 +147,20 @@ def test_operation_state() -> None:
     assert (done["startedAt"], done["finishedAt"]) == ("2024-05-01T12:00:00Z", "2024-05-01T12:00:03Z")
 
 
+def test_operation_state_names_hooks_and_the_render_it_synced() -> None:
+    job = ObjectRef("batch", "v1", "Job", "prod", "migrate-x7k2p")
+    results = [
+        ResourceResult(job, "SyncFailed", "BackoffLimitExceeded", hook_type="PreSync", hook_phase="Failed"),
+        ResourceResult(DEPLOY, "Synced", "Deployment updated"),
+    ]
+    state = operation_state(phase="Failed", message="hook failed", revision="abc", results=results,
+                            started_at=T0, finished_at=T0, manifests_digest="d1")  # fmt: skip
+    hook, plain = state["syncResult"]["resources"]
+    assert (hook["hookType"], hook["hookPhase"], hook["name"]) == ("PreSync", "Failed", "migrate-x7k2p")
+    assert "hookType" not in plain and "hookPhase" not in plain
+    assert state["syncResult"]["manifestsDigest"] == "d1"
+
+
 def test_conditions_keep_transition_time_until_the_message_changes() -> None:
     first = set_condition([], type=SYNC_FAILED, message="boom", at=T0)
     assert first == [{"type": SYNC_FAILED, "message": "boom", "lastTransitionTime": "2024-05-01T12:00:00Z"}]

@@ -86,7 +86,11 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "another cluster by name": ({"destination": {"name": "prod"}}, "spec.destination.name 'prod'"),
     "a project": ({"project": "payments"}, "spec.project 'payments' is not supported"),
     "an unknown sync option": ({"syncPolicy": {**AUTOMATED, "syncOptions": ["Foo=bar"]}}, "Foo=bar"),
-    "replace": ({"syncPolicy": {**AUTOMATED, "syncOptions": ["Replace=true"]}}, "Replace=true"),
+    # Replace=true and Force=true are supported since issue 16 (tests/auditor/test_replace_cluster.py).
+    "replace, neither true nor false": (
+        {"syncPolicy": {**AUTOMATED, "syncOptions": ["Replace=sometimes"]}},
+        "Replace=sometimes",
+    ),
     "client-side apply": (
         {"syncPolicy": {**AUTOMATED, "syncOptions": ["ServerSideApply=false"]}},
         "ServerSideApply=false",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from auditor.process import ProcessSettings, ServeOptions
-from cli.auditorrun import process_settings
+from cli.auditorrun import process_settings, settings_from
 from cli.main import build_parser
+from driftwarden.errors import ConfigError
 
 
 def test_flags_become_frozen_process_settings(tmp_path: Path) -> None:
@@ -44,3 +45,11 @@ def test_the_defaults_elect_a_leader_and_serve_metrics_with_in_cluster_credentia
         settings.serve.election is not None and settings.serve.push is None and settings.serve.notify is None
     )
     assert settings.auditor.git_cache == Path("/c/git")
+    assert settings.auditor.wave_timeout == 300.0
+
+
+def test_the_wave_timeout_is_a_flag_and_must_be_positive() -> None:
+    args = build_parser().parse_args(["auditor", "run", "--wave-timeout", "45"])
+    assert settings_from(args, {"DRIFTWARDEN_CACHE": "/c"}).wave_timeout == 45.0
+    with pytest.raises(ConfigError, match="wave timeout must be positive"):
+        settings_from(build_parser().parse_args(["auditor", "run", "--wave-timeout", "0"]), {})

@@ -245,3 +245,12 @@ def test_clip_output_redacts_paths_and_keeps_the_tail() -> None:
     clipped = clip_output(long)
     assert clipped.endswith("Error: the real reason") and len(clipped) < 2100 and "clipped" in clipped
     assert clip_output("") == "(no output)"
+
+
+def test_a_generate_name_is_accepted_by_the_parser_for_the_hook_split_to_judge() -> None:
+    """Hooks are written with ``generateName`` (issue 16); only a hook may keep it (auditor/sync/hooks.py)."""
+    text = "apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: migrate-}\n"
+    (job,) = parse_manifests(text, file="x.yaml")
+    assert job["metadata"] == {"generateName": "migrate-"}
+    with pytest.raises(RenderError, match=r"Job has no metadata\.name"):
+        parse_manifests("apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: ''}\n", file="x.yaml")

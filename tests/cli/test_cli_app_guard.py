@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
-from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from tests.cli.test_cli_app import (
     AUTOMATED,
@@ -21,9 +20,7 @@ from tests.cli.test_cli_app import (
     MANUAL,
     SERVICE,
     Cli,
-    make_cli,
     new_app,
-    prepare_cluster,
     rows,
 )
 from tests.support.auditor import AUDITOR_NS, get_application, wait_until_allowed
@@ -32,17 +29,6 @@ from tests.support.gitrepo import GitRepo
 from tests.support.guard import AUDITOR_USER, running_guard, wait_for_guard
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-async def cli(
-    control_plane: ControlPlane,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Cli:
-    await prepare_cluster(control_plane)
-    return make_cli(control_plane, capsys, monkeypatch, tmp_path / "cache")
 
 
 async def test_in_enforce_mode_diff_and_sync_work_as_the_gitops_identity_only(

@@ -110,6 +110,29 @@ def test_detail_view_names_policy_status_conditions_and_resources() -> None:
     assert last == "apps    Deployment   prod        web    Synced   Progressing   0 of 2 updated"
 
 
+def test_detail_view_lists_the_last_syncs_hooks_and_results_name_them() -> None:
+    """Hooks are in ``operationState`` only (never in ``resources``): ``app get`` shows them from there."""
+    hook = {"group": "batch", "version": "v1", "kind": "Job", "namespace": "prod", "name": "migrate",
+            "status": "SyncFailed", "message": "Job has reached the specified backoff limit",
+            "hookType": "PreSync", "hookPhase": "Failed"}  # fmt: skip
+    plain = {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "prod", "name": "web",
+             "status": "Synced", "message": "Deployment created"}  # fmt: skip
+    state = {
+        "phase": "Failed",
+        "message": "hook Job prod/migrate failed",
+        "syncResult": {"resources": [hook, plain]},
+    }
+    text = appview.detail_view(_app(sync={"status": "OutOfSync"}, operationState=state))
+    (header, row) = [line for line in text.splitlines() if line.startswith(("HOOK", "PreSync"))]
+    assert header.split() == ["HOOK", "KIND", "NAMESPACE", "NAME", "PHASE", "MESSAGE"]
+    assert row.split()[:5] == ["PreSync", "Job", "prod", "migrate", "Failed"]
+    assert "Deployment" not in text.split("HOOK", 1)[1].split("No resources", 1)[0]
+    results = appview.results_view([hook, plain]).splitlines()
+    assert results[0].split()[-1] == "HOOK"
+    assert results[1].split()[-1] == "PreSync/Failed"
+    assert results[2].split()[-1] == "created"  # no hook column value for a resource
+
+
 def test_json_and_yaml_round_trip_and_lists_look_like_kubectls() -> None:
     items = [_app(sync={"status": "Synced"})]
     assert json.loads(appview.dump(appview.as_list(items), "json"))["items"] == items

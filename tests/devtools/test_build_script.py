@@ -86,6 +86,30 @@ def test_cached_kwok_is_reused_and_found_without_building(tmp_path: Path) -> Non
     assert find_kwok(target).stages == target / "stages.yaml"
 
 
+def test_the_projects_kwok_stages_follow_kwoks_and_are_rewritten_when_they_change(tmp_path: Path) -> None:
+    """A cache made before tools/kwok/stages/ changed gets the project's stages after kwok's, once, no Go."""
+    target = kwok_bin_dir({"DRIFTWARDEN_CACHE": str(tmp_path)})
+    target.mkdir(parents=True)
+    (target / "kwok").write_text("#!/bin/sh\n")
+    (target / "kwok").chmod(0o755)
+    upstream = "---\nkind: Stage\nmetadata: {name: pod-ready}\n"
+    (target / "stages.yaml").write_text(upstream)
+    bash = shutil.which("bash") or "/bin/bash"
+    env = {"PATH": _bin_dir_without_go(tmp_path), "HOME": str(tmp_path), "DRIFTWARDEN_CACHE": str(tmp_path)}
+    first = subprocess.run([bash, str(KWOK_SCRIPT)], env=env, capture_output=True, text=True, timeout=60,
+                           check=False)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "stages updated" in first.stdout
+    stages = (target / "stages.yaml").read_text()
+    own = (KWOK_SCRIPT.parent / "kwok" / "stages" / "pod-fail.yaml").read_text()
+    assert stages.startswith(upstream) and stages.endswith(own)
+    assert stages.count("name: driftwarden-pod-fail") == 1
+    again = subprocess.run([bash, str(KWOK_SCRIPT)], env=env, capture_output=True, text=True, timeout=60,
+                           check=False)  # fmt: skip
+    assert "stages updated" not in again.stdout  # nothing changed: the file is left alone
+    assert (target / "stages.yaml").read_text() == stages
+
+
 def test_missing_kwok_names_the_make_target(tmp_path: Path) -> None:
     with pytest.raises(ControlPlaneError, match="make kwok"):
         find_kwok(tmp_path)

@@ -92,6 +92,35 @@ async def test_a_job_runs_to_completion(clients: Clients) -> None:
     await eventually(complete, seconds=60)
 
 
+async def test_a_job_whose_pod_is_labelled_to_fail_fails(clients: Clients) -> None:
+    """kwok fails the Pod by the project's Stage (tools/kwok/stages/), the Job controller the Job."""
+    ns = _ns()
+    await ensure_namespace(clients.admin, ns)
+    batch = client.BatchV1Api(clients.admin)
+    pod_spec = {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox:1.36"}]}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "broken", "namespace": ns},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": {"driftwarden.io/kwok-fail": "true"}}, "spec": pod_spec},
+        },
+    }
+    await batch.create_namespaced_job(ns, job)
+
+    async def failed() -> bool:
+        status = (await batch.read_namespaced_job_status("broken", ns)).status
+        return status.failed == 1 and any(
+            c.type == "Failed" and c.status == "True" for c in status.conditions or []
+        )
+
+    await eventually(failed, seconds=60)
+    (pod,) = (await client.CoreV1Api(clients.admin).list_namespaced_pod(ns)).items
+    assert pod.status.phase == "Failed"
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 1
+
+
 async def test_deleting_a_namespace_finishes(clients: Clients) -> None:
     ns = _ns()
     core = client.CoreV1Api(clients.admin)

@@ -95,6 +95,36 @@ def test_after_a_reset_nothing_outside_metadata_is_free() -> None:
     assert (decision.allowed, decision.reason) == (False, "ownership-unknown")
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda o: o["metadata"]["labels"].update(app="evil"), id="label-changed"),
+        pytest.param(lambda o: o["metadata"]["labels"].pop("app"), id="label-removed"),
+        pytest.param(
+            lambda o: o["metadata"]["annotations"].update({"deployment.kubernetes.io/revision": "9"}),
+            id="annotation-changed",
+        ),
+    ],
+)
+def test_after_a_reset_the_labels_and_annotations_it_has_are_not_free(edit: Any) -> None:
+    """Issue 13, item 2: between a reset (warn mode) and the heal, a label Git wrote stays Git's."""
+    old = changed(deployment(), lambda o: o["metadata"].update(managedFields=[{}]))
+    decision = decide(update(changed(old, edit), old=old, user="alice"), make_settings())
+    assert (decision.allowed, decision.reason) == (False, "ownership-unknown")
+    assert decision.fields and decision.fields[0].startswith("metadata.")
+
+
+def test_after_a_reset_new_metadata_and_the_controllers_bookkeeping_stay_free() -> None:
+    old = changed(deployment(), lambda o: o["metadata"].update(managedFields=[{}]))
+    added = changed(old, lambda o: o["metadata"]["labels"].update(note="mine"))
+    assert decide(update(added, old=old, user="alice"), make_settings()).allowed
+    bumped = changed(
+        old, lambda o: o["metadata"]["annotations"].update({"deployment.kubernetes.io/revision": "2"})
+    )
+    controller = "system:serviceaccount:kube-system:deployment-controller"
+    assert decide(update(bumped, old=old, user=controller), make_settings()).allowed
+
+
 OWNER = {"apiVersion": "v1", "kind": "ConfigMap", "name": "bait", "uid": "1234"}
 
 

@@ -104,23 +104,26 @@ def evaluate_update(
     old_tries = gitops_tries(old, profile)
     owned = git_owned(old, profile, old_tries)
     # Without an entry that says what Git owns (stripped, or never recorded), Git is taken to own the
-    # whole object except metadata, rather than letting every edit through.
+    # whole object except metadata, rather than letting every edit through; and of metadata, the labels
+    # and annotations the object has (a managedFields reset must not set a label Git wrote free).
     diff = diff_fields(old_view, new_view, owned, everything=strict, limit=MAX_FIELDS)
+    touched, touched_count = diff.touched, diff.touched_count
+    if owned is None and not controller:  # the controllers' bookkeeping (a revision annotation) stays theirs
+        kept = diff_fields(old_view, new_view, _present_metadata(old_view), limit=MAX_FIELDS)
+        touched, touched_count = (*touched, *kept.touched), touched_count + kept.touched_count
     markers = tuple(p for p in protected_paths(profile) if value_at(old_view, p) != value_at(new_view, p))
     owners = _added(old_view, new_view, OWNERS, owned)
     finalizers = () if controller else _added(old_view, new_view, FINALIZERS, owned)
     reason: Reason | None = None
     if markers:
         reason = "marker-removed"
-    elif diff.touched:
+    elif touched:
         reason = "ownership-unknown" if owned is None else "owned-fields-changed"
     elif owners or finalizers:
         reason = "owner-added" if owners else "finalizer-added"
     if reason is not None:
-        paths = tuple(dict.fromkeys((*markers, *diff.touched, *owners, *finalizers)))
-        return Finding(
-            reason, violation=True, paths=paths, count=len(paths) + diff.touched_count - len(diff.touched)
-        )
+        paths = tuple(dict.fromkeys((*markers, *touched, *owners, *finalizers)))
+        return Finding(reason, violation=True, paths=paths, count=len(paths) + touched_count - len(touched))
     if entry_reason := _entry_change(old_tries, gitops_tries(new, profile)):
         entries = [
             ("f:metadata", "f:managedFields", "k:" + canonical_json({"manager": m})) for m in profile.managers
@@ -149,6 +152,17 @@ def comparable(obj: object, *, terminating: bool) -> object:
                 del meta["annotations"]
         view["metadata"] = meta
     return view
+
+
+def _present_metadata(view: object) -> Mapping[str, Any]:
+    """A trie owning each label and annotation ``view`` has: changing or removing one touches, adding not."""
+    meta = metadata_of(view)
+    fields: dict[str, Any] = {}
+    for field in ("labels", "annotations"):
+        values = meta.get(field)
+        if isinstance(values, Mapping) and values:
+            fields["f:" + field] = {"f:" + key: {} for key in values if type(key) is str}
+    return {"f:metadata": fields}
 
 
 def owners_from_git(obj: object, profile: Profile) -> bool:
