@@ -33,6 +33,7 @@ from cli.flags import Command
 from cli.kube import connect
 from driftwarden import contract
 from driftwarden.errors import ConfigError, KubeError
+from driftwarden.objectref import ResourceKey
 from driftwarden.settings import cache_root, helm_path, kubectl_path
 
 
@@ -55,6 +56,20 @@ def _writing(args: argparse.Namespace, work: Coroutine[Any, Any, int]) -> int:
         raise KubeError(f"{exc}\n{_admission_hint(args)}", status=exc.status, reason=exc.reason) from exc
 
 
+def _stop_on_refusals(failures: Mapping[ResourceKey, str]) -> None:
+    """KubeError when the API server refused any object's dry run: the difference is not known in full,
+    and a command about to write stops before it changed anything (a webhook's denial gets the hint)."""
+    if not failures:
+        return
+    lines = "\n".join(f"  {k.kind} {k.namespace}/{k.name}: {reason}" for k, reason in failures.items())
+    denied = any("admission webhook" in reason for reason in failures.values())
+    raise KubeError(
+        f"the API server refused the dry run of {len(failures)} object(s):\n{lines}",
+        status=403 if denied else 422,
+        reason="Forbidden" if denied else "Invalid",
+    )
+
+
 def _reconciler(api: client.ApiClient, env: Mapping[str, str], *, namespace: str) -> Reconciler:
     """A Reconciler for one pass from the command line, with a ledger of its own (no heal runs beside it)."""
     tools = RenderTools(kubectl=kubectl_path(env), helm=helm_path(env))
@@ -74,6 +89,7 @@ def run_diff(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if rendered.unreachable:
             note(f"warning: {rendered.unreachable}")
         show(appview.diff_view(comparison.diffs, comparison.failures), env, paint=colour.diff)
+        _stop_on_refusals(comparison.failures)
         differing = [d for d in comparison.diffs if not d.in_sync]
         at = f"{args.revision or app.source.target_revision} ({appview.short(comparison.revision)})"
         if differing:
@@ -167,7 +183,8 @@ def run_rollback(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             # it stops here, before automated sync is turned off (nothing has changed).
             app = parse_application(obj)
             rendered = await reconciler.render(app, revision=revision)
-            await reconciler.compare(app, rendered, obj.get("status") or {})
+            comparison = await reconciler.compare(app, rendered, obj.get("status") or {})
+            _stop_on_refusals(comparison.failures)
             obj = await _turn_off_automated(store, obj)
             result = await reconciler.run(obj, manual=True, revision=revision, prune=args.prune)
         code = _report(args, env, obj, result)

@@ -50,8 +50,8 @@ async def test_in_enforce_mode_diff_and_sync_work_as_the_gitops_identity_only(
         assert as_admin.code == 2
         assert "denied the request" in as_admin.err and "web-config" in as_admin.err
         assert f"run `driftwarden app diff {name} --as {AUDITOR_USER}`" in as_admin.err  # the hint
-        denied = await cli("sync", name)
-        assert denied.code == 2 and f"app sync {name} --as {AUDITOR_USER}" in denied.err
+        denied = await cli("sync", name)  # the refused object fails alone (issue 16): exit 1, not an error
+        assert denied.code == 1 and f"app sync {name} --as {AUDITOR_USER}" in denied.err
         assert (await core.read_namespaced_config_map("web-config", ns)).data == {"color": "blue"}
 
         diff = await cli("diff", name, "--as", AUDITOR_USER)
