@@ -27,7 +27,8 @@ request: with the webhook in enforce mode, run diff, sync and rollback as the Gi
 (impersonating needs the `impersonate` permission on that service account).
 
 exit codes: 0 done (diff: in sync); 1 diff found differences, or sync/rollback left a resource failed;
-2 error (unknown Application, bad kubeconfig, unreachable API server or Git, render failure)."""
+2 error (unknown Application, bad kubeconfig, unreachable API server or Git, render failure, or a dry
+run the API server refused for diff or rollback)."""
 
 
 def _output(parser: argparse.ArgumentParser, *choices: str) -> None:
