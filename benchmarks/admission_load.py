@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.opa_admission import find_opa, opa_server
 from certs.pki import CertRequest, issue, new_ca
 from devtools.controlplane.processes import ManagedProcess
 from devtools.jaeger import Jaeger, find_jaeger, free_port
@@ -42,6 +43,11 @@ REVIEW = ROOT / "tests/webhook/fixtures/review-update-kubectl-edit.json"
 
 
 # --- the load generator (a separate process) -------------------------------------------------------
+
+
+def compact(path: Path) -> bytes:
+    """The review in ``path`` as the API server sends it: compact JSON (the fixture is indented)."""
+    return json.dumps(json.loads(path.read_bytes()), separators=(",", ":")).encode()
 
 
 async def _worker(
@@ -128,13 +134,14 @@ def serving_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 async def ready(url: str, ca_file: Path, server: ManagedProcess, *, seconds: float = 60) -> None:
+    """Wait until ``url`` (the review's endpoint) answers an empty review: a 400, or OPA's 404."""
     context = ssl.create_default_context(cafile=str(ca_file))
     async with asyncio.timeout(seconds), aiohttp.ClientSession() as session:
         while True:
             with contextlib.suppress(aiohttp.ClientError):
                 # The admission port answers only reviews: an empty one gets its 400 once it serves.
-                async with session.post(url + "/validate", json={}, ssl=context) as resp:
-                    if resp.status == 400:
+                async with session.post(url, json={}, ssl=context) as resp:
+                    if resp.status in (200, 400, 404):  # OPA: 404 for a decision left undefined
                         return
             if not server.running:
                 raise RuntimeError(f"the webhook exited:\n{server.log_tail()}")
@@ -148,16 +155,19 @@ def webhook_server(
     port: int,
     log: Path,
     wrapper: tuple[str, ...] = (),
+    source: Path | None = None,
 ) -> ManagedProcess:
     """The real ``driftwarden webhook serve`` on 127.0.0.1:``port`` with exactly ``otel`` as its OTEL_*.
 
-    ``wrapper`` runs it under another program (valgrind, for admission_instructions).
+    ``wrapper`` runs it under another program (valgrind, for admission_instructions); ``source`` runs the
+    code of another checkout (``git archive main``: the before of a before-and-after in one run).
     """
     _ca, cert, key = files
     env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")} | dict(otel)
     # ManagedProcess passes our own environment on; `env -i` gives the child exactly ``env`` instead.
     return ManagedProcess("webhook", [
-        "env", "-i", *(f"{k}={v}" for k, v in env.items()), *wrapper,
+        "env", "-i", *(("-C", str(source)) if source else ()), *(f"{k}={v}" for k, v in env.items()),
+        *wrapper,
         sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--metrics-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--log-level", "warning",
@@ -186,21 +196,47 @@ class Placement:
                 os.sched_setaffinity(int(task.name), set(self.others))
 
 
+MODES = ("off", "on", "base", "bare", "opa")
+"""off: driftwarden, tracing off; on: tracing on (OTLP to Jaeger); base: tracing off, the code of
+``--baseline`` (a before); bare: benchmarks.bare_handler, the floor; opa: OPA serving
+benchmarks/opa/admission.rego (benchmarks.opa_admission)."""
+
+
+def _server(mode: str, files: tuple[Path, Path, Path], otel: Mapping[str, str], *, port: int, log: Path,
+            wrapper: tuple[str, ...], baseline: Path | None) -> tuple[ManagedProcess, str]:  # fmt: skip
+    """The server of ``mode`` on ``port`` and the path the review is posted to."""
+    _ca, cert, key = files
+    if mode == "bare":
+        return ManagedProcess("bare", [
+            *wrapper, sys.executable, "-m", "benchmarks.bare_handler", "--port", str(port),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        ], log), "/validate"  # fmt: skip
+    if mode == "opa":
+        opa = opa_server(find_opa(environment()), cert=cert, key=key, port=port, log=log, wrapper=wrapper)
+        return opa, "/"
+    if mode == "base" and baseline is None:
+        raise SystemExit("mode base needs --baseline DIR (e.g. git archive main | tar -x -C DIR)")
+    source = baseline if mode == "base" else None
+    return webhook_server(files, otel, port=port, log=log, wrapper=wrapper, source=source), "/validate"
+
+
 async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
                  args: argparse.Namespace, *, placement: Placement) -> dict[str, Any]:  # fmt: skip
     ca_file = files[0]
     port = free_port()
-    server = webhook_server(
-        files, otel, port=port, log=work / f"webhook-{mode}.log", wrapper=placement.taskset(placement.webhook)
-    )
+    server, path = _server(
+        mode, files, otel, port=port, log=work / f"server-{mode}.log",
+        wrapper=placement.taskset(placement.webhook), baseline=args.baseline,
+    )  # fmt: skip
     url = f"https://127.0.0.1:{port}"
     await server.start()
     try:
-        await ready(url, ca_file, server)
+        await ready(url + path, ca_file, server)
         load = await asyncio.create_subprocess_exec(
             *placement.taskset(placement.others),
-            sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + "/validate",
-            "--ca-file", str(ca_file), "--body-file", str(REVIEW), "--connections", str(args.connections),
+            sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + path,
+            "--ca-file", str(ca_file), "--body-file", str(args.review),
+            "--connections", str(args.connections),
             "--duration", str(args.duration), "--warmup", str(args.warmup),
             "--server-pid", str(server.process.pid if server.process else 0),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
@@ -209,53 +245,84 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
         if load.returncode != 0:
             raise RuntimeError(f"the load generator failed ({load.returncode})")
         result: dict[str, Any] = json.loads(out)
+        result["server_rss_mb"] = _rss_mb(server.process.pid) if server.process else 0.0
     finally:
         await server.stop(grace=15)
     return {"mode": mode, **result}
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (/proc/<pid>/status VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Medians per mode over the rounds, and what tracing costs (throughput and server CPU per request)."""
-    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request")
+    """Medians per mode over the rounds; per round ratios against the bare handler, and tracing's cost."""
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request", "server_rss_mb")
     by_mode: dict[str, dict[str, float]] = {}
-    for mode in ("off", "on"):
+    for mode in MODES:
         mine = [r for r in rounds if r["mode"] == mode]
-        by_mode[mode] = {k: statistics.median(r[k] for r in mine) for k in keys}
-        by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
+        if mine:
+            by_mode[mode] = {k: statistics.median(r[k] for r in mine) for k in keys}
+            by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
+    # Ratios are taken within a round (the same minute of a noisy machine), then the median over rounds.
+    per_round: dict[int, dict[str, float]] = {}
+    for r in rounds:
+        per_round.setdefault(r["round"], {})[r["mode"]] = r["server_cpu_us_per_request"]
+    for mode in ("off", "on", "base", "opa"):
+        ratios = [cpu[mode] / cpu["bare"] for cpu in per_round.values() if cpu.get("bare") and mode in cpu]
+        if ratios:
+            by_mode[mode]["cpu_vs_bare"] = round(statistics.median(ratios), 2)
+            by_mode[mode]["cpu_vs_bare_min"] = round(min(ratios), 2)
+            by_mode[mode]["cpu_vs_bare_max"] = round(max(ratios), 2)
+    if "off" in by_mode and "on" in by_mode:
 
-    def change(key: str) -> float:
-        off, on = by_mode["off"][key], by_mode["on"][key]
-        return round((on - off) / off * 100, 1) if off else 0.0
+        def change(key: str) -> float:
+            off, on = by_mode["off"][key], by_mode["on"][key]
+            return round((on - off) / off * 100, 1) if off else 0.0
 
-    by_mode["change"] = {
-        "rps_percent": change("rps"),
-        "p50_percent": change("p50_ms"),
-        "p95_percent": change("p95_ms"),
-        "cpu_per_request_percent": change("server_cpu_us_per_request"),
-    }
+        by_mode["change"] = {
+            "rps_percent": change("rps"),
+            "p50_percent": change("p50_ms"),
+            "p95_percent": change("p95_ms"),
+            "cpu_per_request_percent": change("server_cpu_us_per_request"),
+        }
     return by_mode
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     placement = Placement.for_machine(pin=args.pin)
+    modes = [m for m in args.modes.split(",") if m]
+    if unknown := set(modes) - set(MODES):
+        raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
     with tempfile.TemporaryDirectory(prefix="driftwarden-bench-") as tmp:
         work = Path(tmp)
         files = await asyncio.to_thread(serving_files, work)
-        async with Jaeger(find_jaeger(environment()), work / "jaeger") as jaeger:
-            if placement.others and jaeger.process.process is not None:
-                placement.pin(jaeger.process.process.pid)
+        async with contextlib.AsyncExitStack() as stack:
+            jaeger = None
+            if "on" in modes:
+                jaeger = await stack.enter_async_context(Jaeger(find_jaeger(environment()), work / "jaeger"))
+                if placement.others and jaeger.process.process is not None:
+                    placement.pin(jaeger.process.process.pid)
             rounds = []
             for number in range(args.rounds):
-                # ABBA order: a machine that slows down (or speeds up) during a run favours neither mode.
-                for mode in ("off", "on") if number % 2 == 0 else ("on", "off"):
-                    otel = jaeger.otel_env() if mode == "on" else {}
+                # Every other round in reverse: a machine that slows down (or speeds up) favours no mode.
+                for mode in modes if number % 2 == 0 else modes[::-1]:
+                    otel = jaeger.otel_env() if mode == "on" and jaeger else {}
                     result = await _round(mode, work, files, otel, args, placement=placement)
-                    print(f"round {number + 1} tracing {mode:3}: {json.dumps(result)}", flush=True)
+                    result["round"] = number + 1
+                    print(f"round {number + 1} {mode:4}: {json.dumps(result)}", flush=True)
                     rounds.append(result)
-            traces = await jaeger.traces("driftwarden-webhook", limit=5)
-        if not traces:
-            raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
-    settings = {k: getattr(args, k) for k in ("connections", "duration", "warmup", "rounds")}
+            if jaeger is not None and not await jaeger.traces("driftwarden-webhook", limit=5):
+                raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
+    settings: dict[str, Any] = {k: getattr(args, k) for k in ("connections", "duration", "warmup", "rounds")}
+    settings["modes"] = modes
+    review = args.review.resolve()
+    settings["review"] = str(review.relative_to(ROOT) if review.is_relative_to(ROOT) else review)
+    settings["review_bytes"] = len(compact(args.review))
     settings["placement"] = {"webhook": placement.webhook, "others": placement.others}
     return {"settings": settings, "rounds": rounds, "summary": _summary(rounds)}
 
@@ -276,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the webhook alone on the first CPU, the load generator and Jaeger on the others (default: the "
         "scheduler places them)",
     )
+    parser.add_argument(
+        "--modes", default="off,on,bare", help=f"comma-separated servers to compare, of {', '.join(MODES)}"
+    )
+    parser.add_argument("--baseline", type=Path, help="a checkout whose webhook mode base runs (a before)")
+    parser.add_argument("--review", type=Path, default=REVIEW, help="the AdmissionReview body posted")
     parser.add_argument("--json", type=Path, help="also write the results here")
     sub = parser.add_subparsers(dest="command")
     gen = sub.add_parser("generate", help="the load generator (run by the benchmark itself)")
@@ -288,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--server-pid", type=int, default=0, help="also measure this process's CPU per request")
     args = parser.parse_args(argv)
     if args.command == "generate":
-        ca_pem, body = args.ca_file.read_text(), args.body_file.read_bytes()
+        ca_pem, body = args.ca_file.read_text(), compact(args.body_file)
         result = asyncio.run(generate(args.url, ca_pem, body, connections=args.connections,
                                       duration=args.duration, warmup=args.warmup,
                                       server_pid=args.server_pid or None))  # fmt: skip
@@ -296,17 +368,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = asyncio.run(bench(args))
     summary = report["summary"]
-    print(f"tracing off: {summary['off']['rps']:.0f} req/s, p50 {summary['off']['p50_ms']} ms, "
-          f"p95 {summary['off']['p95_ms']} ms")  # fmt: skip
-    print(f"tracing on:  {summary['on']['rps']:.0f} req/s, p50 {summary['on']['p50_ms']} ms, "
-          f"p95 {summary['on']['p95_ms']} ms")  # fmt: skip
-    change = summary["change"]
-    print(f"server CPU per request: off {summary['off']['server_cpu_us_per_request']} us, "
-          f"on {summary['on']['server_cpu_us_per_request']} us")  # fmt: skip
-    print(f"tracing on vs off: throughput {change['rps_percent']:+}%, p50 {change['p50_percent']:+}%, "
-          f"p95 {change['p95_percent']:+}%, "
-          f"server CPU per request {change['cpu_per_request_percent']:+}%")  # fmt: skip
+    for mode in report["settings"]["modes"]:
+        figures = summary[mode]
+        ratio = f", {figures['cpu_vs_bare']}x the bare handler" if "cpu_vs_bare" in figures else ""
+        print(f"{mode:6}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']} ms, "
+              f"p99 {figures['p99_ms']} ms, "
+              f"server CPU {figures['server_cpu_us_per_request']} us/review{ratio}")  # fmt: skip
+    if change := summary.get("change"):
+        print(f"tracing on vs off: throughput {change['rps_percent']:+}%, p50 {change['p50_percent']:+}%, "
+              f"p95 {change['p95_percent']:+}%, "
+              f"server CPU per request {change['cpu_per_request_percent']:+}%")  # fmt: skip
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
