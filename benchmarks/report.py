@@ -1,0 +1,109 @@
+"""Write docs/benchmarks.md from the raw results of ``make bench`` (benchmarks/results/*.json).
+
+Benchmark tooling only: reads the JSON each benchmark wrote, the machine (/proc/cpuinfo, /proc/meminfo) and
+the pinned versions, and writes one Markdown page: figures, ratios, and the command reproducing each. It
+never judges a number; the targets are printed beside the figures so a reader sees how far each is.
+
+    python -m benchmarks.report [--results benchmarks/results] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.opa_admission import opa_version
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMISSION_COMMAND = (
+    "python -m benchmarks.admission_load --modes off,on,base,bare,opa --pin --baseline DIR "
+    "--json benchmarks/results/admission.json"
+)
+LABELS = {
+    "off": "driftwarden, tracing off",
+    "on": "driftwarden, tracing on (OTLP to Jaeger)",
+    "base": "driftwarden before issue 17 (`--baseline`: `git archive` of main)",
+    "bare": "bare aiohttp handler (parse, compare `spec`, answer)",
+    "opa": f"OPA {opa_version()} (Rego: managed label + identity)",
+}
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    memory = Path("/proc/meminfo").read_text().split()[1]
+    cpus = len(os.sched_getaffinity(0))
+    return f"{cpus} CPUs ({model}), {int(memory) // 1024 // 1024} GiB, Python {platform.python_version()}"
+
+
+def admission_section(report: dict[str, Any]) -> list[str]:
+    settings, summary = report["settings"], report["summary"]
+    lines = [
+        "## Admission: CPU per review against a bare handler",
+        "",
+        f"The same review ({settings['review']}, {settings['review_bytes']:,} bytes compact), the same "
+        f"client ({settings['connections']} keep-alive connections), each server alone on one CPU "
+        f"(placement {settings['placement']}), {settings['rounds']} rounds of {settings['duration']} s, the "
+        "order reversed every other round. CPU per review is the server's user + system time from "
+        "`/proc/<pid>/stat` over the measured window divided by the reviews answered; the ratio is taken "
+        "within each round, then the median (range in brackets). Target: driftwarden at most 1.4x the bare "
+        "handler; at least OPA's throughput.",
+        "",
+        "| server | CPU per review | x bare (range) | reviews/s | p50 | p99 | RSS after load |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for mode in settings["modes"]:
+        fig = summary[mode]
+        ratio = (
+            f"{fig['cpu_vs_bare']} ({fig['cpu_vs_bare_min']}-{fig['cpu_vs_bare_max']})"
+            if "cpu_vs_bare" in fig else ("1" if mode == "bare" else "")
+        )  # fmt: skip
+        lines.append(
+            f"| {LABELS.get(mode, mode)} | {fig['server_cpu_us_per_request']:.0f} us | {ratio} | "
+            f"{fig['rps']:.0f} | {fig['p50_ms']} ms | {fig['p99_ms']} ms | {fig['server_rss_mb']} MB |"
+        )
+    lines += ["", f"Reproduce: `{ADMISSION_COMMAND}` (`make bench` runs it).", ""]
+    return lines
+
+
+def write(results: Path, out: Path, *, preface: str) -> None:
+    sections: list[str] = []
+    admission = results / "admission.json"
+    if admission.is_file():
+        sections += admission_section(json.loads(admission.read_text()))
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`python -m benchmarks.report`) on {when}; machine: {machine()}. Raw "
+        "results: `benchmarks/results/*.json`. Figures move by about 20% with what else the shared machine "
+        "runs; ratios measured in one run move much less.",
+        "",
+    ]
+    out.write_text("\n".join([*head, *sections, preface.rstrip(), ""]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks.md")
+    parser.add_argument(
+        "--notes", type=Path, default=ROOT / "benchmarks/notes.md", help="hand-written analysis appended"
+    )
+    args = parser.parse_args(argv)
+    notes = args.notes.read_text() if args.notes.is_file() else ""
+    write(args.results, args.out, preface=notes)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
