@@ -73,7 +73,7 @@ opa:
 # BASELINE=<git ref> adds that commit's webhook to the admission rounds (a before and after in one run).
 BASELINE ?=
 BASELINE_DIR := $(or $(TMPDIR),/tmp)/driftwarden-bench-baseline
-bench: venv jaeger opa
+bench: venv control-plane jaeger opa
 	@mkdir -p benchmarks/results
 	@rm -rf $(BASELINE_DIR)
 	@if [ -n "$(BASELINE)" ]; then mkdir $(BASELINE_DIR) && git archive "$(BASELINE)" | tar -x -C $(BASELINE_DIR); fi
@@ -81,6 +81,7 @@ bench: venv jaeger opa
 		--modes $(if $(BASELINE),base$(comma))off,on,bare,opa $(if $(BASELINE),--baseline $(BASELINE_DIR)) \
 		--json benchmarks/results/admission.json
 	@rm -rf $(BASELINE_DIR)
+	$(BIN)/python -m benchmarks.apiserver_patch --json benchmarks/results/apiserver_patch.json
 	$(BIN)/python -m benchmarks.cli_startup --json benchmarks/results/cli_startup.json
 	$(BIN)/python -m benchmarks.report
 
