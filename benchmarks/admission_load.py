@@ -232,6 +232,7 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
     await server.start()
     try:
         await ready(url + path, ca_file, server)
+        idle_rss = _rss_mb(server.process.pid) if server.process else 0.0  # started, one review answered
         load = await asyncio.create_subprocess_exec(
             *placement.taskset(placement.others),
             sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + path,
@@ -246,6 +247,7 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
             raise RuntimeError(f"the load generator failed ({load.returncode})")
         result: dict[str, Any] = json.loads(out)
         result["server_rss_mb"] = _rss_mb(server.process.pid) if server.process else 0.0
+        result["server_idle_rss_mb"] = idle_rss
     finally:
         await server.stop(grace=15)
     return {"mode": mode, **result}
@@ -261,12 +263,13 @@ def _rss_mb(pid: int) -> float:
 
 def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Medians per mode over the rounds; per round ratios against the bare handler, and tracing's cost."""
-    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request", "server_rss_mb")
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request", "server_rss_mb",
+            "server_idle_rss_mb")  # fmt: skip
     by_mode: dict[str, dict[str, float]] = {}
     for mode in MODES:
         mine = [r for r in rounds if r["mode"] == mode]
         if mine:
-            by_mode[mode] = {k: statistics.median(r[k] for r in mine) for k in keys}
+            by_mode[mode] = {k: round(statistics.median(r[k] for r in mine), 2) for k in keys}
             by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
     # Ratios are taken within a round (the same minute of a noisy machine), then the median over rounds.
     per_round: dict[int, dict[str, float]] = {}
@@ -378,10 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracing on vs off: throughput {change['rps_percent']:+}%, p50 {change['p50_percent']:+}%, "
               f"p95 {change['p95_percent']:+}%, "
               f"server CPU per request {change['cpu_per_request_percent']:+}%")  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     return 0
+
+
+def write_json(path: Path | None, report: Mapping[str, Any]) -> None:
+    """Write ``report`` to ``path`` (benchmarks/results/*.json, which benchmarks.report reads), if given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.admission_load import ready, serving_files, webhook_server
+from benchmarks.admission_load import ready, serving_files, webhook_server, write_json
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from devtools.jaeger import free_port
 from driftwarden import contract
@@ -142,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p50, p99 = report["p50_ms"], report["p99_ms"]
     print(f"PATCH p50 without the webhook {p50['without']} ms, with it {p50['with']} ms: "
           f"added {report['added_p50_ms']} ms (p99 {p99['without']} / {p99['with']} ms)")  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     return 0
 
 

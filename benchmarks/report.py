@@ -57,8 +57,8 @@ def admission_section(report: dict[str, Any]) -> list[str]:
         "within each round, then the median (range in brackets). Target: driftwarden at most 1.4x the bare "
         "handler; at least OPA's throughput.",
         "",
-        "| server | CPU per review | x bare (range) | reviews/s | p50 | p99 | RSS after load |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| server | CPU per review | x bare (range) | reviews/s | p50 | p99 | RSS idle | RSS after load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for mode in settings["modes"]:
         fig = summary[mode]
@@ -68,10 +68,35 @@ def admission_section(report: dict[str, Any]) -> list[str]:
         )  # fmt: skip
         lines.append(
             f"| {LABELS.get(mode, mode)} | {fig['server_cpu_us_per_request']:.0f} us | {ratio} | "
-            f"{fig['rps']:.0f} | {fig['p50_ms']} ms | {fig['p99_ms']} ms | {fig['server_rss_mb']} MB |"
+            f"{fig['rps']:.0f} | {fig['p50_ms']:.1f} ms | {fig['p99_ms']:.1f} ms | "
+            f"{_mb(fig.get('server_idle_rss_mb'))} | {_mb(fig.get('server_rss_mb'))} |"
         )
     lines += ["", f"Reproduce: `{ADMISSION_COMMAND}` (`make bench` runs it).", ""]
     return lines
+
+
+def _mb(value: float | None) -> str:
+    return f"{value:.1f} MB" if value else "not measured"
+
+
+def startup_section(report: dict[str, Any]) -> list[str]:
+    rows = {
+        "help": "`driftwarden --help`",
+        "app_get_first_request": "`driftwarden app get`, to its first request",
+        "import_kubernetes_asyncio": "floor: `python -c 'import kubernetes_asyncio'`",
+    }
+    lines = [
+        "## CLI start-up",
+        "",
+        f'Fresh processes, {report["rounds"]} each (README, "Commands").',
+        "",
+        "| command | min | median |",
+        "| --- | --- | --- |",
+    ]
+    for key, label in rows.items():
+        lines.append(f"| {label} | {report[key]['min_s']} s | {report[key]['median_s']} s |")
+    command = "python -m benchmarks.cli_startup --json benchmarks/results/cli_startup.json"
+    return [*lines, "", f"Reproduce: `{command}`.", ""]
 
 
 def patch_section(report: dict[str, Any]) -> list[str]:
@@ -104,6 +129,9 @@ def write(results: Path, out: Path, *, preface: str) -> None:
     patch = results / "apiserver_patch.json"
     if patch.is_file():
         sections += patch_section(json.loads(patch.read_text()))
+    startup = results / "cli_startup.json"
+    if startup.is_file():
+        sections += startup_section(json.loads(startup.read_text()))
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = [
         "# Benchmarks",
