@@ -1,15 +1,18 @@
-"""Admission load benchmark: what tracing costs the webhook (``make bench``; a benchmark, not a test).
+"""Admission load benchmark: driftwarden's CPU per review beside a bare handler and OPA, and what tracing
+costs (``make bench``; a benchmark, not a test).
 
-For each round it starts the real ``driftwarden webhook serve`` as a child process over HTTPS, then a
-separate load-generator process (this module's ``generate`` command) that keeps N concurrent aiohttp
+For each round it starts each server of ``--modes`` in turn as a child process over HTTPS (the real
+``driftwarden webhook serve`` with tracing off or on, the code of ``--baseline``, benchmarks.bare_handler,
+OPA), then a separate load-generator process (benchmarks.loadgen) that keeps N concurrent aiohttp
 connections posting a realistic AdmissionReview (a ``kubectl edit`` of a Git-managed Deployment: full
-managedFields, denied in enforce mode) to ``/validate`` for a fixed time, and reports requests/s and
-p50/p95/p99 latency. Modes alternate, off-on then on-off: tracing off (no OTEL_* endpoint: spans made and
-dropped in-process) and tracing on (OTLP gRPC to a real Jaeger on loopback through driftwarden's batch
-span processor). Metrics are recorded in both. Every process runs on 127.0.0.1 and stops by itself;
-nothing is left running.
+managedFields, denied in enforce mode, sent compact as the API server sends it) for a fixed time, as fast as
+answered or at a steady ``--rate``. It reports requests/s, p50/p95/p99 latency, the server's CPU per review
+(/proc), its ratio to the bare handler's within each round, and resident memory. The order of the modes is
+reversed every other round, so a machine that drifts during the run favours none. Tracing on sends OTLP gRPC
+to a real Jaeger on loopback. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
 
-    python -m benchmarks.admission_load [--connections 32] [--duration 15] [--rounds 6] [--json out.json]
+    python -m benchmarks.admission_load [--modes off,on,bare] [--connections 32] [--duration 15] [--rounds 6]
+        [--rate N] [--pin] [--baseline DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import ssl
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.loadgen import compact, generate
 from benchmarks.opa_admission import find_opa, opa_server
 from certs.pki import CertRequest, issue, new_ca
 from devtools.controlplane.processes import ManagedProcess
@@ -40,83 +43,6 @@ from driftwarden.settings import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEW = ROOT / "tests/webhook/fixtures/review-update-kubectl-edit.json"
-
-
-# --- the load generator (a separate process) -------------------------------------------------------
-
-
-def compact(path: Path) -> bytes:
-    """The review in ``path`` as the API server sends it: compact JSON (the fixture is indented)."""
-    return json.dumps(json.loads(path.read_bytes()), separators=(",", ":")).encode()
-
-
-async def _worker(
-    session: aiohttp.ClientSession, url: str, body: bytes, context: ssl.SSLContext, *,
-    start: float, end: float, latencies: list[float], errors: list[int],
-) -> None:  # fmt: skip
-    headers = {"Content-Type": "application/json"}
-    while (sent := time.perf_counter()) < end:
-        try:
-            async with session.post(url, data=body, headers=headers, ssl=context) as resp:
-                await resp.read()
-                ok = resp.status == 200
-        except aiohttp.ClientError:
-            ok = False
-        if sent >= start:  # requests sent during the warm-up are not counted
-            if ok:
-                latencies.append(time.perf_counter() - sent)
-            else:
-                errors.append(1)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process ``pid`` has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _server_cpu(pid: int, *, start: float, end: float) -> float:
-    """CPU seconds the server used between ``start`` and ``end`` (perf_counter times)."""
-    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    before = await asyncio.to_thread(_cpu_seconds, pid)
-    await asyncio.sleep(max(0.0, end - time.perf_counter()))
-    return await asyncio.to_thread(_cpu_seconds, pid) - before
-
-
-async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, duration: float,
-                   warmup: float, server_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """Post ``body`` to ``url`` from ``connections`` workers; latency figures in milliseconds.
-
-    With ``server_pid``, also the server's CPU time per request over the measured window: less sensitive
-    than throughput to whatever else the machine runs at the same time.
-    """
-    context = ssl.create_default_context(cadata=ca_pem)
-    latencies: list[float] = []
-    errors: list[int] = []
-    begin = time.perf_counter()
-    start, end = begin + warmup, begin + warmup + duration
-    connector = aiohttp.TCPConnector(limit=connections)
-    cpu = asyncio.create_task(_server_cpu(server_pid, start=start, end=end)) if server_pid else None
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(
-            _worker(session, url, body, context, start=start, end=end, latencies=latencies, errors=errors)
-            for _ in range(connections)
-        ))  # fmt: skip
-    cpu_seconds = await cpu if cpu is not None else 0.0
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return (
-            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0
-        )
-
-    return {
-        "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / duration, 1),
-        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-        "server_cpu_us_per_request": round(cpu_seconds / len(latencies) * 1e6, 1) if latencies else 0,
-        # 1.0: the webhook kept its core busy the whole time, so it, not the load generator, set the pace.
-        "server_cpu_utilization": round(cpu_seconds / duration, 2),
-    }  # fmt: skip
 
 
 # --- the orchestration --------------------------------------------------------------------------------
@@ -238,7 +164,7 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
             sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + path,
             "--ca-file", str(ca_file), "--body-file", str(args.review),
             "--connections", str(args.connections),
-            "--duration", str(args.duration), "--warmup", str(args.warmup),
+            "--duration", str(args.duration), "--warmup", str(args.warmup), "--rate", str(args.rate),
             "--server-pid", str(server.process.pid if server.process else 0),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -321,7 +247,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     rounds.append(result)
             if jaeger is not None and not await jaeger.traces("driftwarden-webhook", limit=5):
                 raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
-    settings: dict[str, Any] = {k: getattr(args, k) for k in ("connections", "duration", "warmup", "rounds")}
+    keys = ("connections", "duration", "warmup", "rounds", "rate")
+    settings: dict[str, Any] = {k: getattr(args, k) for k in keys}
     settings["modes"] = modes
     review = args.review.resolve()
     settings["review"] = str(review.relative_to(ROOT) if review.is_relative_to(ROOT) else review)
@@ -349,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes", default="off,on,bare", help=f"comma-separated servers to compare, of {', '.join(MODES)}"
     )
+    parser.add_argument("--rate", type=float, default=0.0, help="steady reviews/s (default: saturate)")
     parser.add_argument("--baseline", type=Path, help="a checkout whose webhook mode base runs (a before)")
     parser.add_argument("--review", type=Path, default=REVIEW, help="the AdmissionReview body posted")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -361,12 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--duration", type=float, default=20.0)
     gen.add_argument("--warmup", type=float, default=3.0)
     gen.add_argument("--server-pid", type=int, default=0, help="also measure this process's CPU per request")
+    gen.add_argument("--rate", type=float, default=0.0, help="steady reviews/s (default: saturate)")
     args = parser.parse_args(argv)
     if args.command == "generate":
         ca_pem, body = args.ca_file.read_text(), compact(args.body_file)
         result = asyncio.run(generate(args.url, ca_pem, body, connections=args.connections,
                                       duration=args.duration, warmup=args.warmup,
-                                      server_pid=args.server_pid or None))  # fmt: skip
+                                      server_pid=args.server_pid or None, rate=args.rate))  # fmt: skip
         print(json.dumps(result))
         return 0
     report = asyncio.run(bench(args))

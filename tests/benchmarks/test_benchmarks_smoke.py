@@ -28,12 +28,13 @@ def _opa_built() -> bool:
     return True
 
 
-def test_the_admission_benchmark_and_its_report_produce_their_figures(tmp_path: Path) -> None:
-    modes = ["off", "bare", *(["opa"] if _opa_built() else [])]
+@pytest.mark.parametrize("rate", [0, 200])  # saturating, and at a steady rate
+def test_the_admission_benchmark_and_its_report_produce_their_figures(tmp_path: Path, rate: int) -> None:
+    modes = ["off", "bare", *(["opa"] if _opa_built() and not rate else [])]
     results = tmp_path / "results"
     subprocess.run(
         [sys.executable, "-m", "benchmarks.admission_load", "--modes", ",".join(modes), "--rounds", "1",
-         "--duration", "1", "--warmup", "0.3", "--connections", "2",
+         "--duration", "1", "--warmup", "0.3", "--connections", "2", "--rate", str(rate),
          "--json", str(results / "admission.json")],
         cwd=ROOT, check=True, timeout=240, stdout=subprocess.DEVNULL,
     )  # fmt: skip
