@@ -1,11 +1,12 @@
 # driftwarden developer entry points. `make test` is the one command CI runs (.ci/run).
 SHELL := /bin/bash
+comma := ,
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest control-plane kwok helm registry jaeger system-tools bench bench-instructions venv constraints clean help
+.PHONY: test demo lint typecheck pytest control-plane kwok helm registry jaeger opa system-tools bench bench-instructions venv constraints clean help
 
 help:
 	@echo "make test           venv + control plane and kwok (built from source if not cached) + ruff + mypy + pytest"
@@ -16,7 +17,9 @@ help:
 	@echo "make helm           build the pinned helm (renders Helm sources) into ~/.cache/driftwarden"
 	@echo "make jaeger         build the pinned Jaeger v2 (tracing end-to-end tests) into ~/.cache/driftwarden"
 	@echo "make registry       build the pinned OCI registry (tests of Helm charts from oci://) into ~/.cache/driftwarden"
-	@echo "make bench          admission load benchmark, tracing off vs on (OTLP to a real Jaeger), and CLI start-up"
+	@echo "make bench          admission CPU per review vs a bare handler and OPA, tracing off vs on, CLI start-up;"
+	@echo "                    writes docs/benchmarks.md and benchmarks/results/ (BASELINE=main adds a before)"
+	@echo "make opa            build the pinned OPA (benchmarks only) into ~/.cache/driftwarden"
 	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
@@ -68,9 +71,23 @@ test: venv control-plane kwok lint typecheck pytest
 demo: venv control-plane kwok jaeger
 	$(BIN)/driftwarden demo
 
-bench: venv jaeger
-	$(BIN)/python -m benchmarks.admission_load
-	$(BIN)/python -m benchmarks.cli_startup
+opa:
+	@tools/build-opa.sh
+
+# BASELINE=<git ref> adds that commit's webhook to the admission rounds (a before and after in one run).
+BASELINE ?=
+BASELINE_DIR := $(or $(TMPDIR),/tmp)/driftwarden-bench-baseline
+bench: venv control-plane jaeger opa
+	@mkdir -p benchmarks/results
+	@rm -rf $(BASELINE_DIR)
+	@if [ -n "$(BASELINE)" ]; then mkdir $(BASELINE_DIR) && git archive "$(BASELINE)" | tar -x -C $(BASELINE_DIR); fi
+	$(BIN)/python -m benchmarks.admission_load --pin --connections 16 --duration 10 --rounds 4 \
+		--modes $(if $(BASELINE),base$(comma))off,on,bare,opa $(if $(BASELINE),--baseline $(BASELINE_DIR)) \
+		--json benchmarks/results/admission.json
+	@rm -rf $(BASELINE_DIR)
+	$(BIN)/python -m benchmarks.apiserver_patch --json benchmarks/results/apiserver_patch.json
+	$(BIN)/python -m benchmarks.cli_startup --json benchmarks/results/cli_startup.json
+	$(BIN)/python -m benchmarks.report
 
 bench-instructions: venv jaeger
 	@command -v valgrind >/dev/null || { echo "error: valgrind is needed (apt-get install -y valgrind)"; exit 2; }

@@ -59,7 +59,7 @@ async def _instructions(
     url = f"https://127.0.0.1:{port}"
     await server.start()
     try:
-        await ready(url, files[0], server, seconds=600)
+        await ready(url + "/validate", files[0], server, seconds=600)
         await _send(url, files[0], reviews)
     finally:
         await server.stop(grace=600)  # valgrind writes its totals as the webhook exits

@@ -1,15 +1,18 @@
-"""Admission load benchmark: what tracing costs the webhook (``make bench``; a benchmark, not a test).
+"""Admission load benchmark: driftwarden's CPU per review beside a bare handler and OPA, and what tracing
+costs (``make bench``; a benchmark, not a test).
 
-For each round it starts the real ``driftwarden webhook serve`` as a child process over HTTPS, then a
-separate load-generator process (this module's ``generate`` command) that keeps N concurrent aiohttp
+For each round it starts each server of ``--modes`` in turn as a child process over HTTPS (the real
+``driftwarden webhook serve`` with tracing off or on, the code of ``--baseline``, benchmarks.bare_handler,
+OPA), then a separate load-generator process (benchmarks.loadgen) that keeps N concurrent aiohttp
 connections posting a realistic AdmissionReview (a ``kubectl edit`` of a Git-managed Deployment: full
-managedFields, denied in enforce mode) to ``/validate`` for a fixed time, and reports requests/s and
-p50/p95/p99 latency. Modes alternate, off-on then on-off: tracing off (no OTEL_* endpoint: spans made and
-dropped in-process) and tracing on (OTLP gRPC to a real Jaeger on loopback through driftwarden's batch
-span processor). Metrics are recorded in both. Every process runs on 127.0.0.1 and stops by itself;
-nothing is left running.
+managedFields, denied in enforce mode, sent compact as the API server sends it) for a fixed time, as fast as
+answered or at a steady ``--rate``. It reports requests/s, p50/p95/p99 latency, the server's CPU per review
+(/proc), its ratio to the bare handler's within each round, and resident memory. The order of the modes is
+reversed every other round, so a machine that drifts during the run favours none. Tracing on sends OTLP gRPC
+to a real Jaeger on loopback. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
 
-    python -m benchmarks.admission_load [--connections 32] [--duration 15] [--rounds 6] [--json out.json]
+    python -m benchmarks.admission_load [--modes off,on,bare] [--connections 32] [--duration 15] [--rounds 6]
+        [--rate N] [--pin] [--baseline DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import ssl
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,8 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.loadgen import compact, generate
+from benchmarks.opa_admission import find_opa, opa_server
 from certs.pki import CertRequest, issue, new_ca
 from devtools.controlplane.processes import ManagedProcess
 from devtools.jaeger import Jaeger, find_jaeger, free_port
@@ -39,78 +43,6 @@ from driftwarden.settings import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEW = ROOT / "tests/webhook/fixtures/review-update-kubectl-edit.json"
-
-
-# --- the load generator (a separate process) -------------------------------------------------------
-
-
-async def _worker(
-    session: aiohttp.ClientSession, url: str, body: bytes, context: ssl.SSLContext, *,
-    start: float, end: float, latencies: list[float], errors: list[int],
-) -> None:  # fmt: skip
-    headers = {"Content-Type": "application/json"}
-    while (sent := time.perf_counter()) < end:
-        try:
-            async with session.post(url, data=body, headers=headers, ssl=context) as resp:
-                await resp.read()
-                ok = resp.status == 200
-        except aiohttp.ClientError:
-            ok = False
-        if sent >= start:  # requests sent during the warm-up are not counted
-            if ok:
-                latencies.append(time.perf_counter() - sent)
-            else:
-                errors.append(1)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process ``pid`` has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _server_cpu(pid: int, *, start: float, end: float) -> float:
-    """CPU seconds the server used between ``start`` and ``end`` (perf_counter times)."""
-    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    before = await asyncio.to_thread(_cpu_seconds, pid)
-    await asyncio.sleep(max(0.0, end - time.perf_counter()))
-    return await asyncio.to_thread(_cpu_seconds, pid) - before
-
-
-async def generate(url: str, ca_pem: str, body: bytes, *, connections: int, duration: float,
-                   warmup: float, server_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """Post ``body`` to ``url`` from ``connections`` workers; latency figures in milliseconds.
-
-    With ``server_pid``, also the server's CPU time per request over the measured window: less sensitive
-    than throughput to whatever else the machine runs at the same time.
-    """
-    context = ssl.create_default_context(cadata=ca_pem)
-    latencies: list[float] = []
-    errors: list[int] = []
-    begin = time.perf_counter()
-    start, end = begin + warmup, begin + warmup + duration
-    connector = aiohttp.TCPConnector(limit=connections)
-    cpu = asyncio.create_task(_server_cpu(server_pid, start=start, end=end)) if server_pid else None
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(
-            _worker(session, url, body, context, start=start, end=end, latencies=latencies, errors=errors)
-            for _ in range(connections)
-        ))  # fmt: skip
-    cpu_seconds = await cpu if cpu is not None else 0.0
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return (
-            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0
-        )
-
-    return {
-        "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / duration, 1),
-        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-        "server_cpu_us_per_request": round(cpu_seconds / len(latencies) * 1e6, 1) if latencies else 0,
-        # 1.0: the webhook kept its core busy the whole time, so it, not the load generator, set the pace.
-        "server_cpu_utilization": round(cpu_seconds / duration, 2),
-    }  # fmt: skip
 
 
 # --- the orchestration --------------------------------------------------------------------------------
@@ -128,13 +60,14 @@ def serving_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 async def ready(url: str, ca_file: Path, server: ManagedProcess, *, seconds: float = 60) -> None:
+    """Wait until ``url`` (the review's endpoint) answers an empty review: a 400, or OPA's 404."""
     context = ssl.create_default_context(cafile=str(ca_file))
     async with asyncio.timeout(seconds), aiohttp.ClientSession() as session:
         while True:
             with contextlib.suppress(aiohttp.ClientError):
                 # The admission port answers only reviews: an empty one gets its 400 once it serves.
-                async with session.post(url + "/validate", json={}, ssl=context) as resp:
-                    if resp.status == 400:
+                async with session.post(url, json={}, ssl=context) as resp:
+                    if resp.status in (200, 400, 404):  # OPA: 404 for a decision left undefined
                         return
             if not server.running:
                 raise RuntimeError(f"the webhook exited:\n{server.log_tail()}")
@@ -148,16 +81,19 @@ def webhook_server(
     port: int,
     log: Path,
     wrapper: tuple[str, ...] = (),
+    source: Path | None = None,
 ) -> ManagedProcess:
     """The real ``driftwarden webhook serve`` on 127.0.0.1:``port`` with exactly ``otel`` as its OTEL_*.
 
-    ``wrapper`` runs it under another program (valgrind, for admission_instructions).
+    ``wrapper`` runs it under another program (valgrind, for admission_instructions); ``source`` runs the
+    code of another checkout (``git archive main``: the before of a before-and-after in one run).
     """
     _ca, cert, key = files
     env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")} | dict(otel)
     # ManagedProcess passes our own environment on; `env -i` gives the child exactly ``env`` instead.
     return ManagedProcess("webhook", [
-        "env", "-i", *(f"{k}={v}" for k, v in env.items()), *wrapper,
+        "env", "-i", *(("-C", str(source)) if source else ()), *(f"{k}={v}" for k, v in env.items()),
+        *wrapper,
         sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--metrics-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--log-level", "warning",
@@ -186,22 +122,49 @@ class Placement:
                 os.sched_setaffinity(int(task.name), set(self.others))
 
 
+MODES = ("off", "on", "base", "bare", "opa")
+"""off: driftwarden, tracing off; on: tracing on (OTLP to Jaeger); base: tracing off, the code of
+``--baseline`` (a before); bare: benchmarks.bare_handler, the floor; opa: OPA serving
+benchmarks/opa/admission.rego (benchmarks.opa_admission)."""
+
+
+def _server(mode: str, files: tuple[Path, Path, Path], otel: Mapping[str, str], *, port: int, log: Path,
+            wrapper: tuple[str, ...], baseline: Path | None) -> tuple[ManagedProcess, str]:  # fmt: skip
+    """The server of ``mode`` on ``port`` and the path the review is posted to."""
+    _ca, cert, key = files
+    if mode == "bare":
+        return ManagedProcess("bare", [
+            *wrapper, sys.executable, "-m", "benchmarks.bare_handler", "--port", str(port),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        ], log), "/validate"  # fmt: skip
+    if mode == "opa":
+        opa = opa_server(find_opa(environment()), cert=cert, key=key, port=port, log=log, wrapper=wrapper)
+        return opa, "/"
+    if mode == "base" and baseline is None:
+        raise SystemExit("mode base needs --baseline DIR (e.g. git archive main | tar -x -C DIR)")
+    source = baseline if mode == "base" else None
+    return webhook_server(files, otel, port=port, log=log, wrapper=wrapper, source=source), "/validate"
+
+
 async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
                  args: argparse.Namespace, *, placement: Placement) -> dict[str, Any]:  # fmt: skip
     ca_file = files[0]
     port = free_port()
-    server = webhook_server(
-        files, otel, port=port, log=work / f"webhook-{mode}.log", wrapper=placement.taskset(placement.webhook)
-    )
+    server, path = _server(
+        mode, files, otel, port=port, log=work / f"server-{mode}.log",
+        wrapper=placement.taskset(placement.webhook), baseline=args.baseline,
+    )  # fmt: skip
     url = f"https://127.0.0.1:{port}"
     await server.start()
     try:
-        await ready(url, ca_file, server)
+        await ready(url + path, ca_file, server)
+        idle_rss = _rss_mb(server.process.pid) if server.process else 0.0  # started, one review answered
         load = await asyncio.create_subprocess_exec(
             *placement.taskset(placement.others),
-            sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + "/validate",
-            "--ca-file", str(ca_file), "--body-file", str(REVIEW), "--connections", str(args.connections),
-            "--duration", str(args.duration), "--warmup", str(args.warmup),
+            sys.executable, "-m", "benchmarks.admission_load", "generate", "--url", url + path,
+            "--ca-file", str(ca_file), "--body-file", str(args.review),
+            "--connections", str(args.connections),
+            "--duration", str(args.duration), "--warmup", str(args.warmup), "--rate", str(args.rate),
             "--server-pid", str(server.process.pid if server.process else 0),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -209,53 +172,87 @@ async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Ma
         if load.returncode != 0:
             raise RuntimeError(f"the load generator failed ({load.returncode})")
         result: dict[str, Any] = json.loads(out)
+        result["server_rss_mb"] = _rss_mb(server.process.pid) if server.process else 0.0
+        result["server_idle_rss_mb"] = idle_rss
     finally:
         await server.stop(grace=15)
     return {"mode": mode, **result}
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (/proc/<pid>/status VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Medians per mode over the rounds, and what tracing costs (throughput and server CPU per request)."""
-    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request")
+    """Medians per mode over the rounds; per round ratios against the bare handler, and tracing's cost."""
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request", "server_rss_mb",
+            "server_idle_rss_mb")  # fmt: skip
     by_mode: dict[str, dict[str, float]] = {}
-    for mode in ("off", "on"):
+    for mode in MODES:
         mine = [r for r in rounds if r["mode"] == mode]
-        by_mode[mode] = {k: statistics.median(r[k] for r in mine) for k in keys}
-        by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
+        if mine:
+            by_mode[mode] = {k: round(statistics.median(r[k] for r in mine), 2) for k in keys}
+            by_mode[mode]["errors"] = sum(r["errors"] for r in mine)
+    # Ratios are taken within a round (the same minute of a noisy machine), then the median over rounds.
+    per_round: dict[int, dict[str, float]] = {}
+    for r in rounds:
+        per_round.setdefault(r["round"], {})[r["mode"]] = r["server_cpu_us_per_request"]
+    for mode in ("off", "on", "base", "opa"):
+        ratios = [cpu[mode] / cpu["bare"] for cpu in per_round.values() if cpu.get("bare") and mode in cpu]
+        if ratios:
+            by_mode[mode]["cpu_vs_bare"] = round(statistics.median(ratios), 2)
+            by_mode[mode]["cpu_vs_bare_min"] = round(min(ratios), 2)
+            by_mode[mode]["cpu_vs_bare_max"] = round(max(ratios), 2)
+    if "off" in by_mode and "on" in by_mode:
 
-    def change(key: str) -> float:
-        off, on = by_mode["off"][key], by_mode["on"][key]
-        return round((on - off) / off * 100, 1) if off else 0.0
+        def change(key: str) -> float:
+            off, on = by_mode["off"][key], by_mode["on"][key]
+            return round((on - off) / off * 100, 1) if off else 0.0
 
-    by_mode["change"] = {
-        "rps_percent": change("rps"),
-        "p50_percent": change("p50_ms"),
-        "p95_percent": change("p95_ms"),
-        "cpu_per_request_percent": change("server_cpu_us_per_request"),
-    }
+        by_mode["change"] = {
+            "rps_percent": change("rps"),
+            "p50_percent": change("p50_ms"),
+            "p95_percent": change("p95_ms"),
+            "cpu_per_request_percent": change("server_cpu_us_per_request"),
+        }
     return by_mode
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     placement = Placement.for_machine(pin=args.pin)
+    modes = [m for m in args.modes.split(",") if m]
+    if unknown := set(modes) - set(MODES):
+        raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
     with tempfile.TemporaryDirectory(prefix="driftwarden-bench-") as tmp:
         work = Path(tmp)
         files = await asyncio.to_thread(serving_files, work)
-        async with Jaeger(find_jaeger(environment()), work / "jaeger") as jaeger:
-            if placement.others and jaeger.process.process is not None:
-                placement.pin(jaeger.process.process.pid)
+        async with contextlib.AsyncExitStack() as stack:
+            jaeger = None
+            if "on" in modes:
+                jaeger = await stack.enter_async_context(Jaeger(find_jaeger(environment()), work / "jaeger"))
+                if placement.others and jaeger.process.process is not None:
+                    placement.pin(jaeger.process.process.pid)
             rounds = []
             for number in range(args.rounds):
-                # ABBA order: a machine that slows down (or speeds up) during a run favours neither mode.
-                for mode in ("off", "on") if number % 2 == 0 else ("on", "off"):
-                    otel = jaeger.otel_env() if mode == "on" else {}
+                # Every other round in reverse: a machine that slows down (or speeds up) favours no mode.
+                for mode in modes if number % 2 == 0 else modes[::-1]:
+                    otel = jaeger.otel_env() if mode == "on" and jaeger else {}
                     result = await _round(mode, work, files, otel, args, placement=placement)
-                    print(f"round {number + 1} tracing {mode:3}: {json.dumps(result)}", flush=True)
+                    result["round"] = number + 1
+                    print(f"round {number + 1} {mode:4}: {json.dumps(result)}", flush=True)
                     rounds.append(result)
-            traces = await jaeger.traces("driftwarden-webhook", limit=5)
-        if not traces:
-            raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
-    settings = {k: getattr(args, k) for k in ("connections", "duration", "warmup", "rounds")}
+            if jaeger is not None and not await jaeger.traces("driftwarden-webhook", limit=5):
+                raise RuntimeError("tracing was on but Jaeger holds no webhook trace")
+    keys = ("connections", "duration", "warmup", "rounds", "rate")
+    settings: dict[str, Any] = {k: getattr(args, k) for k in keys}
+    settings["modes"] = modes
+    review = args.review.resolve()
+    settings["review"] = str(review.relative_to(ROOT) if review.is_relative_to(ROOT) else review)
+    settings["review_bytes"] = len(compact(args.review))
     settings["placement"] = {"webhook": placement.webhook, "others": placement.others}
     return {"settings": settings, "rounds": rounds, "summary": _summary(rounds)}
 
@@ -276,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the webhook alone on the first CPU, the load generator and Jaeger on the others (default: the "
         "scheduler places them)",
     )
+    parser.add_argument(
+        "--modes", default="off,on,bare", help=f"comma-separated servers to compare, of {', '.join(MODES)}"
+    )
+    parser.add_argument("--rate", type=float, default=0.0, help="steady reviews/s (default: saturate)")
+    parser.add_argument("--baseline", type=Path, help="a checkout whose webhook mode base runs (a before)")
+    parser.add_argument("--review", type=Path, default=REVIEW, help="the AdmissionReview body posted")
     parser.add_argument("--json", type=Path, help="also write the results here")
     sub = parser.add_subparsers(dest="command")
     gen = sub.add_parser("generate", help="the load generator (run by the benchmark itself)")
@@ -286,29 +289,36 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--duration", type=float, default=20.0)
     gen.add_argument("--warmup", type=float, default=3.0)
     gen.add_argument("--server-pid", type=int, default=0, help="also measure this process's CPU per request")
+    gen.add_argument("--rate", type=float, default=0.0, help="steady reviews/s (default: saturate)")
     args = parser.parse_args(argv)
     if args.command == "generate":
-        ca_pem, body = args.ca_file.read_text(), args.body_file.read_bytes()
+        ca_pem, body = args.ca_file.read_text(), compact(args.body_file)
         result = asyncio.run(generate(args.url, ca_pem, body, connections=args.connections,
                                       duration=args.duration, warmup=args.warmup,
-                                      server_pid=args.server_pid or None))  # fmt: skip
+                                      server_pid=args.server_pid or None, rate=args.rate))  # fmt: skip
         print(json.dumps(result))
         return 0
     report = asyncio.run(bench(args))
     summary = report["summary"]
-    print(f"tracing off: {summary['off']['rps']:.0f} req/s, p50 {summary['off']['p50_ms']} ms, "
-          f"p95 {summary['off']['p95_ms']} ms")  # fmt: skip
-    print(f"tracing on:  {summary['on']['rps']:.0f} req/s, p50 {summary['on']['p50_ms']} ms, "
-          f"p95 {summary['on']['p95_ms']} ms")  # fmt: skip
-    change = summary["change"]
-    print(f"server CPU per request: off {summary['off']['server_cpu_us_per_request']} us, "
-          f"on {summary['on']['server_cpu_us_per_request']} us")  # fmt: skip
-    print(f"tracing on vs off: throughput {change['rps_percent']:+}%, p50 {change['p50_percent']:+}%, "
-          f"p95 {change['p95_percent']:+}%, "
-          f"server CPU per request {change['cpu_per_request_percent']:+}%")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    for mode in report["settings"]["modes"]:
+        figures = summary[mode]
+        ratio = f", {figures['cpu_vs_bare']}x the bare handler" if "cpu_vs_bare" in figures else ""
+        print(f"{mode:6}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']} ms, "
+              f"p99 {figures['p99_ms']} ms, "
+              f"server CPU {figures['server_cpu_us_per_request']} us/review{ratio}")  # fmt: skip
+    if change := summary.get("change"):
+        print(f"tracing on vs off: throughput {change['rps_percent']:+}%, p50 {change['p50_percent']:+}%, "
+              f"p95 {change['p95_percent']:+}%, "
+              f"server CPU per request {change['cpu_per_request_percent']:+}%")  # fmt: skip
+    write_json(args.json, report)
     return 0
+
+
+def write_json(path: Path | None, report: Mapping[str, Any]) -> None:
+    """Write ``report`` to ``path`` (benchmarks/results/*.json, which benchmarks.report reads), if given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

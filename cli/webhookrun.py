@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Mapping
 
 from cli.flags import Command
-from cli.kube import connect
 from driftwarden import contract, logs
 from driftwarden.connections import ConnectionLimits
 from driftwarden.errors import ConfigError, DriftwardenError
@@ -22,7 +21,6 @@ from driftwarden.probe import check_answers
 from driftwarden.signals import stop_on_signals
 from webhook.admission.profiles import get_profile
 from webhook.admission.settings import make_settings
-from webhook.install import install, uninstall
 from webhook.process import WebhookSettings, serve
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 from webhook.server import ServerSettings
@@ -115,6 +113,11 @@ def run_install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     mutating = mutating_configuration(endpoint=endpoint, selection=selection)
 
     async def apply() -> None:
+        # The Kubernetes client is imported by install and uninstall only: serve never calls the API, and
+        # the client is about 37 MB of a serving process's memory (docs/benchmarks.md, "Memory").
+        from cli.kube import connect  # noqa: PLC0415
+        from webhook.install import install  # noqa: PLC0415
+
         async with connect(args, env) as api:
             await install(api, validating=validating, mutating=mutating)
 
@@ -125,6 +128,9 @@ def run_install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def run_uninstall(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     async def remove() -> None:
+        from cli.kube import connect  # noqa: PLC0415  # as in run_install
+        from webhook.install import uninstall  # noqa: PLC0415
+
         async with connect(args, env) as api:
             await uninstall(api)
 

@@ -269,8 +269,8 @@ class Locator:
     def _step(self, current: object, element: str) -> str | int | None:
         """The key or index ``element`` picks in ``current``; None when it picks nothing."""
         prefix, _, raw = element.partition(":")
-        if prefix == "f":
-            return raw if isinstance(current, Mapping) and raw in current else None
+        if prefix == "f":  # decoded JSON is a dict: checked first, as isinstance(Mapping) costs an ABC lookup
+            return raw if (type(current) is dict or isinstance(current, Mapping)) and raw in current else None
         if not isinstance(current, list):
             return None
         if prefix == "i":

@@ -34,7 +34,7 @@ from webhook.admission.failsafe import contain
 from webhook.admission.limits import MAX_BODY_BYTES
 from webhook.admission.patches import drift_patch
 from webhook.admission.request import AdmissionRequest, read_admission_review
-from webhook.admission.response import build_response
+from webhook.admission.response import build_response, encode_json
 from webhook.admission.settings import DecisionSettings
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
         review.namespace, review.name, review.user_name, decision.allowed, decision.violation,
         decision.reason, decision.mode, decision.app, decision.fields, review.dry_run,
     )  # fmt: skip
-    return web.json_response(body)
+    return web.Response(body=encode_json(body), content_type="application/json", charset="utf-8")
 
 
 async def validate(request: web.Request) -> web.Response:

@@ -209,8 +209,12 @@ def tracer_provider(service_name: str, *, env: Mapping[str, str], console: bool 
     driftwarden's, which encodes each span as it ends (driftwarden.telemetry.otlp), or with
     ``DRIFTWARDEN_SPAN_EXPORT=sdk`` the SDK's own ``BatchSpanProcessor`` and OTLP exporter, untouched.
     """
-    provider = TracerProvider(resource=_resource(service_name, env), sampler=sampler(env))
+    configured = sampler(env)  # checked even when unused: a bad setting is an error at start-up
     target = None if _disabled(env) else otlp_target(env, "traces")
+    # With nowhere to send spans, none is recorded (issue 17: recording a span only to drop it cost the
+    # webhook about 30 µs per review); each still gets a trace context, for the drift stamp's traceparent.
+    chosen = configured if target is not None or console else ALWAYS_OFF
+    provider = TracerProvider(resource=_resource(service_name, env), sampler=chosen)
     if target is not None:
         path = span_export(env)
         exporter = _span_exporter(target, path)

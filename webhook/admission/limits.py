@@ -12,7 +12,6 @@ This module must not do I/O, log, await, or know what the text says (webhook.adm
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from itertools import accumulate
 
@@ -79,9 +78,14 @@ def _deepest(brackets: bytes) -> int:
     return deepest
 
 
+# Exactly the characters of Unicode categories Cc and Cs (tests/webhook check it against unicodedata): one
+# regular-expression pass instead of a category lookup per character, which cost 20 µs per denial message.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def sanitize(text: str) -> str:
     """``text`` without control characters or lone surrogates, which the API server rejects in warnings."""
-    return "".join("?" if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
+    return _UNSAFE.sub("?", text)
 
 
 def clip(text: str, *, max_chars: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from driftwarden import contract
@@ -181,6 +182,7 @@ def _by_labels(profile: Profile, labels: Mapping[str, str]) -> Ownership | None:
     return None
 
 
+@cache  # a handful of profiles, asked once per review each
 def protected_paths(profile: Profile) -> tuple[Path, ...]:
     """Metadata paths only the GitOps identity may change: the tracking marker, guard mode and allow list."""
     paths: list[Path] = []

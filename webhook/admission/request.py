@@ -8,7 +8,11 @@ answer is built by webhook.admission.response.
 Decoding is stricter than Python's ``json`` and as strict as the API server's own encoder: the body must be
 UTF-8, nest at most ``MAX_NESTING_DEPTH`` levels (checked before parsing, so no input reaches a
 RecursionError), and hold no lone surrogate, ``NaN`` or ``Infinity``, none of which the API server ever
-writes. A duplicate key keeps its last value, as the API server's decoder does.
+writes. A duplicate key keeps its last value, as the API server's decoder does. orjson decodes first (about
+half the stdlib's time); it refuses everything above as well, and whatever it refuses goes through the
+stdlib path, which accepts or refuses it exactly as before and says why. (Integers beyond 64 bits become
+floats in orjson, as the API server's own decoder makes them float64; the stdlib path still decodes them
+when orjson refuses the document.)
 
 This module must not decide anything, do I/O, log or await. Objects inside the request are kept as
 given (any JSON value): webhook.admission.decision copes with garbage, so one odd field does not cost a 400.
@@ -21,6 +25,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, cast
+
+import orjson
 
 from driftwarden.errors import AdmissionRequestError
 from webhook.admission.limits import MAX_NESTING_DEPTH, nesting_depth
@@ -76,9 +82,20 @@ def read_admission_review(raw: bytes) -> AdmissionRequest:
 
 def decode_json(raw: bytes) -> object:
     """``raw`` as JSON, within the limits; AdmissionRequestError (400) otherwise."""
-    depth = nesting_depth(raw)
-    if depth > MAX_NESTING_DEPTH:
-        raise AdmissionRequestError(f"body nests {depth} levels deep, over the limit of {MAX_NESTING_DEPTH}")
+    # No body nests deeper than it has opening brackets: counting them (C speed) spares most reviews the scan.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING_DEPTH:
+        depth = nesting_depth(raw)
+        if depth > MAX_NESTING_DEPTH:
+            limit = MAX_NESTING_DEPTH
+            raise AdmissionRequestError(f"body nests {depth} levels deep, over the limit of {limit}")
+    try:
+        return orjson.loads(raw)  # strict UTF-8, no lone surrogate, NaN or Infinity: the fast path
+    except orjson.JSONDecodeError:
+        pass  # the stdlib path below refuses it with a reason, or decodes what orjson would not (1e400)
+    return _decode_strictly(raw)
+
+
+def _decode_strictly(raw: bytes) -> object:
     try:
         text = raw.decode("utf-8")  # strict: an encoded surrogate is not UTF-8 either
     except UnicodeDecodeError as exc:

@@ -14,6 +14,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from webhook.admission.decision import Decision
 from webhook.admission.limits import (
     MAX_ANNOTATION_BYTES,
@@ -47,8 +49,17 @@ def build_response(
         response["auditAnnotations"] = annotations
     if patch and decision.allowed:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(list(patch)).encode()).decode("ascii")
+        response["patch"] = base64.b64encode(encode_json(list(patch))).decode("ascii")
     return {"apiVersion": ADMISSION_API_VERSION, "kind": ADMISSION_KIND, "response": response}
+
+
+def encode_json(document: object) -> bytes:
+    """``document`` as compact UTF-8 JSON: orjson, or the stdlib for what orjson refuses (a lone surrogate,
+    an integer beyond 64 bits), which escapes it rather than fail the answer."""
+    try:
+        return orjson.dumps(document)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _warnings(warnings: Iterable[str]) -> list[str]:
