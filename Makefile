@@ -19,7 +19,7 @@ help:
 	@echo "make registry       build the pinned OCI registry (tests of Helm charts from oci://) into ~/.cache/driftwarden"
 	@echo "make bench          admission CPU per review vs a bare handler and OPA, tracing off vs on, CLI start-up;"
 	@echo "                    writes docs/benchmarks.md and benchmarks/results/ (BASELINE=main adds a before)"
-	@echo "make opa            build the pinned OPA (benchmarks only) into ~/.cache/driftwarden"
+	@echo "make opa            build the pinned OPA (benchmarks and their smoke test) into ~/.cache/driftwarden"
 	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
@@ -63,7 +63,7 @@ system-tools:
 	@command -v curl >/dev/null || { echo "curl is missing: installing it from Debian"; \
 		apt-get update -qq && apt-get install -y -qq curl; }
 
-pytest: venv control-plane kwok helm registry jaeger system-tools
+pytest: venv control-plane kwok helm registry jaeger opa system-tools
 	$(BIN)/pytest -q
 
 test: venv control-plane kwok lint typecheck pytest
