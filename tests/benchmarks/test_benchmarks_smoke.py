@@ -1,8 +1,8 @@
 """Each benchmark still runs (issue 17): a tiny run that must produce its figures, never judged by a number.
 
 The admission benchmark against the real webhook, the bare handler and OPA (built by tools/build-opa.sh,
-which ``make pytest`` runs), one short round each; the PATCH through a local API server with and without the webhook, a few each;
-then the report writer turns their JSON into the page ``make bench`` writes.
+which ``make pytest`` runs), one short round each; the PATCH through a local API server with and without
+the webhook, a few each; then the report writer turns their JSON into the page ``make bench`` writes.
 """
 
 from __future__ import annotations
