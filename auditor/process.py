@@ -5,7 +5,9 @@ metering providers, the API client, the notifier, the plain-HTTP ``/metrics`` se
 ``AuditorClients`` bundle, and ``serve``: the ``AuditorLoop`` (a fresh ``Ledger`` shared by a new
 ``Reconciler`` and ``Healer`` each term) — always, or only while this replica holds the Lease — next to
 the Git push webhook, until SIGINT or SIGTERM. A replica that loses the Lease cancels its loop and stands
-for election again. Everything started here is stopped here, in reverse order.
+for election again; with election on, every write goes through a ``Fence`` the elector keeps open only
+while the Lease is ours by the local clock (auditor.leadership.fence), so a replica frozen past its lease
+writes nothing when it wakes. Everything started here is stopped here, in reverse order.
 
 It must not parse flags, read the environment (the CLI passes an environment snapshot for the telemetry
 exporters' OTEL_* settings) or print: the exit code is its answer, the log its account.
@@ -24,6 +26,7 @@ from opentelemetry import trace
 from auditor.clients import TRACER_NAME, AuditorClients
 from auditor.heal.healer import Healer
 from auditor.leadership.elector import LeaderElector
+from auditor.leadership.fence import Fence
 from auditor.leadership.lease import ElectionSettings
 from auditor.ledger import Ledger
 from auditor.loop import AuditorLoop
@@ -94,8 +97,9 @@ async def main(
     ):
         instruments = Instruments.from_meter(metering.provider.get_meter(TRACER_NAME))
         clients = AuditorClients.build(
-            api, settings=settings.auditor, tracer=tracer, instruments=instruments, notifier=notifier
-        )
+            api, settings=settings.auditor, tracer=tracer, instruments=instruments, notifier=notifier,
+            fence=Fence() if options.election is not None else None,
+        )  # fmt: skip
         if metrics is not None:
             log.info("serving Prometheus metrics on %s/metrics", metrics.url)
         log.info(
@@ -143,7 +147,7 @@ async def _campaign(clients: AuditorClients, options: ServeOptions, current: _Cu
     if options.election is None:
         await _reconcile(clients, options, current)
         return
-    elector = LeaderElector(clients.api, options.election)
+    elector = LeaderElector(clients.api, options.election, fence=clients.fence)
     log.info("standing for election as %s (lease %s/%s)", elector.identity, options.election.namespace,
              options.election.name)  # fmt: skip
     while await elector.run(lambda: _reconcile(clients, options, current)) == "lost":
