@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from kubernetes_asyncio import client
 from opentelemetry import trace
 
 from auditor.clients import TRACER_NAME, AuditorClients
@@ -92,6 +93,9 @@ async def main(
     options = settings.serve
     async with (
         await api_client(settings.kube, tracer=tracer) as api,
+        # The Lease's own client (its own connection pool): a pass's hundreds of requests queue in the
+        # other one, and a renewal waiting behind them would lose the Lease under load.
+        await api_client(settings.kube, tracer=tracer) as lease_api,
         notifications(options.notify) as notifier,
         metrics_server(metering.scrape, port=settings.metrics_port) as metrics,
     ):
@@ -107,7 +111,7 @@ async def main(
             "notifications %s)", options.namespace or "*", settings.auditor.poll_interval,
             "on" if options.election else "off", "on" if options.push else "off", "on" if notifier else "off",
         )  # fmt: skip
-        code = await serve(clients, options, stop=stop)
+        code = await serve(clients, options, stop=stop, lease_api=lease_api)
         log.info("auditor stopped")
     return code
 
@@ -143,19 +147,29 @@ async def _reconcile(clients: AuditorClients, options: ServeOptions, current: _C
         current.loop = None
 
 
-async def _campaign(clients: AuditorClients, options: ServeOptions, current: _Current) -> None:
+async def _campaign(
+    clients: AuditorClients, options: ServeOptions, current: _Current, lease_api: client.ApiClient
+) -> None:
     if options.election is None:
         await _reconcile(clients, options, current)
         return
-    elector = LeaderElector(clients.api, options.election, fence=clients.fence)
+    elector = LeaderElector(lease_api, options.election, fence=clients.fence)
     log.info("standing for election as %s (lease %s/%s)", elector.identity, options.election.namespace,
              options.election.name)  # fmt: skip
     while await elector.run(lambda: _reconcile(clients, options, current)) == "lost":
         log.warning("lost leadership; standing for election again")
 
 
-async def serve(clients: AuditorClients, options: ServeOptions, *, stop: asyncio.Event) -> int:
-    """Run until ``stop`` is set (0) or the auditor fails (1); everything started is stopped on return."""
+async def serve(
+    clients: AuditorClients,
+    options: ServeOptions,
+    *,
+    stop: asyncio.Event,
+    lease_api: client.ApiClient | None = None,
+) -> int:
+    """Run until ``stop`` is set (0) or the auditor fails (1); everything started is stopped on return.
+
+    ``lease_api`` is the client leader election uses (``clients.api`` when None)."""
     current = _Current()
     async with contextlib.AsyncExitStack() as stack:
         if options.push is not None:
@@ -166,7 +180,9 @@ async def serve(clients: AuditorClients, options: ServeOptions, *, stop: asyncio
                 max_body=options.push.max_body,
             )
             await stack.enter_async_context(PushServer(app, options.push))
-        work = asyncio.create_task(_campaign(clients, options, current), name="auditor")
+        work = asyncio.create_task(
+            _campaign(clients, options, current, lease_api or clients.api), name="auditor"
+        )
         stopper = asyncio.create_task(stop.wait(), name="stop")
         await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for task in (work, stopper):

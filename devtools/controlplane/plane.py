@@ -71,6 +71,8 @@ class ControlPlaneSettings:
     """How many fake Nodes kwok plays."""
     audit: bool = False
     """Write the API server's audit log (every write, at Metadata level) to ``audit.log`` in the work dir."""
+    watch_cache: bool = True
+    """Off: every watch is served by etcd itself, so a compaction reaches resuming watches as 410 Gone."""
 
 
 def free_port() -> int:
@@ -315,6 +317,7 @@ class ControlPlane:
             ),
             f"--cert-dir={self.work_dir / 'apiserver-certs'}",
             *self._audit_argv(),
+            *([] if self.settings.watch_cache else ["--watch-cache=false"]),
         ]
 
     def _audit_argv(self) -> list[str]:
