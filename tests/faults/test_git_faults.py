@@ -55,7 +55,8 @@ class Module:
         bystanders are all there, untouched (nothing lost, nothing wrongly pruned)."""
 
         async def said() -> bool:
-            return text in (await self.scene.condition(condition) or "\0")
+            message = await self.scene.condition(condition)
+            return bool(message) and text in message
 
         await eventually(said, seconds=60, every=0.2)
         found = await self.scene.problems(wanted(COUNT, self.gen), self.repo.head())

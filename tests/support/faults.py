@@ -27,7 +27,7 @@ from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from devtools.controlplane.kubeconfig import kubeconfig
 from driftwarden import contract
 from driftwarden.kube.client import UserCredentials, api_client_for
-from driftwarden.kube.rest import request_json, resource_path
+from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.settings import control_plane_bin_dir, environment
 from tests.support.auditor import install_crd_and_rbac
 from tests.support.auditorprocs import Auditor, Site
@@ -123,10 +123,11 @@ class Scene:
         await request_json(self.site.admin, "POST", path_, body=body)
 
     async def patch_spec(self, spec: Mapping[str, Any]) -> None:
-        await client.CustomObjectsApi(self.site.admin).patch_namespaced_custom_object(
-            contract.GROUP, contract.VERSION, self.site.namespace, contract.APPLICATION_PLURAL, self.name,
-            {"spec": dict(spec)},
-        )  # fmt: skip
+        path = resource_path(group=contract.GROUP, version=contract.VERSION, name=self.name,
+                             plural=contract.APPLICATION_PLURAL, namespace=self.site.namespace)  # fmt: skip
+        await request_json(
+            self.site.admin, "PATCH", path, body={"spec": dict(spec)}, content_type=MERGE_PATCH
+        )
 
     async def status(self) -> dict[str, Any]:
         return dict((await self.site.get_application(self.name)).get("status") or {})
