@@ -26,7 +26,7 @@ from driftwarden.errors import LeaseLostError
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json, resource_path
 from tests.support.auditorprocs import Auditor
-from tests.support.faults import Scene, fault_plane, files, scene, wanted, writes_by
+from tests.support.faults import Scene, fault_plane, files, scene_in, wanted, writes_by
 from tests.support.waiting import eventually
 
 __all__ = ["fault_plane"]  # a fixture, found by name
@@ -40,9 +40,8 @@ LEASE = "8"
 
 @pytest.fixture
 async def made(fault_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Scene]:
-    made = await scene(fault_plane, tmp_path, files(COUNT, "g0"))
-    yield made
-    await made.site.admin.close()
+    async with scene_in(fault_plane, tmp_path, files(COUNT, "g0")) as made:
+        yield made
 
 
 @pytest.fixture

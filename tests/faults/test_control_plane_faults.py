@@ -88,23 +88,14 @@ async def _heals(module: Module) -> float:
     return time.monotonic() - started
 
 
-async def test_the_api_server_restarted_during_a_sync_of_500_objects(module: Module) -> None:
+@pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
+async def test_a_component_restarted_during_a_sync_of_500_objects(module: Module, component: str) -> None:
     gen, revision = module.commit()
     await module.applied(gen, at_least=50)
-    await module.scene.plane.restart("kube-apiserver", down=2.0)
+    await module.scene.plane.restart(component, down=2.0)
     took = await module.scene.recovered(wanted(COUNT, gen), revision, seconds=180)
     heal = await _heals(module)
-    print(f"kube-apiserver restart mid-sync: converged {took:.1f}s after it was back; heal {heal:.2f}s")
-    assert module.auditor.proc.returncode is None
-
-
-async def test_etcd_restarted_during_a_sync(module: Module) -> None:
-    gen, revision = module.commit()
-    await module.applied(gen, at_least=50)
-    await module.scene.plane.restart("etcd", down=2.0)
-    took = await module.scene.recovered(wanted(COUNT, gen), revision, seconds=180)
-    heal = await _heals(module)
-    print(f"etcd restart mid-sync: converged {took:.1f}s after it was back; heal {heal:.2f}s")
+    print(f"{component} restart mid-sync: converged {took:.1f}s after it was back; heal {heal:.2f}s")
     assert module.auditor.proc.returncode is None
 
 

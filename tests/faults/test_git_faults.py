@@ -61,6 +61,12 @@ class Module:
         await eventually(said, seconds=60, every=0.2)
         found = await self.scene.problems(wanted(COUNT, self.gen), self.repo.head())
         assert [p for p in found if p.startswith(("(a)", "(b)"))] == []
+
+        async def gauge_agrees() -> bool:  # (c) the metric says what the status says
+            synced = (await self.scene.status()).get("sync", {}).get("status") == "Synced"
+            return await self.scene.synced_gauge() == (1 if synced else 0)
+
+        await eventually(gauge_agrees, seconds=30, every=0.2)
         return await self.scene.condition(condition)
 
 
@@ -88,7 +94,9 @@ async def module(
     made = await scene(control_plane, workdir, files(COUNT, "g0"))
     async with git_daemon(made.repo.path.parent) as port, TcpProxy(port) as proxy:
         made.repo_url = f"git://{proxy.url}/{made.repo.path.name}"
-        auditor = await made.auditor("a", "--lease-duration", "15")
+        metrics = free_port()
+        made.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
+        auditor = await made.auditor("a", "--lease-duration", "15", "--metrics-port", str(metrics))
         await made.application(policy=POLICY)
         try:
             found = Module(made, proxy, auditor)
@@ -100,11 +108,14 @@ async def module(
 
 
 async def test_the_remote_unreachable_keeps_everything_and_says_so(module: Module) -> None:
+    """The last fetched revision stays in use (Synced at it), with a GitUnreachable condition."""
     module.proxy.refusing = True
     module.proxy.drop()
-    module.repo.commit(files(COUNT, "g1"), message="not fetchable yet")
-    assert "cannot fetch" in await module.holds("GitUnreachable")
-    module.proxy.refusing = False
+    try:
+        module.repo.commit(files(COUNT, "g1"), message="not fetchable yet")
+        assert "cannot fetch" in await module.holds("GitUnreachable")
+    finally:
+        module.proxy.refusing = False
     module.gen = "g1"
     await module.converged("remote unreachable, then back")
 

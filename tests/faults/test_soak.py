@@ -22,7 +22,7 @@ from auditor.leadership.lease import parse_lease
 from devtools.controlplane import ControlPlane
 from driftwarden.kube.rest import request_json, resource_path
 from tests.support.auditorprocs import Auditor
-from tests.support.faults import Scene, fault_plane, files, scene, wanted, writes_by
+from tests.support.faults import Scene, fault_plane, files, scene_in, wanted, writes_by
 
 __all__ = ["fault_plane"]  # a fixture, found by name
 
@@ -34,9 +34,8 @@ LEASE = "6"
 
 @pytest.fixture
 async def made(fault_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Scene]:
-    made = await scene(fault_plane, tmp_path, files(COUNT, "g0"))
-    yield made
-    await made.site.admin.close()
+    async with scene_in(fault_plane, tmp_path, files(COUNT, "g0")) as made:
+        yield made
 
 
 class Replicas:

@@ -10,6 +10,7 @@ back without a restart by hand, and ``recovered`` measures how long that took.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from kubernetes_asyncio import client
@@ -96,6 +98,8 @@ class Scene:
     """Name → resourceVersion of the objects no sync may touch."""
     repo_url: str = ""
     """What the Application names (the repository's own file URL when empty)."""
+    metrics_url: str = ""
+    """The leading auditor's ``/metrics``, when it serves them: (c) checks its sync gauge too."""
 
     @property
     def plane(self) -> ControlPlane:
@@ -190,7 +194,22 @@ class Scene:
         errors = [c["type"] for c in status.get("conditions") or [] if c.get("type") in ERROR_CONDITIONS]
         if errors:
             found.append(f"(c) stale error conditions {errors}")
+        if self.metrics_url and await self.synced_gauge() != 1:
+            found.append("(c) the metric driftwarden_app_sync_status does not say Synced")
         return found
+
+    async def synced_gauge(self) -> float | None:
+        """``driftwarden_app_sync_status{status="Synced"}`` of this Application, as /metrics says now
+        (None before the auditor serves it)."""
+        sample = f'driftwarden_app_sync_status{{app="{self.site.namespace}/{self.name}",status="Synced"}} '
+        try:
+            async with aiohttp.ClientSession() as session, session.get(self.metrics_url) as resp:
+                text = await resp.text()
+        except aiohttp.ClientError:
+            return None  # not serving yet
+        return next(
+            (float(line[len(sample) :]) for line in text.splitlines() if line.startswith(sample)), None
+        )
 
     async def recovered(
         self, want: Mapping[str, Mapping[str, str]], revision: str, *, seconds: float
@@ -224,6 +243,16 @@ async def scene(plane: ControlPlane, workdir: Path, repo_files: Mapping[str, str
     made = Scene(Site(admin, namespace, plane, workdir), repo, f"app-{suffix}", f"dst-{suffix}")
     await made.place_bystanders()
     return made
+
+
+@contextlib.asynccontextmanager
+async def scene_in(plane: ControlPlane, workdir: Path, repo_files: Mapping[str, str]) -> AsyncIterator[Scene]:
+    """``scene``, and its admin client closed afterwards."""
+    made = await scene(plane, workdir, repo_files)
+    try:
+        yield made
+    finally:
+        await made.site.admin.close()
 
 
 def _time(value: str) -> dt.datetime:
