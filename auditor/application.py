@@ -93,10 +93,8 @@ class Automated:
     self_heal: bool = False
     allow_empty: bool = False
     prune_ratio: float = DEFAULT_PRUNE_RATIO
-    """``pruneRatio`` (driftwarden's, beside Argo CD's ``allowEmpty``): an automated sync that would prune
-    more than this share of the Application's live objects prunes nothing and says so (``PruneRefused``);
-    1 (the default) turns the guard off. A half-deleted path, a bad merge or a broken generator looks like
-    that; 0.5 is a good value for large Applications."""
+    """``pruneRatio`` (driftwarden's, beside ``allowEmpty``): an automated sync that would prune more than
+    this share of the Application's objects prunes nothing (``PruneRefused``); 1 turns the guard off."""
 
 
 @dataclass(frozen=True)
@@ -310,8 +308,7 @@ def _sync_policy(spec: Mapping[str, Any]) -> SyncPolicy:
 
 
 def _prune_ratio(auto: Mapping[str, Any], path: str) -> float:
-    ratio = read_number(auto, "pruneRatio", path, DEFAULT_PRUNE_RATIO)
-    if not 0 <= ratio <= 1:
+    if not 0 <= (ratio := read_number(auto, "pruneRatio", path, DEFAULT_PRUNE_RATIO)) <= 1:
         raise InvalidSpecError(f"{path} is a share of the Application's objects, from 0 to 1; got {ratio}")
     return ratio
 
