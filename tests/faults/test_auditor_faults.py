@@ -12,8 +12,6 @@ import asyncio
 import datetime as dt
 import signal
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -21,38 +19,20 @@ from auditor.kube.cluster import Cluster
 from auditor.leadership.elector import LeaderElector
 from auditor.leadership.fence import Fence
 from auditor.leadership.lease import ElectionSettings, parse_lease
-from devtools.controlplane import ControlPlane
 from driftwarden.errors import LeaseLostError
 from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import request_json, resource_path
-from tests.support.auditorprocs import Auditor
-from tests.support.faults import Scene, fault_plane, files, scene_in, wanted, writes_by
+from tests.support.auditorprocs import Auditor, auditors
+from tests.support.faults import Scene, fault_plane, files, made, wanted, writes_by
 from tests.support.waiting import eventually
 
-__all__ = ["fault_plane"]  # a fixture, found by name
+__all__ = ["auditors", "fault_plane", "made"]  # fixtures, found by name
 
 pytestmark = pytest.mark.cluster
 
 COUNT = 500
 LEASE = "8"
 """Seconds; long enough that a busy pass over 500 objects renews in time, short enough to wait out."""
-
-
-@pytest.fixture
-async def made(fault_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Scene]:
-    async with scene_in(fault_plane, tmp_path, files(COUNT, "g0")) as made:
-        yield made
-
-
-@pytest.fixture
-async def started() -> AsyncIterator[list[Auditor]]:
-    running: list[Auditor] = []
-    yield running
-    for auditor in running:
-        if auditor.proc.returncode is None:
-            auditor.proc.send_signal(signal.SIGCONT)
-            auditor.proc.kill()
-            await auditor.proc.wait()
 
 
 async def _lease(made: Scene) -> dict[str, object]:
@@ -70,32 +50,32 @@ async def _under_way(made: Scene, gen: str, at_least: int) -> None:
 
 
 async def test_sigkill_in_the_middle_of_500_applies_then_a_new_replica_finishes(
-    made: Scene, started: list[Auditor]
+    made: Scene, auditors: list[Auditor]
 ) -> None:
-    started.append(await made.auditor("a", "--lease-duration", LEASE))
+    auditors.append(await made.auditor("a", "--lease-duration", LEASE))
     await made.application()
     await made.recovered(wanted(COUNT, "g0"), made.repo.head(), seconds=240)
     revision = made.repo.commit(files(COUNT, "g1"))
     await _under_way(made, "g1", at_least=100)
-    started[0].proc.send_signal(signal.SIGKILL)
-    await started[0].proc.wait()
+    auditors[0].proc.send_signal(signal.SIGKILL)
+    await auditors[0].proc.wait()
     killed = time.monotonic()
     half = sum(1 for o in (await made.live()).values() if o["data"]["generation"] == "g1")
-    started.append(await made.auditor("b", "--lease-duration", LEASE))
+    auditors.append(await made.auditor("b", "--lease-duration", LEASE))
     await made.recovered(wanted(COUNT, "g1"), revision, seconds=240)
     print(f"SIGKILL with {half}/{COUNT} applied: converged {time.monotonic() - killed:.1f}s after the kill "
           f"({LEASE}s lease)")  # fmt: skip
 
 
 async def test_a_leader_frozen_past_its_lease_writes_nothing_after_the_takeover(
-    made: Scene, started: list[Auditor]
+    made: Scene, auditors: list[Auditor]
 ) -> None:
     a = await made.auditor("a", "--lease-duration", LEASE)
-    started.append(a)
+    auditors.append(a)
     await made.application()
     await made.recovered(wanted(COUNT, "g0"), made.repo.head(), seconds=240)
     b = await made.auditor("b", "--lease-duration", LEASE)
-    started.append(b)
+    auditors.append(b)
     await eventually(lambda: _has(b, "standing by"), seconds=30)
 
     revision = made.repo.commit(files(COUNT, "g1"))
@@ -133,7 +113,7 @@ async def _has(auditor: Auditor, text: str) -> bool:
 
 @pytest.mark.parametrize("fenced", [True, False], ids=["fenced", "unfenced-control"])
 async def test_a_frozen_event_loop_writes_nothing_after_the_takeover_when_fenced(
-    made: Scene, started: list[Auditor], fenced: bool
+    made: Scene, auditors: list[Auditor], fenced: bool
 ) -> None:
     """The same freeze, made exact: the leader's event loop is blocked (as SIGSTOP blocks it) between two
     applies of a batch, while a real second replica takes the Lease. Fenced, the next apply is refused
@@ -146,26 +126,34 @@ async def test_a_frozen_event_loop_writes_nothing_after_the_takeover_when_fenced
     cluster = Cluster(api, fence=fence)
     refused: list[int] = []
     standby = asyncio.Event()
+    sent: list[asyncio.Task[None]] = []
+
+    async def attempt(i: int) -> None:
+        try:
+            await cluster.apply(_configmap(made.destination, i))
+        except LeaseLostError:
+            refused.append(i)
 
     async def work() -> None:
         for i in range(40):
             if i == 20:
                 await standby.wait()
                 time.sleep(6)  # noqa: ASYNC251 - the point: the whole loop stops, past the 3 s lease
-            try:
-                await cluster.apply(_configmap(made.destination, i))
-            except LeaseLostError:
-                refused.append(i)
+            # Shielded: stepping down cancels the work, and must not race the write the control run
+            # sends; each write is let finish (or be refused) whatever happens to the work.
+            sent.append(asyncio.create_task(attempt(i)))
+            await asyncio.shield(sent[-1])
         await asyncio.Event().wait()
 
     try:
         leading = asyncio.create_task(elector.run(work))
         await eventually(lambda: _holder_is(made, "frozen"), seconds=20)
         b = await made.auditor("b", "--lease-duration", "3")
-        started.append(b)
+        auditors.append(b)
         await eventually(lambda: _has(b, "standing by"), seconds=30)
         standby.set()
         assert await asyncio.wait_for(leading, timeout=30) == "lost"
+        await asyncio.gather(*sent, return_exceptions=True)
     finally:
         await api.close()
     record = parse_lease(await _lease(made))

@@ -12,30 +12,21 @@ import datetime as dt
 import random
 import signal
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
 
 from auditor.leadership.lease import parse_lease
-from devtools.controlplane import ControlPlane
 from driftwarden.kube.rest import request_json, resource_path
 from tests.support.auditorprocs import Auditor
-from tests.support.faults import Scene, fault_plane, files, scene_in, wanted, writes_by
+from tests.support.faults import Scene, fault_plane, files, made, wanted, writes_by
 
-__all__ = ["fault_plane"]  # a fixture, found by name
+__all__ = ["fault_plane", "made"]  # fixtures, found by name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.soak]
 
 COUNT = 50
 LEASE = "6"
-
-
-@pytest.fixture
-async def made(fault_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Scene]:
-    async with scene_in(fault_plane, tmp_path, files(COUNT, "g0")) as made:
-        yield made
 
 
 class Replicas:

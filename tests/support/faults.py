@@ -75,6 +75,15 @@ async def fault_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         yield plane
 
 
+@pytest.fixture
+async def made(
+    fault_plane: ControlPlane, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Scene]:
+    """A scene of the test module's ``COUNT`` ConfigMaps on the module's fault plane."""
+    async with scene_in(fault_plane, tmp_path, files(request.module.COUNT, "g0")) as scene_:
+        yield scene_
+
+
 def proxied(plane: ControlPlane, user: UserCredentials, port: int, directory: Path) -> Path:
     """A kubeconfig for ``user`` that reaches the API server through a proxy on ``port``."""
     assert user.cert_file is not None and user.key_file is not None
