@@ -47,11 +47,18 @@ class Destination:
     """Whether the spec named a server (Argo CD refuses a destination with both a server and a name)."""
 
 
+DEFAULT_PRUNE_RATIO = 1.0
+"""Off by default, so an Application moved over from Argo CD prunes as it did there (docs/auditor.md)."""
+
+
 @dataclass(frozen=True)
 class Automated:
     prune: bool = False
     self_heal: bool = False
     allow_empty: bool = False
+    prune_ratio: float = DEFAULT_PRUNE_RATIO
+    """``pruneRatio`` (driftwarden's, beside ``allowEmpty``): an automated sync that would prune more than
+    this share of the Application's objects prunes nothing (``PruneRefused``); 1 turns the guard off."""
 
 
 @dataclass(frozen=True)
@@ -207,8 +214,15 @@ def _sync_policy(spec: Mapping[str, Any]) -> SyncPolicy:
             prune=read_bool(auto, "prune", f"{where}.prune"),
             self_heal=read_bool(auto, "selfHeal", f"{where}.selfHeal"),
             allow_empty=read_bool(auto, "allowEmpty", f"{where}.allowEmpty"),
+            prune_ratio=_prune_ratio(auto, f"{where}.pruneRatio"),
         )
     return SyncPolicy(automated, options, _retry(read_map(raw, "retry", "spec.syncPolicy.retry")))
+
+
+def _prune_ratio(auto: Mapping[str, Any], path: str) -> float:
+    if not 0 <= (ratio := read_number(auto, "pruneRatio", path, DEFAULT_PRUNE_RATIO)) <= 1:
+        raise InvalidSpecError(f"{path} is a share of the Application's objects, from 0 to 1; got {ratio}")
+    return ratio
 
 
 def _guard(spec: Mapping[str, Any]) -> Guard:

@@ -23,6 +23,7 @@ from opentelemetry import trace
 from auditor.kube.applications import ApplicationStore
 from auditor.kube.cluster import Cluster
 from auditor.kube.events import EventRecorder
+from auditor.leadership.fence import Fence
 from auditor.notify import Notifier
 from auditor.settings import AuditorSettings
 from driftwarden.telemetry.metrics import Instruments
@@ -47,6 +48,8 @@ class AuditorClients:
     tracer: trace.Tracer
     instruments: Instruments
     notifier: Notifier | None = None
+    fence: Fence | None = None
+    """Open while this replica holds the leader Lease (None: no election, always open)."""
     clock: Callable[[], dt.datetime] = utcnow
     """Wall time, for status timestamps and drift records."""
     monotonic: Callable[[], float] = time.monotonic
@@ -62,16 +65,21 @@ class AuditorClients:
         instruments: Instruments | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        fence: Fence | None = None,
     ) -> AuditorClients:
-        """The adapters over ``api``; no tracer or instruments means the global tracer and no metrics."""
+        """The adapters over ``api``; no tracer or instruments means the global tracer and no metrics.
+
+        With ``fence`` (leader election on), every write of the adapters needs the Lease held.
+        """
         return cls(
             api=api,
-            cluster=Cluster(api),
-            store=ApplicationStore(api),
-            events=EventRecorder(api),
+            cluster=Cluster(api, fence=fence),
+            store=ApplicationStore(api, fence=fence),
+            events=EventRecorder(api, fence=fence),
             settings=settings,
             tracer=tracer or trace.get_tracer(TRACER_NAME),
             instruments=instruments or Instruments.noop(),
             notifier=notifier,
+            fence=fence,
             clock=clock,
         )

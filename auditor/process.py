@@ -5,7 +5,9 @@ metering providers, the API client, the notifier, the plain-HTTP ``/metrics`` se
 ``AuditorClients`` bundle, and ``serve``: the ``AuditorLoop`` (a fresh ``Ledger`` shared by a new
 ``Reconciler`` and ``Healer`` each term) — always, or only while this replica holds the Lease — next to
 the Git push webhook, until SIGINT or SIGTERM. A replica that loses the Lease cancels its loop and stands
-for election again. Everything started here is stopped here, in reverse order.
+for election again; with election on, every write goes through a ``Fence`` the elector keeps open only
+while the Lease is ours by the local clock (auditor.leadership.fence), so a replica frozen past its lease
+writes nothing when it wakes. Everything started here is stopped here, in reverse order.
 
 It must not parse flags, read the environment (the CLI passes an environment snapshot for the telemetry
 exporters' OTEL_* settings) or print: the exit code is its answer, the log its account.
@@ -19,11 +21,13 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from kubernetes_asyncio import client
 from opentelemetry import trace
 
 from auditor.clients import TRACER_NAME, AuditorClients
 from auditor.heal.healer import Healer
 from auditor.leadership.elector import LeaderElector
+from auditor.leadership.fence import Fence
 from auditor.leadership.lease import ElectionSettings
 from auditor.ledger import Ledger
 from auditor.loop import AuditorLoop
@@ -89,13 +93,17 @@ async def main(
     options = settings.serve
     async with (
         await api_client(settings.kube, tracer=tracer) as api,
+        # The Lease's own client (its own connection pool): a pass's hundreds of requests queue in the
+        # other one, and a renewal waiting behind them would lose the Lease under load.
+        await api_client(settings.kube, tracer=tracer) as lease_api,
         notifications(options.notify) as notifier,
         metrics_server(metering.scrape, port=settings.metrics_port) as metrics,
     ):
         instruments = Instruments.from_meter(metering.provider.get_meter(TRACER_NAME))
         clients = AuditorClients.build(
-            api, settings=settings.auditor, tracer=tracer, instruments=instruments, notifier=notifier
-        )
+            api, settings=settings.auditor, tracer=tracer, instruments=instruments, notifier=notifier,
+            fence=Fence() if options.election is not None else None,
+        )  # fmt: skip
         if metrics is not None:
             log.info("serving Prometheus metrics on %s/metrics", metrics.url)
         log.info(
@@ -103,7 +111,7 @@ async def main(
             "notifications %s)", options.namespace or "*", settings.auditor.poll_interval,
             "on" if options.election else "off", "on" if options.push else "off", "on" if notifier else "off",
         )  # fmt: skip
-        code = await serve(clients, options, stop=stop)
+        code = await serve(clients, options, stop=stop, lease_api=lease_api)
         log.info("auditor stopped")
     return code
 
@@ -139,19 +147,29 @@ async def _reconcile(clients: AuditorClients, options: ServeOptions, current: _C
         current.loop = None
 
 
-async def _campaign(clients: AuditorClients, options: ServeOptions, current: _Current) -> None:
+async def _campaign(
+    clients: AuditorClients, options: ServeOptions, current: _Current, lease_api: client.ApiClient
+) -> None:
     if options.election is None:
         await _reconcile(clients, options, current)
         return
-    elector = LeaderElector(clients.api, options.election)
+    elector = LeaderElector(lease_api, options.election, fence=clients.fence)
     log.info("standing for election as %s (lease %s/%s)", elector.identity, options.election.namespace,
              options.election.name)  # fmt: skip
     while await elector.run(lambda: _reconcile(clients, options, current)) == "lost":
         log.warning("lost leadership; standing for election again")
 
 
-async def serve(clients: AuditorClients, options: ServeOptions, *, stop: asyncio.Event) -> int:
-    """Run until ``stop`` is set (0) or the auditor fails (1); everything started is stopped on return."""
+async def serve(
+    clients: AuditorClients,
+    options: ServeOptions,
+    *,
+    stop: asyncio.Event,
+    lease_api: client.ApiClient | None = None,
+) -> int:
+    """Run until ``stop`` is set (0) or the auditor fails (1); everything started is stopped on return.
+
+    ``lease_api`` is the client leader election uses (``clients.api`` when None)."""
     current = _Current()
     async with contextlib.AsyncExitStack() as stack:
         if options.push is not None:
@@ -162,7 +180,9 @@ async def serve(clients: AuditorClients, options: ServeOptions, *, stop: asyncio
                 max_body=options.push.max_body,
             )
             await stack.enter_async_context(PushServer(app, options.push))
-        work = asyncio.create_task(_campaign(clients, options, current), name="auditor")
+        work = asyncio.create_task(
+            _campaign(clients, options, current, lease_api or clients.api), name="auditor"
+        )
         stopper = asyncio.create_task(stop.wait(), name="stop")
         await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for task in (work, stopper):

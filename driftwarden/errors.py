@@ -41,6 +41,10 @@ class KubeUnavailableError(KubeError, TemporaryError):
     """The API server could not be reached or answered 5xx / 429."""
 
 
+class LeaseLostError(TemporaryError):
+    """This auditor replica no longer holds the leader Lease, so it must not write (fencing)."""
+
+
 class GitError(DriftwardenError):
     """A Git operation failed."""
 

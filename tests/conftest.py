@@ -23,6 +23,23 @@ settings.register_profile(
 settings.load_profile("driftwarden")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", type=float, default=0.0, metavar="SECONDS",
+        help="run the soak tests (marked soak) for this long each; without it they are deselected",
+    )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak tests run only with --soak: deselected otherwise (counted in the summary, never skipped)."""
+    if config.getoption("--soak"):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak") is not None]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+
+
 @pytest.fixture(scope="session")
 def control_plane_settings(tmp_path_factory: pytest.TempPathFactory) -> ControlPlaneSettings:
     env = environment()

@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT
+from auditor.leadership.fence import Fence, check_write
 from auditor.objects import AppKey
 from driftwarden.contract import API_VERSION, APPLICATION_KIND, APPLICATION_PLURAL, GROUP, VERSION
 from driftwarden.errors import KubeError
@@ -29,11 +30,20 @@ def _path(namespace: str | None = None, name: str | None = None, *, status: bool
 class ApplicationStore:
     """Applications (``driftwarden.io/v1alpha1``) as the identity of ``api``."""
 
-    def __init__(self, api: client.ApiClient, *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        fence: Fence | None = None,
+    ) -> None:
         self._api = api
         self._timeout = request_timeout
+        self._fence = fence
+        """Checked before every write: a replica that lost the Lease writes no status."""
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        check_write(self._fence, method, path, kwargs.get("query"))
         return await request_json(self._api, method, path, request_timeout=self._timeout, **kwargs)
 
     async def get_application(self, app: AppKey) -> dict[str, Any] | None:

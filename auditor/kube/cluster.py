@@ -17,6 +17,7 @@ from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT, RestMapper
 from auditor.kube.restmap import ApiResource
+from auditor.leadership.fence import Fence, check_write
 from auditor.objects import AppKey, GroupKind, Manifest, is_owned_by
 from driftwarden.contract import FIELD_MANAGER, LABEL_APP
 from driftwarden.errors import KubeError, KubeUnavailableError, PermanentError
@@ -75,12 +76,16 @@ class Cluster:
         *,
         mapper: RestMapper | None = None,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        fence: Fence | None = None,
     ) -> None:
         self._api = api
         self._timeout = request_timeout
+        self._fence = fence
+        """Checked before every write (not dry runs): a replica that lost the Lease writes nothing."""
         self.mapper = mapper or RestMapper(api, request_timeout=request_timeout)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        check_write(self._fence, method, path, kwargs.get("query"))
         return await request_json(self._api, method, path, request_timeout=self._timeout, **kwargs)
 
     def _path(self, resource: ApiResource, *, namespace: str = "", name: str | None = None) -> str:

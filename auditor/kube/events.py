@@ -23,6 +23,7 @@ from typing import Any, Literal
 from kubernetes_asyncio import client
 
 from auditor.kube.discovery import DEFAULT_REQUEST_TIMEOUT
+from auditor.leadership.fence import Fence, check_write
 from driftwarden.bounded import shorten_bytes
 from driftwarden.errors import KubeError
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
@@ -69,8 +70,10 @@ class EventRecorder:
         instance: str | None = None,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fence: Fence | None = None,
     ) -> None:
         self._api = api
+        self._fence = fence
         self._instance = shorten_bytes(instance or socket.gethostname(), FIELD_LIMIT)
         self._timeout = request_timeout
         self._clock = clock
@@ -143,6 +146,7 @@ class EventRecorder:
             raise
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        check_write(self._fence, method, path, kwargs.get("query"))
         return await request_json(self._api, method, path, request_timeout=self._timeout, **kwargs)
 
     def _event_name(self, object_name: str) -> str:

@@ -16,11 +16,13 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from kubernetes_asyncio import client
 
+from auditor.leadership.fence import Fence
 from auditor.leadership.lease import (
     JITTER_FACTOR,
     ElectionSettings,
@@ -94,6 +96,7 @@ class LeaderElector:
         *,
         release_on_cancel: bool = True,
         clock: Callable[[], dt.datetime] = _utcnow,
+        fence: Fence | None = None,
     ) -> None:
         self.settings = settings
         self.store = LeaseStore(
@@ -101,6 +104,8 @@ class LeaderElector:
         )
         self.release_on_cancel = release_on_cancel
         self.clock = clock
+        self.fence = fence
+        """Opened by every successful acquire or renewal, closed when leadership ends (fencing)."""
         self.leading = False
         self.observed_holder = ""
 
@@ -130,6 +135,8 @@ class LeaderElector:
             cancelled = True
             raise
         finally:
+            if self.fence is not None:
+                self.fence.close()  # before anything else: the work may still be finishing a write
             await self._stop(work, renewer)
             self.leading = False
             if not lost and (self.release_on_cancel or not cancelled):
@@ -184,6 +191,7 @@ class LeaderElector:
 
     async def _try(self, *, leading: bool) -> bool:
         """One tryAcquireOrRenew; True when we hold the lease afterwards."""
+        read_at = time.monotonic()  # the renewTime we write is no earlier than this
         try:
             current = await self.store.get()
             decision = decide(
@@ -208,6 +216,8 @@ class LeaderElector:
                     "renewed" if leading else "acquired", exc)  # fmt: skip
             return False
         self.observed_holder = self.identity
+        if self.fence is not None:
+            self.fence.grant(read_at=read_at, lease_duration=self.settings.lease_duration)
         return True
 
     async def _release(self) -> None:

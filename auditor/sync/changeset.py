@@ -7,8 +7,9 @@ CRDs), as Flux's garbage collection after its apply and Argo CD's ``PruneLast=tr
 deleted before everything Git wants is in place, and an object goes before the Namespace or CRD that
 holds it (so ``PruneLast=true`` is accepted and changes nothing). Pruning is guarded: an object is a
 prune candidate only when its tracking id names this Application and this very object; ``Prune=false``
-objects are skipped; an empty render prunes nothing unless ``allowEmpty`` (Argo CD #3473). Pure: no I/O,
-no logging.
+objects are skipped; an empty render prunes nothing unless ``allowEmpty`` (Argo CD #3473), and an automated
+sync that would prune more than ``pruneRatio`` of the Application's live objects prunes nothing. Pure: no
+I/O, no logging.
 """
 
 from __future__ import annotations
@@ -160,6 +161,40 @@ def _prune_reason(obj: Mapping[str, Any], *, enabled: bool, refused: str) -> str
     return ""
 
 
+def _prune_refusal(
+    candidates: list[Mapping[str, Any]],
+    live: list[Mapping[str, Any]],
+    *,
+    wanted: list[ObjectRef],
+    app: AppKey,
+    policy: SyncPolicy,
+    automated: bool,
+) -> str:
+    """Why this sync must prune nothing at all ("" when it may): an empty render, or a mass prune.
+
+    A mass prune deletes more than ``pruneRatio`` of the Application's objects: those it owns live and
+    those Git wants, counted once. So renaming objects (one pruned for each one created) is never one,
+    while a path half emptied is.
+    """
+    if candidates and not wanted and not policy.allow_empty:
+        return (
+            f"the render is empty and would prune all {len(candidates)} resources; "
+            "set syncPolicy.automated.allowEmpty to allow it"
+        )
+    ratio = policy.automated.prune_ratio if policy.automated is not None else 1.0
+    if not automated or not wanted or ratio >= 1:
+        return ""  # a person's sync with prune is deliberate; an empty render is allowEmpty's call
+    doomed = sum(1 for obj in candidates if not _prune_reason(obj, enabled=True, refused=""))
+    owned = {ObjectRef.from_manifest(obj).key for obj in live if is_owned_by(obj, app=app)}
+    total = len(owned | {ref.key for ref in wanted})
+    if doomed > ratio * total:
+        return (
+            f"this revision would prune {doomed} of the Application's {total} resources, more than "
+            f"syncPolicy.automated.pruneRatio ({ratio:g}) allows; raise it, or sync with prune by hand"
+        )
+    return ""
+
+
 def prune_candidates(
     live: Iterable[Mapping[str, Any]], desired: Iterable[ObjectRef], *, app: AppKey
 ) -> list[Mapping[str, Any]]:
@@ -201,12 +236,8 @@ def build_changeset(
         shared.extend([share] if share is not None else [])
     candidates = prune_candidates(live_objects, wanted, app=app)
     enabled = policy.auto_prune or prune_requested
-    refused = ""
-    if enabled and candidates and not wanted and not policy.allow_empty:
-        refused = (
-            f"the render is empty and would prune all {len(candidates)} resources; "
-            "set syncPolicy.automated.allowEmpty to allow it"
-        )
+    refused = _prune_refusal(candidates, live_objects, wanted=wanted, app=app, policy=policy,
+                             automated=not prune_requested) if enabled else ""  # fmt: skip
     for obj in candidates:
         ref = ObjectRef.from_manifest(obj)
         reason = _prune_reason(obj, enabled=enabled, refused=refused)

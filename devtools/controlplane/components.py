@@ -120,3 +120,23 @@ def nodes_ready(node_list: Mapping[str, Any], names: Sequence[str]) -> bool:
 def roles_aggregated(role: Mapping[str, Any]) -> bool:
     """The aggregated ClusterRole (``edit``) has its rules: the clusterrole-aggregation controller runs."""
     return bool(role.get("rules"))
+
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
+"""Every write, who made it and when (no bodies: Secrets stay out of the log); nothing else."""
+
+
+def audit_argv(work_dir: Path, log: Path) -> list[str]:
+    """kube-apiserver's flags for an audit log of every write (written synchronously, so a test that
+    reads it after a request sees the request)."""
+    policy = work_dir / "audit-policy.yaml"
+    policy.write_text(AUDIT_POLICY)
+    return [f"--audit-policy-file={policy}", f"--audit-log-path={log}", "--audit-log-mode=blocking"]

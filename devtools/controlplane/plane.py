@@ -33,6 +33,7 @@ from devtools.controlplane.components import (
     CONTROLLER_MANAGER_USER,
     SCHEDULER_USER,
     ControllerFiles,
+    audit_argv,
     controller_manager_argv,
     kwok_argv,
     node_manifest,
@@ -71,6 +72,10 @@ class ControlPlaneSettings:
     apiserver_flags: tuple[str, ...] = ()
     """Extra kube-apiserver flags, appended after the plane's own (``--admission-control-config-file=...``
     for one); the files they name are the caller's to write and keep."""
+    audit: bool = False
+    """Write the API server's audit log (every write, at Metadata level) to ``audit.log`` in the work dir."""
+    watch_cache: bool = True
+    """Off: every watch is served by etcd itself, so a compaction reaches resuming watches as 410 Gone."""
 
 
 def free_port() -> int:
@@ -102,6 +107,7 @@ class ControlPlane:
         self.apiserver_port = 0
         self._pki: ControlPlanePki | None = None
         self._etcd: ManagedProcess | None = None
+        self._etcd_argv: list[str] = []
         self._apiserver: ManagedProcess | None = None
         self._living: list[ManagedProcess] = []
         self.admin: UserCredentials | None = None
@@ -180,10 +186,41 @@ class ControlPlane:
         await self._apiserver.start()
         await self._wait_apiserver_ready()
 
+    async def restart(self, name: str, *, down: float = 0.0) -> None:
+        """Stop ``etcd`` or ``kube-apiserver`` and start it again in place (same ports, same data), after
+        ``down`` seconds; returns when it is ready again. Everything else keeps running."""
+        if name == "etcd" and self._etcd is not None:
+            await self._etcd.stop()
+            await asyncio.sleep(down)
+            await self._run_etcd()
+        elif name == "kube-apiserver":
+            await self.stop_apiserver()
+            await asyncio.sleep(down)
+            await self.start_apiserver()
+        else:
+            raise ControlPlaneError(f"cannot restart {name!r}: only etcd and kube-apiserver restart in place")
+
+    async def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision (so watches from before get 410 Gone);
+        returns that revision. Through etcd's own JSON gateway, as ``etcdctl compact`` does."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.post(f"{self.etcd_url}/v3/kv/range", json={"key": "AA==", "limit": 1}) as resp:
+                revision = int((await resp.json(content_type=None))["header"]["revision"])
+            body = {"revision": revision, "physical": True}
+            async with session.post(f"{self.etcd_url}/v3/kv/compaction", json=body) as resp:
+                if resp.status != 200:
+                    raise ControlPlaneError(f"etcd compaction failed: {resp.status} {await resp.text()}")
+        return revision
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines), written when the plane runs with ``audit``."""
+        return self.work_dir / "audit.log"
+
     async def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
-        argv = [
+        self._etcd_argv = [
             str(self.binaries.etcd),
             f"--data-dir={self.work_dir / 'etcd'}",
             f"--listen-client-urls={self.etcd_url}",
@@ -194,7 +231,10 @@ class ControlPlane:
             "--unsafe-no-fsync=true",
             "--log-level=warn",
         ]
-        self._etcd = ManagedProcess("etcd", argv, self.work_dir / "etcd.log")
+        await self._run_etcd()
+
+    async def _run_etcd(self) -> None:
+        self._etcd = ManagedProcess("etcd", self._etcd_argv, self.work_dir / "etcd.log")
         await self._etcd.start()
         await self._poll(self._etcd, self._etcd_healthy, what="etcd /health")
 
@@ -279,8 +319,13 @@ class ControlPlane:
                 ["--disable-admission-plugins=ServiceAccount"] if self.settings.bare else []
             ),
             f"--cert-dir={self.work_dir / 'apiserver-certs'}",
+            *self._audit_argv(),
+            *([] if self.settings.watch_cache else ["--watch-cache=false"]),
             *self.settings.apiserver_flags,
         ]
+
+    def _audit_argv(self) -> list[str]:
+        return audit_argv(self.work_dir, self.audit_log) if self.settings.audit else []
 
     def user(self, name: str, *, groups: tuple[str, ...] = ()) -> UserCredentials:
         """Client-certificate credentials (and a kubeconfig) for a real user ``name`` in ``groups``."""

@@ -113,6 +113,9 @@ class Informer:
                 await self._watch(handler)
                 delay = 0.1  # the server closed a healthy watch (timeoutSeconds): resume at once
             except ResourceExpiredError:
+                # Etcd compacted past where we were (or a restarted API server's cache starts later).
+                log.info("watch of %s: resource version %s expired (410 Gone); relisting", self.path,
+                         self.resource_version)  # fmt: skip
                 self.resource_version = ""
             except (KubeUnavailableError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 log.debug(

@@ -73,6 +73,13 @@ def test_defaults() -> None:
     assert app.ignore_differences == ()
 
 
+def test_prune_ratio_is_off_unless_set() -> None:
+    auto = parse_application(minimal(syncPolicy={"automated": {"prune": True}})).sync_policy.automated
+    assert auto is not None and auto.prune_ratio == 1.0
+    half = parse_application(minimal(syncPolicy={"automated": {"prune": True, "pruneRatio": 0.5}}))
+    assert half.sync_policy.automated is not None and half.sync_policy.automated.prune_ratio == 0.5
+
+
 def test_result_is_frozen_and_input_untouched() -> None:
     raw = copy.deepcopy(DESIGN_EXAMPLE)
     app = parse_application(raw)
@@ -164,6 +171,8 @@ def test_sync_options() -> None:
         (minimal(sources=[]), "spec.sources"),
         (minimal(destination={"namespace": "Bad_NS"}), "spec.destination.namespace"),
         (minimal(syncPolicy={"automated": {"prune": "true"}}), "spec.syncPolicy.automated.prune"),
+        (minimal(syncPolicy={"automated": {"pruneRatio": 1.5}}), "spec.syncPolicy.automated.pruneRatio"),
+        (minimal(syncPolicy={"automated": {"pruneRatio": "50%"}}), "spec.syncPolicy.automated.pruneRatio"),
         (minimal(syncPolicy={"syncOptions": ["CreateNamespace"]}), "spec.syncPolicy.syncOptions[0]"),
         (minimal(guard={"mode": "block"}), "spec.guard.mode"),
         (minimal(guard={"allow": {"users": "alice"}}), "spec.guard.allow.users"),

@@ -264,3 +264,39 @@ def test_never_prunes_what_another_app_owns(
     expected = {r.key for r in refs if r not in desired and is_owned_by(by_key[r.key], app=APP)}
     assert {a.ref.key for a in changes.actions if a.pruning} == expected
     assert [a.stage for a in changes.actions] == sorted(a.stage for a in changes.actions)
+
+
+def _live(count: int) -> list[dict[str, Any]]:
+    return [owned(obj("v1", "ConfigMap", f"cm-{i}", "prod")) for i in range(count)]
+
+
+HALF = SyncPolicy(Automated(prune=True, prune_ratio=0.5))
+
+
+def test_an_automated_sync_refuses_to_prune_more_than_the_prune_ratio() -> None:
+    live = _live(10)
+    keep = [ref(m) for m in live[:4]]  # six of ten left Git
+    assert len(build_changeset(keep, live, app=APP, policy=AUTO_PRUNE).of_type("prune")) == 6  # off: default
+    refused = build_changeset(keep, live, app=APP, policy=HALF)
+    assert refused.prune_refused == (
+        "this revision would prune 6 of the Application's 10 resources, more than "
+        "syncPolicy.automated.pruneRatio (0.5) allows; raise it, or sync with prune by hand"
+    )
+    assert not refused.of_type("prune") and len(refused.of_type("skip")) == 6
+    half = build_changeset([ref(m) for m in live[:5]], live, app=APP, policy=HALF)
+    assert not half.prune_refused and len(half.of_type("prune")) == 5
+    looser = SyncPolicy(Automated(prune=True, prune_ratio=0.6))
+    assert not build_changeset(keep, live, app=APP, policy=looser).prune_refused
+    off = SyncPolicy(Automated(prune=True, prune_ratio=1))
+    assert len(build_changeset(keep[:1], live, app=APP, policy=off).of_type("prune")) == 9
+
+
+def test_the_prune_ratio_counts_what_git_wants_so_renames_pass_and_people_may_prune() -> None:
+    live = _live(3)
+    renamed = [ref(obj("v1", "ConfigMap", f"new-{i}", "prod")) for i in range(3)]
+    assert len(build_changeset(renamed, live, app=APP, policy=HALF).of_type("prune")) == 3
+    by_hand = build_changeset([ref(live[0])], live, app=APP, policy=HALF, prune_requested=True)
+    assert not by_hand.prune_refused and len(by_hand.of_type("prune")) == 2
+    options = {ANNOTATION_SYNC_OPTIONS: "Prune=false"}  # objects that are kept are not counted as pruned
+    kept = [owned(obj("v1", "ConfigMap", f"cm-{i}", "prod"), annotations=options) for i in range(3)]
+    assert not build_changeset([ref(live[0])], kept, app=APP, policy=HALF).prune_refused
