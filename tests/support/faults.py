@@ -25,13 +25,14 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from auditor.kube.cluster import Cluster
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from devtools.controlplane.kubeconfig import kubeconfig
 from driftwarden import contract
 from driftwarden.kube.client import UserCredentials, api_client_for
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.settings import control_plane_bin_dir, environment
-from tests.support.auditor import install_crd_and_rbac
+from tests.support.auditor import install_crd_and_rbac, wait_until_allowed
 from tests.support.auditorprocs import Auditor, Site
 from tests.support.gitrepo import GitRepo, make_repo
 from tests.support.waiting import eventually
@@ -115,7 +116,8 @@ class Scene:
         return self.site.plane
 
     def user(self, identity: str) -> UserCredentials:
-        return self.plane.user(f"auditor-{identity}", groups=("system:masters",))
+        """Replica ``identity``'s own user (the audit log counts writes by it), with the auditor's RBAC."""
+        return self.plane.user(f"auditor-{identity}", groups=(REPLICAS_GROUP,))
 
     async def auditor(self, identity: str, *extra: str, kubeconfig: Path | None = None) -> Auditor:
         """``driftwarden auditor run`` as its own user ``auditor-<identity>`` (a later flag wins)."""
@@ -239,11 +241,32 @@ class Scene:
         return time.monotonic() - started
 
 
+REPLICAS_GROUP = "driftwarden:test-auditor-replicas"
+"""The group of the replicas' own users, bound to the manifests' auditor ClusterRole and nothing else: each
+replica needs a name of its own in the audit log, and exactly the service account's rights (issue 18)."""
+
+
+async def _bind_replicas(plane: ControlPlane, admin: client.ApiClient) -> None:
+    rbac = "rbac.authorization.k8s.io"
+    await Cluster(admin).apply({
+        "apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "driftwarden-auditor-test-replicas"},
+        "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "driftwarden-auditor"},  # manifests/rbac
+        "subjects": [{"apiGroup": rbac, "kind": "Group", "name": REPLICAS_GROUP}],
+    }, field_manager="driftwarden-installer")  # fmt: skip
+    probe = api_client_for(plane.user("auditor-rbac-probe", groups=(REPLICAS_GROUP,)))
+    try:
+        await wait_until_allowed(probe, verb="patch", group="", resource="configmaps")
+    finally:
+        await probe.close()
+
+
 async def scene(plane: ControlPlane, workdir: Path, repo_files: Mapping[str, str]) -> Scene:
     """A fresh namespace for the Applications and the Lease, a repository and a destination."""
     admin = api_client_for(plane.admin) if plane.admin is not None else None
     assert admin is not None
     await install_crd_and_rbac(admin)
+    await _bind_replicas(plane, admin)
     namespace, suffix = f"fault-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:6]
     await client.CoreV1Api(admin).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
