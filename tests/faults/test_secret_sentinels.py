@@ -177,7 +177,8 @@ async def _everything(
     assert code == 1 and "password" in out, (out, err)  # a difference in the Secret, shown masked
     seen["app diff"] = out + err
     code, out, err = await driftwarden("app", "diff", name, "--revision", "next", *where)  # as a person
-    assert code == 1 and "dry run failed" in out and "denied the request" in out, (out, err)
+    # The refused dry run is shown under its header and stops the diff (exit 2, the --as hint on stderr).
+    assert code == 2 and "dry run failed" in out and "denied the request" in out and "--as" in err, (out, err)
     seen["app diff (refused by the webhook)"] = out + err
     seen["events"] = await _events(at.admin, destination, at.namespace)
     seen["application"] = json.dumps(await at.get_application(name))
