@@ -2,7 +2,8 @@
 
 The admission benchmark against the real webhook, the bare handler and OPA (built by tools/build-opa.sh,
 which ``make pytest`` runs), one short round each; the PATCH through a local API server with and without
-the webhook, a few each; then the report writer turns their JSON into the page ``make bench`` writes.
+the webhook, a few each; the auditor's benchmarks (full audit against kubectl diff, edit → healed, memory)
+over 20 objects; then the report writer turns their JSON into the page ``make bench`` writes.
 """
 
 from __future__ import annotations
@@ -55,6 +56,56 @@ def test_the_patch_benchmark_produces_its_figures(tmp_path: Path) -> None:
     page = tmp_path / "benchmarks.md"
     _report(results, page, tmp_path)
     assert "what the webhook adds to a PATCH" in page.read_text()
+
+
+FLEET = ["--objects", "20", "--apps", "2"]  # two Applications of ten ConfigMaps: tiny, still the real path
+
+
+@pytest.mark.cluster
+def test_the_full_audit_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.full_audit", *FLEET, "--rounds", "1",
+         "--json", str(results / "full_audit.json")],
+        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    [size] = json.loads((results / "full_audit.json").read_text())["sizes"]
+    assert size["compared"] == 20 and size["driftwarden_s"] > 0 and size["kubectl_diff_s"] > 0
+    assert size["faster"] > 0 and size["cpu_s"]["driftwarden"]["kube-apiserver"] >= 0
+    page = tmp_path / "benchmarks.md"
+    _report(results, page, tmp_path)
+    assert "Full audit against `kubectl diff --server-side`" in page.read_text()
+
+
+@pytest.mark.cluster
+def test_the_heal_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.heal_latency", *FLEET, "--rate", "5", "--duration", "2",
+         "--json", str(results / "heal.json")],
+        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    [size] = json.loads((results / "heal.json").read_text())["sizes"]
+    assert size["edits"] == 10 and size["healed"] > 0 and size["p50_ms"] > 0 and size["p99_ms"] > 0
+    assert size["rss_after_mb"] > 0
+    page = tmp_path / "benchmarks.md"
+    _report(results, page, tmp_path)
+    assert "Edit → healed at scale" in page.read_text()
+
+
+@pytest.mark.cluster
+def test_the_memory_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.auditor_memory", *FLEET, "--settle", "0",
+         "--json", str(results / "memory.json")],
+        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    [size] = json.loads((results / "memory.json").read_text())["sizes"]
+    assert size["rss_mb"] > 0 and size["peak_rss_mb"] >= size["rss_mb"]
+    page = tmp_path / "benchmarks.md"
+    _report(results, page, tmp_path)
+    assert "Auditor memory with many objects watched" in page.read_text()
 
 
 def _report(results: Path, page: Path, tmp_path: Path) -> None:

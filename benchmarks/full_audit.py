@@ -1,0 +1,155 @@
+"""One full audit of N managed objects against ``kubectl diff --server-side`` (``make bench``; issue 17).
+
+For each size: the fleet of ``benchmarks.fleet`` (ConfigMaps over several Applications, created as the
+auditor would create them), then, in alternating rounds on the same control plane, (a) one pass of the
+auditor's own code over every Application at once, as ``AuditorLoop`` runs them: resolve the Git
+revision, render, and compare each object through a server-side-apply dry run (``Reconciler.render`` +
+``Reconciler.compare``; a new Reconciler each round, so no dry run is cached from a previous pass; the
+Git mirror is kept, as between the auditor's passes), and (b)
+the built kubectl's ``kubectl diff --server-side -f DIR`` over the very manifests the auditor compares
+(stamped with its label and annotations, one file per Application), as the same admin identity. The
+figure is the wall time of each; the ratio is kubectl's over driftwarden's (target: at least 3x).
+
+    python -m benchmarks.full_audit [--objects 1000,5000] [--apps 10] [--rounds 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.application import parse_application
+from auditor.clients import AuditorClients
+from auditor.ledger import Ledger
+from auditor.reconcile import Reconciler
+from auditor.settings import AuditorSettings
+from auditor.source.renderers import RenderTools
+from benchmarks.admission_load import write_json
+from benchmarks.fleet import Fleet, application, fleet, plane_pids
+from benchmarks.loadgen import _cpu_seconds as cpu_seconds
+from driftwarden.settings import environment, helm_bin_dir
+
+
+async def driftwarden_pass(made: Fleet, cache: Path) -> tuple[float, int]:
+    """Seconds of one render + compare of every Application at once, and the objects compared."""
+    tools = RenderTools(kubectl=made.plane.binaries.kubectl, helm=helm_bin_dir(environment()) / "helm")
+    clients = AuditorClients.build(made.admin, settings=AuditorSettings(git_cache=cache, tools=tools))
+    reconciler = Reconciler(clients, Ledger())
+    apps = [parse_application(application(i, made.repo)) for i in range(len(made.sizes))]
+
+    async def one(app: Any) -> int:
+        rendered = await reconciler.render(app)
+        comparison = await reconciler.compare(app, rendered, {})
+        if comparison.sync_status != "Synced":
+            raise RuntimeError(f"{app.key}: {comparison.sync_status} (the fleet should match Git)")
+        return len(comparison.desired)
+
+    started = time.perf_counter()
+    compared = await asyncio.gather(*(one(app) for app in apps))
+    return time.perf_counter() - started, sum(compared)
+
+
+async def stamped_manifests(made: Fleet, cache: Path, out: Path) -> None:
+    """What the auditor compares (its render, stamped and placed), one file per Application."""
+    tools = RenderTools(kubectl=made.plane.binaries.kubectl, helm=helm_bin_dir(environment()) / "helm")
+    clients = AuditorClients.build(made.admin, settings=AuditorSettings(git_cache=cache, tools=tools))
+    reconciler = Reconciler(clients, Ledger())
+    for index in range(len(made.sizes)):
+        app = parse_application(application(index, made.repo))
+        comparison = await reconciler.compare(app, await reconciler.render(app), {})
+        text = yaml.safe_dump_all(list(comparison.desired), sort_keys=False)
+        await asyncio.to_thread(_write, out / f"{app.key.name}.yaml", text)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+async def kubectl_diff(made: Fleet, manifests: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    await made.kubectl("diff", "--server-side", "--field-manager=driftwarden", "--force-conflicts",
+                       "-f", str(manifests))  # fmt: skip
+    return time.perf_counter() - started, 0
+
+
+def _cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far: this process (the auditor's code), its reaped children (kubectl and its diff),
+    and the API server and etcd."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "client": time.process_time(), "kubectl": children.ru_utime + children.ru_stime,
+        **{name: cpu_seconds(pid) for name, pid in pids.items()},
+    }  # fmt: skip
+
+
+async def measured(run: Awaitable[tuple[float, int]], pids: dict[str, int]) -> dict[str, Any]:
+    """Wall seconds of ``run`` and the CPU seconds each party spent meanwhile."""
+    before = _cpu_now(pids)
+    seconds, compared = await run
+    after = _cpu_now(pids)
+    return {"s": seconds, "compared": compared, **{k: after[k] - before[k] for k in before}}
+
+
+async def one_size(objects: int, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="driftwarden-bench-audit-") as tmp:
+        work = Path(tmp)
+        async with fleet(work, objects=objects, apps=args.apps) as made:
+            manifests = work / "stamped"
+            await stamped_manifests(made, work / "git-cache", manifests)  # also fills the Git mirror
+            pids = plane_pids()
+            rounds: dict[str, list[dict[str, Any]]] = {"driftwarden": [], "kubectl": []}
+            for round_ in range(args.rounds):
+                for who in ("driftwarden", "kubectl") if round_ % 2 == 0 else ("kubectl", "driftwarden"):
+                    run = driftwarden_pass(made, work / "git-cache") if who == "driftwarden" else (
+                        kubectl_diff(made, manifests))  # fmt: skip
+                    rounds[who].append(await measured(run, pids))
+            create = made.create_seconds
+    ours, theirs = (statistics.median(r["s"] for r in rounds[who]) for who in ("driftwarden", "kubectl"))
+    return {
+        "objects": objects, "apps": args.apps, "compared": rounds["driftwarden"][0]["compared"],
+        "create_s": round(create, 1), "driftwarden_s": round(ours, 2), "kubectl_diff_s": round(theirs, 2),
+        "faster": round(theirs / ours, 2), "cpu_s": {who: _cpu_median(r) for who, r in rounds.items()},
+        "rounds": rounds,
+    }  # fmt: skip
+
+
+def _cpu_median(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: round(statistics.median(r[k] for r in rounds), 2) for k in rounds[0] if k not in ("compared",)}
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = [await one_size(objects, args) for objects in args.objects]
+    return {"settings": {"apps": args.apps, "rounds": args.rounds}, "sizes": sizes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.full_audit", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--objects", type=lambda s: [int(n) for n in s.split(",")], default=[1000, 5000],
+                        help="managed objects, one fleet per size (comma-separated)")  # fmt: skip
+    parser.add_argument("--apps", type=int, default=10, help="Applications the objects are spread over")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of (driftwarden, kubectl) per size")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    report = asyncio.run(bench(args))
+    for size in report["sizes"]:
+        print(f"full audit of {size['objects']} objects: driftwarden {size['driftwarden_s']} s, "
+              f"kubectl diff --server-side {size['kubectl_diff_s']} s: {size['faster']}x faster")  # fmt: skip
+    write_json(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
