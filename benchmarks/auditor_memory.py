@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.admission_load import write_json
-from benchmarks.fleet import fleet, status_mb
+from benchmarks.fleet import fleet, fleet_parser, run_sizes, status_mb
 
 
 async def one_size(objects: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -36,28 +35,14 @@ async def one_size(objects: int, args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    sizes = [await one_size(objects, args) for objects in args.objects]
-    return {"settings": {"apps": args.apps, "settle": args.settle}, "sizes": sizes}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.auditor_memory", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--objects", type=lambda s: [int(n) for n in s.split(",")], default=[1000, 10000],
-                        help="managed objects, one fleet per size (comma-separated)")  # fmt: skip
-    parser.add_argument("--apps", type=int, default=20, help="Applications the objects are spread over")
+    parser = fleet_parser("benchmarks.auditor_memory", __doc__ or "", objects=[1000, 10000], apps=20)
     parser.add_argument("--settle", type=float, default=10.0, help="seconds after Synced before reading RSS")
     parser.add_argument("--sync-timeout", type=float, default=900.0, help="seconds to wait for Synced")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    report = asyncio.run(bench(args))
-    for size in report["sizes"]:
-        print(f"auditor with {size['objects']} objects watched: RSS {size['rss_mb']} MB "
-              f"(peak {size['peak_rss_mb']} MB)")  # fmt: skip
-    write_json(args.json, report)
-    return 0
+    return run_sizes(args, one_size, settings={"settle": args.settle}, line=lambda size: (
+        f"auditor with {size['objects']} objects watched: RSS {size['rss_mb']} MB "
+        f"(peak {size['peak_rss_mb']} MB)"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ created afterwards, by ``applications``. The real ``driftwarden auditor run`` is
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from kubernetes_asyncio import client
 from auditor.application import parse_application
 from auditor.kube.cluster import Cluster
 from auditor.objects import stamp
+from benchmarks.admission_load import write_json
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from devtools.controlplane.serviceaccounts import service_account_credentials, write_token_kubeconfig
 from devtools.dev.stack import INSTALL_FILES, MANIFESTS
@@ -228,3 +230,32 @@ async def fleet(work: Path, *, objects: int, apps: int) -> AsyncIterator[Fleet]:
             yield made
         finally:
             await admin.close()
+
+
+def fleet_parser(module: str, doc: str, *, objects: list[int], apps: int) -> argparse.ArgumentParser:
+    """The options every fleet benchmark takes: ``--objects`` (sizes), ``--apps`` and ``--json``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n", maxsplit=1)[0])
+    parser.add_argument("--objects", type=lambda s: [int(n) for n in s.split(",")], default=objects,
+                        help="managed objects, one fleet per size (comma-separated)")  # fmt: skip
+    parser.add_argument("--apps", type=int, default=apps, help="Applications the objects are spread over")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def run_sizes(
+    args: argparse.Namespace,
+    one_size: Callable[[int, argparse.Namespace], Awaitable[dict[str, Any]]],
+    *,
+    settings: dict[str, Any],
+    line: Callable[[dict[str, Any]], str],
+) -> int:
+    """``one_size`` for each size, one after the other; prints ``line`` of each and writes the JSON."""
+
+    async def every() -> list[dict[str, Any]]:
+        return [await one_size(objects, args) for objects in args.objects]
+
+    report = {"settings": {"apps": args.apps, **settings}, "sizes": asyncio.run(every())}
+    for size in report["sizes"]:
+        print(line(size))
+    write_json(args.json, report)
+    return 0

@@ -37,8 +37,7 @@ from auditor.ledger import Ledger
 from auditor.reconcile import Reconciler
 from auditor.settings import AuditorSettings
 from auditor.source.renderers import RenderTools
-from benchmarks.admission_load import write_json
-from benchmarks.fleet import Fleet, application, fleet, plane_pids
+from benchmarks.fleet import Fleet, application, fleet, fleet_parser, plane_pids, run_sizes
 from benchmarks.loadgen import _cpu_seconds as cpu_seconds
 from driftwarden.settings import environment, helm_bin_dir
 
@@ -139,27 +138,13 @@ def _cpu_median(rounds: list[dict[str, Any]]) -> dict[str, float]:
     return {k: round(statistics.median(r[k] for r in rounds), 2) for k in rounds[0] if k not in ("compared",)}
 
 
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    sizes = [await one_size(objects, args) for objects in args.objects]
-    return {"settings": {"apps": args.apps, "rounds": args.rounds}, "sizes": sizes}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.full_audit", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--objects", type=lambda s: [int(n) for n in s.split(",")], default=[1000, 5000],
-                        help="managed objects, one fleet per size (comma-separated)")  # fmt: skip
-    parser.add_argument("--apps", type=int, default=10, help="Applications the objects are spread over")
+    parser = fleet_parser("benchmarks.full_audit", __doc__ or "", objects=[1000, 5000], apps=10)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of (driftwarden, kubectl) per size")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    report = asyncio.run(bench(args))
-    for size in report["sizes"]:
-        print(f"full audit of {size['objects']} objects: driftwarden {size['driftwarden_s']} s, "
-              f"kubectl diff --server-side {size['kubectl_diff_s']} s: {size['faster']}x faster")  # fmt: skip
-    write_json(args.json, report)
-    return 0
+    return run_sizes(args, one_size, settings={"rounds": args.rounds}, line=lambda size: (
+        f"full audit of {size['objects']} objects: driftwarden {size['driftwarden_s']} s, "
+        f"kubectl diff --server-side {size['kubectl_diff_s']} s: {size['faster']}x faster"))  # fmt: skip
 
 
 if __name__ == "__main__":

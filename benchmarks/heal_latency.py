@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.admission_load import write_json
-from benchmarks.fleet import GIT_VALUE, Fleet, app_name, fleet, status_mb
+from benchmarks.fleet import GIT_VALUE, Fleet, app_name, fleet, fleet_parser, run_sizes, status_mb
 from driftwarden import contract
 from driftwarden.kube.rest import MERGE_PATCH, request_json, resource_path
 from driftwarden.kube.watch import Informer
@@ -153,31 +152,16 @@ async def one_size(objects: int, args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    sizes = [await one_size(objects, args) for objects in args.objects]
-    settings = {"apps": args.apps, "rate": args.rate, "duration": args.duration}
-    return {"settings": settings, "sizes": sizes}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.heal_latency", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--objects", type=lambda s: [int(n) for n in s.split(",")], default=[1000, 5000],
-                        help="managed objects, one fleet per size (comma-separated)")  # fmt: skip
-    parser.add_argument("--apps", type=int, default=10, help="Applications the objects are spread over")
+    parser = fleet_parser("benchmarks.heal_latency", __doc__ or "", objects=[1000, 5000], apps=10)
     parser.add_argument("--rate", type=float, default=5.0, help="edits per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of edits")
     parser.add_argument("--sync-timeout", type=float, default=600.0, help="seconds to wait for Synced")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    report = asyncio.run(bench(args))
-    for size in report["sizes"]:
-        print(f"edit -> healed with {size['objects']} objects: p50 {size['p50_ms']} ms, "
-              f"p99 {size['p99_ms']} ms ({size['healed']}/{size['edits']} healed); "
-              f"auditor RSS {size['rss_after_mb']} MB")  # fmt: skip
-    write_json(args.json, report)
-    return 0
+    settings = {"rate": args.rate, "duration": args.duration}
+    return run_sizes(args, one_size, settings=settings, line=lambda size: (
+        f"edit -> healed with {size['objects']} objects: p50 {size['p50_ms']} ms, p99 {size['p99_ms']} ms "
+        f"({size['healed']}/{size['edits']} healed); auditor RSS {size['rss_after_mb']} MB"))  # fmt: skip
 
 
 if __name__ == "__main__":

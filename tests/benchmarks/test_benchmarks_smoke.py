@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,51 +62,40 @@ def test_the_patch_benchmark_produces_its_figures(tmp_path: Path) -> None:
 FLEET = ["--objects", "20", "--apps", "2"]  # two Applications of ten ConfigMaps: tiny, still the real path
 
 
-@pytest.mark.cluster
-def test_the_full_audit_benchmark_produces_its_figures(tmp_path: Path) -> None:
+def _fleet_benchmark(tmp_path: Path, module: str, name: str, *extra: str) -> tuple[dict[str, Any], str]:
+    """Run ``benchmarks.<module>`` over the tiny fleet; its one size's figures and the page written."""
     results = tmp_path / "results"
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.full_audit", *FLEET, "--rounds", "1",
-         "--json", str(results / "full_audit.json")],
+        [sys.executable, "-m", f"benchmarks.{module}", *FLEET, *extra, "--json", str(results / name)],
         cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    [size] = json.loads((results / "full_audit.json").read_text())["sizes"]
-    assert size["compared"] == 20 and size["driftwarden_s"] > 0 and size["kubectl_diff_s"] > 0
-    assert size["faster"] > 0 and size["cached_s"] > 0 and size["cpu_s"]["driftwarden"]["kube-apiserver"] >= 0
+    [size] = json.loads((results / name).read_text())["sizes"]
     page = tmp_path / "benchmarks.md"
     _report(results, page, tmp_path)
-    assert "Full audit against `kubectl diff --server-side`" in page.read_text()
+    return size, page.read_text()
+
+
+@pytest.mark.cluster
+def test_the_full_audit_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    size, page = _fleet_benchmark(tmp_path, "full_audit", "full_audit.json", "--rounds", "1")
+    assert size["compared"] == 20 and size["driftwarden_s"] > 0 and size["kubectl_diff_s"] > 0
+    assert size["faster"] > 0 and size["cached_s"] > 0 and size["cpu_s"]["driftwarden"]["kube-apiserver"] >= 0
+    assert "Full audit against `kubectl diff --server-side`" in page
 
 
 @pytest.mark.cluster
 def test_the_heal_benchmark_produces_its_figures(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.heal_latency", *FLEET, "--rate", "5", "--duration", "2",
-         "--json", str(results / "heal.json")],
-        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    [size] = json.loads((results / "heal.json").read_text())["sizes"]
+    size, page = _fleet_benchmark(tmp_path, "heal_latency", "heal.json", "--rate", "5", "--duration", "2")
     assert size["edits"] == 10 and size["healed"] > 0 and size["p50_ms"] > 0 and size["p99_ms"] > 0
     assert size["rss_after_mb"] > 0
-    page = tmp_path / "benchmarks.md"
-    _report(results, page, tmp_path)
-    assert "Edit → healed at scale" in page.read_text()
+    assert "Edit → healed at scale" in page
 
 
 @pytest.mark.cluster
 def test_the_memory_benchmark_produces_its_figures(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.auditor_memory", *FLEET, "--settle", "0",
-         "--json", str(results / "memory.json")],
-        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    [size] = json.loads((results / "memory.json").read_text())["sizes"]
+    size, page = _fleet_benchmark(tmp_path, "auditor_memory", "memory.json", "--settle", "0")
     assert size["rss_mb"] > 0 and size["peak_rss_mb"] >= size["rss_mb"]
-    page = tmp_path / "benchmarks.md"
-    _report(results, page, tmp_path)
-    assert "Auditor memory with many objects watched" in page.read_text()
+    assert "Auditor memory with many objects watched" in page
 
 
 def _report(results: Path, page: Path, tmp_path: Path) -> None:
