@@ -76,6 +76,10 @@ opa:
 
 # BASELINE=<git ref> adds that commit's webhook to the admission rounds (a before and after in one run).
 BASELINE ?=
+# Managed objects of the auditor's benchmarks, one fleet per size (issue 17); smaller sizes for a quick run.
+BENCH_AUDIT_OBJECTS ?= 1000,5000
+BENCH_HEAL_OBJECTS ?= 1000,5000
+BENCH_MEMORY_OBJECTS ?= 1000,10000
 BASELINE_DIR := $(or $(TMPDIR),/tmp)/driftwarden-bench-baseline
 bench: venv control-plane jaeger opa
 	@mkdir -p benchmarks/results
@@ -87,6 +91,9 @@ bench: venv control-plane jaeger opa
 	@rm -rf $(BASELINE_DIR)
 	$(BIN)/python -m benchmarks.apiserver_patch --json benchmarks/results/apiserver_patch.json
 	$(BIN)/python -m benchmarks.cli_startup --json benchmarks/results/cli_startup.json
+	$(BIN)/python -m benchmarks.full_audit --objects $(BENCH_AUDIT_OBJECTS) --json benchmarks/results/full_audit.json
+	$(BIN)/python -m benchmarks.heal_latency --objects $(BENCH_HEAL_OBJECTS) --json benchmarks/results/heal.json
+	$(BIN)/python -m benchmarks.auditor_memory --objects $(BENCH_MEMORY_OBJECTS) --json benchmarks/results/memory.json
 	$(BIN)/python -m benchmarks.report
 
 bench-instructions: venv jaeger

@@ -76,23 +76,52 @@ class _Loader(yaml.SafeLoader):
     """YAML 1.1 as Kubernetes reads it: timestamps stay strings (sigs.k8s.io/yaml goes through JSON)."""
 
 
-_Loader.yaml_implicit_resolvers = {
+_RESOLVERS = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.yaml_implicit_resolvers = _RESOLVERS
+# The same with libyaml's parser when PyYAML was built with it (its wheels are): about 8x less CPU per
+# document, and parsing was the largest share of a full pass's own CPU (docs/benchmarks.md). Only the
+# pure-Python parser words an error as users and tests know it, so a document libyaml refuses is parsed
+# again by it for the message.
+_FastLoader: Any = None
+if hasattr(yaml, "CSafeLoader"):
+
+    class _CLoader(yaml.CSafeLoader):
+        """``_Loader`` on libyaml."""
+
+    _CLoader.yaml_implicit_resolvers = _RESOLVERS
+    _FastLoader = _CLoader
+
+
+def _documents(loader: Any) -> Iterator[tuple[str, Any]]:
+    index = 0
+    while loader.check_node():
+        node = loader.get_node()
+        index += 1
+        if node is None:
+            continue
+        yield f"document {index} (line {node.start_mark.line + 1})", loader.construct_document(node)
 
 
 def _yaml_documents(text: str, *, file: str) -> Iterator[tuple[str, Any]]:
     """(label, value) for each document; labels read ``document N (line L)``, counting from 1."""
+    if _FastLoader is not None:
+        fast = _FastLoader(text)
+        try:
+            return iter(list(_documents(fast)))
+        except yaml.YAMLError:
+            pass  # parsed again below, for the error in the pure-Python parser's words
+        finally:
+            fast.dispose()
+    return _slow_documents(text, file=file)
+
+
+def _slow_documents(text: str, *, file: str) -> Iterator[tuple[str, Any]]:
     loader = _Loader(text)
     try:
-        index = 0
-        while loader.check_node():
-            node = loader.get_node()
-            index += 1
-            if node is None:
-                continue
-            yield f"document {index} (line {node.start_mark.line + 1})", loader.construct_document(node)
+        yield from _documents(loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}" if mark is not None else file

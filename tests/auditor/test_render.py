@@ -254,3 +254,22 @@ def test_a_generate_name_is_accepted_by_the_parser_for_the_hook_split_to_judge()
     assert job["metadata"] == {"generateName": "migrate-"}
     with pytest.raises(RenderError, match=r"Job has no metadata\.name"):
         parse_manifests("apiVersion: batch/v1\nkind: Job\nmetadata: {generateName: ''}\n", file="x.yaml")
+
+
+def test_libyaml_and_the_pure_python_parser_read_manifests_alike() -> None:
+    """The fast path (libyaml, when PyYAML has it) gives the same documents, labels and lines as the
+    pure-Python parser it stands in for; timestamps stay strings in both."""
+    from auditor.source import render
+
+    assert render._FastLoader is not None, "PyYAML without libyaml: the fast path is never taken"
+    text = (
+        "# leading comment\n---\n" + CM % "a" + "data:\n  day: 2024-01-31\n  on: yes\n  n: 0x1f\n  f: 1e3\n"
+        "---\n---\n" + CM % "b" + "data: {list: [1, '2', ~, 3.5], anchor: &x {k: v}, alias: *x}\n"
+        "---\napiVersion: v1\nkind: List\nitems:\n- " + (CM % "c").replace("\n", "\n  ") + "\n"
+    )
+    fast = list(render._yaml_documents(text, file="f.yaml"))
+    slow = list(render._slow_documents(text, file="f.yaml"))
+    assert fast == slow and [label for label, _ in fast] == [
+        "document 1 (line 3)", "document 2 (line 12)", "document 3 (line 13)", "document 4 (line 18)",
+    ]  # fmt: skip
+    assert fast[0][1]["data"]["day"] == "2024-01-31"

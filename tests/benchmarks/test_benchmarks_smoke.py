@@ -2,7 +2,8 @@
 
 The admission benchmark against the real webhook, the bare handler and OPA (built by tools/build-opa.sh,
 which ``make pytest`` runs), one short round each; the PATCH through a local API server with and without
-the webhook, a few each; then the report writer turns their JSON into the page ``make bench`` writes.
+the webhook, a few each; the auditor's benchmarks (full audit against kubectl diff, edit → healed, memory)
+over 20 objects; then the report writer turns their JSON into the page ``make bench`` writes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +57,45 @@ def test_the_patch_benchmark_produces_its_figures(tmp_path: Path) -> None:
     page = tmp_path / "benchmarks.md"
     _report(results, page, tmp_path)
     assert "what the webhook adds to a PATCH" in page.read_text()
+
+
+FLEET = ["--objects", "20", "--apps", "2"]  # two Applications of ten ConfigMaps: tiny, still the real path
+
+
+def _fleet_benchmark(tmp_path: Path, module: str, name: str, *extra: str) -> tuple[dict[str, Any], str]:
+    """Run ``benchmarks.<module>`` over the tiny fleet; its one size's figures and the page written."""
+    results = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *FLEET, *extra, "--json", str(results / name)],
+        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    [size] = json.loads((results / name).read_text())["sizes"]
+    page = tmp_path / "benchmarks.md"
+    _report(results, page, tmp_path)
+    return size, page.read_text()
+
+
+@pytest.mark.cluster
+def test_the_full_audit_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    size, page = _fleet_benchmark(tmp_path, "full_audit", "full_audit.json", "--rounds", "1")
+    assert size["compared"] == 20 and size["driftwarden_s"] > 0 and size["kubectl_diff_s"] > 0
+    assert size["faster"] > 0 and size["cached_s"] > 0 and size["cpu_s"]["driftwarden"]["kube-apiserver"] >= 0
+    assert "Full audit against `kubectl diff --server-side`" in page
+
+
+@pytest.mark.cluster
+def test_the_heal_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    size, page = _fleet_benchmark(tmp_path, "heal_latency", "heal.json", "--rate", "5", "--duration", "2")
+    assert size["edits"] == 10 and size["healed"] > 0 and size["p50_ms"] > 0 and size["p99_ms"] > 0
+    assert size["rss_after_mb"] > 0
+    assert "Edit → healed at scale" in page
+
+
+@pytest.mark.cluster
+def test_the_memory_benchmark_produces_its_figures(tmp_path: Path) -> None:
+    size, page = _fleet_benchmark(tmp_path, "auditor_memory", "memory.json", "--settle", "0")
+    assert size["rss_mb"] > 0 and size["peak_rss_mb"] >= size["rss_mb"]
+    assert "Auditor memory with many objects watched" in page
 
 
 def _report(results: Path, page: Path, tmp_path: Path) -> None:

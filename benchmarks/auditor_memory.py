@@ -1,0 +1,49 @@
+"""The auditor's resident memory with N managed objects watched (``make bench``; issue 17).
+
+For each size: the fleet of ``benchmarks.fleet`` (ConfigMaps over several Applications with automated
+sync and self-heal), the real ``driftwarden auditor run`` as its service account until every Application
+is Synced, then ``--settle`` seconds more (its watches are listed and open); RSS is read from
+``/proc/<pid>/status`` then, and its peak (VmHWM) over the whole start. Target: under 300 MB at 10,000.
+
+    python -m benchmarks.auditor_memory [--objects 1000,10000] [--apps 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.fleet import fleet, fleet_parser, run_sizes, status_mb
+
+
+async def one_size(objects: int, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="driftwarden-bench-memory-") as tmp:
+        async with fleet(Path(tmp), objects=objects, apps=args.apps) as made:
+            await made.applications()
+            async with made.auditor_process() as proc:
+                synced_s = await made.wait_synced(timeout=args.sync_timeout, proc=proc)
+                await asyncio.sleep(args.settle)
+                rss, peak = status_mb(proc.pid), status_mb(proc.pid, "VmHWM")
+            create = made.create_seconds
+    return {
+        "objects": objects, "apps": args.apps, "create_s": round(create, 1), "synced_s": round(synced_s, 1),
+        "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = fleet_parser("benchmarks.auditor_memory", __doc__ or "", objects=[1000, 10000], apps=20)
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds after Synced before reading RSS")
+    parser.add_argument("--sync-timeout", type=float, default=900.0, help="seconds to wait for Synced")
+    args = parser.parse_args(argv)
+    return run_sizes(args, one_size, settings={"settle": args.settle}, line=lambda size: (
+        f"auditor with {size['objects']} objects watched: RSS {size['rss_mb']} MB "
+        f"(peak {size['peak_rss_mb']} MB)"))  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
