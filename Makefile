@@ -91,6 +91,7 @@ bench: venv control-plane jaeger opa
 	@rm -rf $(BASELINE_DIR)
 	$(BIN)/python -m benchmarks.apiserver_patch --json benchmarks/results/apiserver_patch.json
 	$(BIN)/python -m benchmarks.cli_startup --json benchmarks/results/cli_startup.json
+	$(BIN)/python -m benchmarks.decision_time --json benchmarks/results/decision_time.json
 	$(BIN)/python -m benchmarks.full_audit --objects $(BENCH_AUDIT_OBJECTS) --json benchmarks/results/full_audit.json
 	$(BIN)/python -m benchmarks.heal_latency --objects $(BENCH_HEAL_OBJECTS) --json benchmarks/results/heal.json
 	$(BIN)/python -m benchmarks.auditor_memory --objects $(BENCH_MEMORY_OBJECTS) --json benchmarks/results/memory.json

@@ -104,3 +104,15 @@ def _report(results: Path, page: Path, tmp_path: Path) -> None:
          "--notes", str(tmp_path / "none.md")],
         cwd=ROOT, check=True, timeout=60, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def test_the_decision_time_benchmark_produces_a_figure_per_shape(tmp_path: Path) -> None:
+    out = tmp_path / "decision_time.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.decision_time", "--runs", "1", "--json", str(out)],
+        cwd=ROOT, check=True, timeout=240, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["target_ms"] == 100.0
+    assert len(report["shapes"]) >= 13 and all(row["ms"] >= 0 for row in report["shapes"])
+    assert all(row["reason"] != "internal-error" for row in report["shapes"])

@@ -1,15 +1,21 @@
 """Decision time is linear in the size of the review, whatever its shape, and a 3 MiB review (the API
-server's largest) is decided in under 100 ms on one core (issue 13: a 458 KB review took 60 s).
+server's largest) costs a few parses of itself (issue 13: a 458 KB review took 60 s).
 
 Times are process CPU time, the least of several runs, so that other work on a shared machine weighs
 as little as it can (it still slows a core it shares caches with); the shapes are in tests/webhook/bulky.py.
+What moves with the machine, the 3 MiB figures against issue 13's 100 ms, is measured by
+``benchmarks/decision_time.py`` (``make bench``; docs/webhook.md): on this project's 2-core machine the same
+shape's least time moved between 61 and 106 ms from one quiet run to the next, so a test of it would judge
+the machine. Here each 3 MiB decision is compared with parsing the same two objects in the same process.
 """
 
 from __future__ import annotations
 
 import copy
 import gc
+import json
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +25,11 @@ from tests.webhook.bulky import API_SERVER_LIMIT, SHAPES, Bulky, bulky, sized
 from webhook.admission.decision import decide
 
 TARGET = 0.100
-"""Seconds for a 3 MiB review: the webhook answers within the API server's timeout with room to spare."""
+"""Seconds for issue 13's own review (0.8 MiB, about 16 ms): the webhook answers with room to spare."""
+
+PARSES = 4
+"""A 3 MiB decision costs less than this many ``json.loads`` of the review's two objects (2.7 at most
+measured, for atomic keyed elements; a walk that went quadratic again would cost thousands)."""
 
 
 def _cpu(*reviews: Bulky, runs: int = 5, enough: float = 0.0) -> list[float]:
@@ -60,15 +70,28 @@ def test_decision_time_grows_linearly_with_the_review(shape: str, n: int) -> Non
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_a_review_of_3_mib_is_decided_in_under_100_ms(shape: str) -> None:
+def test_a_review_of_3_mib_is_decided_within_a_few_parses_of_it(shape: str) -> None:
     review = sized(shape)
     assert 0.95 * API_SERVER_LIMIT < review.size <= API_SERVER_LIMIT
-    (spent,) = _cpu(review, runs=25, enough=TARGET)
+    body = json.dumps([review.request.old_object, review.request.object])
+    parse = _least_of(lambda: json.loads(body), runs=5)
+    (spent,) = _cpu(review, runs=25, enough=PARSES * parse / 2)
     decision = decide(review.request, review.settings)
-    print(f"\n{shape}: {review.size / 2**20:.2f} MiB decided in {spent * 1000:.1f} ms ({decision.reason})")
-    assert spent < TARGET
+    print(f"\n{shape}: {review.size / 2**20:.2f} MiB decided in {spent * 1000:.1f} ms, "
+          f"{spent / parse:.2f} parses ({decision.reason})")  # fmt: skip
+    assert spent < PARSES * parse
     assert decision.reason != "internal-error"
     assert decision.allowed == (not decision.violation)  # enforce mode: every violation is denied
+
+
+def _least_of(work: Callable[[], object], *, runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        gc.collect()
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
 
 
 def test_the_issue_13_review_is_denied_and_names_its_fields() -> None:
