@@ -15,12 +15,12 @@ import copy
 import gc
 import json
 import time
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.decision_time import least_cpu
 from tests.webhook.bulky import API_SERVER_LIMIT, SHAPES, Bulky, bulky, sized
 from webhook.admission.decision import decide
 
@@ -74,7 +74,7 @@ def test_a_review_of_3_mib_is_decided_within_a_few_parses_of_it(shape: str) -> N
     review = sized(shape)
     assert 0.95 * API_SERVER_LIMIT < review.size <= API_SERVER_LIMIT
     body = json.dumps([review.request.old_object, review.request.object])
-    parse = _least_of(lambda: json.loads(body), runs=5)
+    parse = least_cpu(lambda: json.loads(body), runs=5)
     (spent,) = _cpu(review, runs=25, enough=PARSES * parse / 2)
     decision = decide(review.request, review.settings)
     print(f"\n{shape}: {review.size / 2**20:.2f} MiB decided in {spent * 1000:.1f} ms, "
@@ -82,16 +82,6 @@ def test_a_review_of_3_mib_is_decided_within_a_few_parses_of_it(shape: str) -> N
     assert spent < PARSES * parse
     assert decision.reason != "internal-error"
     assert decision.allowed == (not decision.violation)  # enforce mode: every violation is denied
-
-
-def _least_of(work: Callable[[], object], *, runs: int) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        gc.collect()
-        started = time.process_time()
-        work()
-        best = min(best, time.process_time() - started)
-    return best
 
 
 def test_the_issue_13_review_is_denied_and_names_its_fields() -> None:
