@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from driftwarden.fieldsv1 import Path, canonical_json, key_namer, key_names, value_element
-from driftwarden.fieldtrie import GO_ESCAPED, GO_ESCAPES, Lookup, is_leaf, node_of
+from driftwarden.fieldtrie import Lookup, is_leaf, node_of
 
 MAX_DIFF_DEPTH = 64
 """Paths are at most this long; below it values are compared whole (no Kubernetes schema goes deeper)."""
@@ -277,15 +277,7 @@ class Walk:
         """The ``idents`` that ``node`` has children for, however the trie spells them."""
         if not node:
             return []
-        # Lookup.respelled inlined: a set's replaced values are all asked here, a hundred thousand at most.
-        escaped = self.lookup.escaped(node)
-        return [
-            ident
-            for ident in idents
-            if ident in node
-            or (escaped and ident in escaped)
-            or (not GO_ESCAPED.isdisjoint(ident) and ident.translate(GO_ESCAPES) in node)
-        ]
+        return self.lookup.present(node, idents)
 
     def _element(self, item: Any, other: Any, path: Path, node: Node, *, below: bool, loose: bool) -> None:
         """``diff`` for one element of a keyed list, with its usual case (a map) inlined."""
