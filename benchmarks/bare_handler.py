@@ -2,7 +2,8 @@
 
 Benchmark only (benchmarks.admission_load runs it beside the real webhook, same review, same client, same
 core): parse the JSON body with the stdlib, compare ``spec`` of the object and the old object, answer an
-AdmissionReview. No strict decoding, no field ownership, no span, no metrics, no connection guard: what is
+AdmissionReview (on ``/validate`` and, for benchmarks.apiserver_patch's mutating configuration, ``/mutate``).
+No strict decoding, no field ownership, no span, no metrics, no connection guard: what is
 left is the cost of TLS, HTTP and JSON in Python, which the issue's target (at most 1.4 times this) is
 measured against.
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     context.load_cert_chain(args.tls_cert_file, args.tls_key_file)
     app = web.Application(client_max_size=3 * 1024 * 1024)
     app.router.add_post("/validate", validate)
+    app.router.add_post("/mutate", validate)  # allowed answers carry no patch: the same handler
     web.run_app(app, host=args.host, port=args.port, ssl_context=context, print=None, access_log=None)
     return 0
 

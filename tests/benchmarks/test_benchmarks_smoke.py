@@ -54,9 +54,10 @@ def test_the_patch_benchmark_produces_its_figures(tmp_path: Path) -> None:
     )  # fmt: skip
     report = json.loads((results / "apiserver_patch.json").read_text())
     assert report["p50_ms"]["with"] > 0 and report["p50_ms"]["without"] > 0 and "added_p50_ms" in report
+    assert report["p50_ms"]["bare"] > 0 and "bare_added_p50_ms" in report
     page = tmp_path / "benchmarks.md"
     _report(results, page, tmp_path)
-    assert "what the webhook adds to a PATCH" in page.read_text()
+    assert "what the webhook adds to a PATCH" in page.read_text() and "bare handler" in page.read_text()
 
 
 FLEET = ["--objects", "20", "--apps", "2"]  # two Applications of ten ConfigMaps: tiny, still the real path
