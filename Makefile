@@ -89,6 +89,8 @@ bench: venv control-plane jaeger opa
 		--modes $(if $(BASELINE),base$(comma))off,on,bare,opa $(if $(BASELINE),--baseline $(BASELINE_DIR)) \
 		--json benchmarks/results/admission.json
 	@rm -rf $(BASELINE_DIR)
+	$(BIN)/python -m benchmarks.admission_load --pin --connections 16 --duration 10 --rounds 2 --rate 1000 \
+		--modes off,bare --json benchmarks/results/admission-rate.json
 	$(BIN)/python -m benchmarks.apiserver_patch --json benchmarks/results/apiserver_patch.json
 	$(BIN)/python -m benchmarks.cli_startup --json benchmarks/results/cli_startup.json
 	$(BIN)/python -m benchmarks.decision_time --json benchmarks/results/decision_time.json
