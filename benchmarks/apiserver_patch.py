@@ -1,17 +1,20 @@
 """What the webhook adds to a write through the API server (``make bench``; a benchmark, not a test).
 
-The p50 of a PATCH on a managed object with driftwarden's webhook configurations installed, against
-without them, and against the same configurations pointing at a bare handler (the floor: what the API
-server's two webhook calls cost with any Python server). It starts the local control plane (etcd +
-kube-apiserver only: ``ControlPlaneSettings(bare=True)``), the real ``driftwarden webhook serve`` as its
-own process over HTTPS (tracing off) and benchmarks.bare_handler; server-side-applies a managed Deployment
-as the GitOps manager ``driftwarden`` (tracking annotation, label, managedFields); then PATCHes, as the
-admin user, an annotation Git does not own, in blocks that rotate between the configurations installed
-for either server (the caBundle: the API server verifies TLS) and none. Each reviewed PATCH goes through
-both webhooks (mutating, then validating) and is allowed; the figure is the difference of the medians.
+The p50 of a PATCH on a managed object reviewed by driftwarden's webhook configurations, against the same
+PATCH on an object no webhook selects, and against one whose configurations point at a bare handler (the
+floor: what the API server's two webhook calls cost with any Python server). It starts the local control
+plane (etcd + kube-apiserver only: ``ControlPlaneSettings(bare=True)``), the real ``driftwarden webhook
+serve`` as its own process over HTTPS (tracing off) and benchmarks.bare_handler; server-side-applies three
+Deployments of the same shape as the GitOps manager ``driftwarden`` (tracking annotation, managedFields):
+``web`` with driftwarden's label (its configurations select it), ``web-bare`` with a label only the bare
+handler's configurations (the same builders, other names) select, ``web-none`` with neither. Then, as the
+admin user, it PATCHes an annotation Git does not own on the three in turn, the order rotating, so the
+three series share the machine's load moment by moment (the machine is shared; blocks of one mode at a
+time measured the neighbours more than the webhook). Each reviewed PATCH makes the API server call a
+webhook twice (mutating, then validating) and is allowed; the figure is the difference of the medians.
 Target (issue 17): under 2 ms.
 
-    python -m benchmarks.apiserver_patch [--patches 200] [--blocks 4] [--json out.json]
+    python -m benchmarks.apiserver_patch [--patches 600] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +39,31 @@ from driftwarden.kube.client import api_client_for
 from driftwarden.kube.rest import APPLY_PATCH, MERGE_PATCH, request_json, resource_path
 from driftwarden.settings import control_plane_bin_dir, environment
 from webhook.admission.profiles import DRIFTWARDEN
-from webhook.install import install, uninstall
+from webhook.install import install
 from webhook.registration import Endpoint, mutating_configuration, selection_for, validating_configuration
 
 NAMESPACE = "bench"
-NAME = "web"
-PATH = resource_path(group="apps", version="v1", plural="deployments", namespace=NAMESPACE, name=NAME)
+MODES = ("without", "with", "bare")
+"""without: no configuration selects the object; with: driftwarden's configurations review it; bare: the same
+configurations under other names, pointing at benchmarks.bare_handler, review it."""
+NAMES = {"without": "web-none", "with": "web", "bare": "web-bare"}
+BARE_LABEL = "bench.driftwarden.io/bare"
 
 
-def managed_deployment() -> dict[str, Any]:
-    tracking = f"{contract.DEFAULT_INSTALL_NAMESPACE}/bench:apps/Deployment:{NAMESPACE}/{NAME}"
-    labels = {"app": NAME}
+def _path(mode: str) -> str:
+    return resource_path(
+        group="apps", version="v1", plural="deployments", namespace=NAMESPACE, name=NAMES[mode]
+    )
+
+
+def managed_deployment(mode: str) -> dict[str, Any]:
+    name = NAMES[mode]
+    tracking = f"{contract.DEFAULT_INSTALL_NAMESPACE}/bench:apps/Deployment:{NAMESPACE}/{name}"
+    labels = {"app": name}
+    marker = {"with": {contract.LABEL_APP: "bench"}, "bare": {BARE_LABEL: "bench"}}.get(mode, {})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": {contract.LABEL_APP: "bench"},
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": marker,
                      "annotations": {contract.ANNOTATION_TRACKING_ID: tracking}},
         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
             "metadata": {"labels": labels},
@@ -59,45 +74,38 @@ def managed_deployment() -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _block(api: Any, patches: int, start: int) -> list[float]:
-    """``patches`` sequential PATCHes of an annotation nobody in Git owns; seconds each."""
-    seconds = []
-    for number in range(start, start + patches):
-        body = {"metadata": {"annotations": {"bench/round": str(number)}}}
-        sent = time.perf_counter()
-        await request_json(api, "PATCH", PATH, body=body, content_type=MERGE_PATCH)
-        seconds.append(time.perf_counter() - sent)
-    return seconds
-
-
-MODES = ("without", "with", "bare")
-"""without: no configuration installed; with: driftwarden's configurations pointing at the real webhook;
-bare: the same configurations pointing at benchmarks.bare_handler, which answers "allowed" after a JSON
-parse: what any webhook written in Python costs the PATCH here, the floor under driftwarden's figure."""
-
-
-async def _blocks(
-    api: Any, urls: dict[str, str], ca_pem: bytes, args: argparse.Namespace
-) -> dict[str, list[float]]:
+def configurations(mode: str, endpoint: Endpoint) -> dict[str, dict[str, Any]]:
+    """The validating and mutating configurations reviewing ``mode``'s object (driftwarden's for "with")."""
     selection = selection_for(DRIFTWARDEN, skip_users=[contract.auditor_identity()], timeout_seconds=5)
+    if mode == "bare":
+        selection = replace(selection, label_keys=(BARE_LABEL,))
+    built = {
+        "validating": validating_configuration(endpoint=endpoint, selection=selection),
+        "mutating": mutating_configuration(endpoint=endpoint, selection=selection),
+    }
+    if mode == "bare":
+        for config in built.values():
+            config["metadata"]["name"] = "driftwarden-bench-bare-" + config["metadata"]["name"]
+            for hook in config["webhooks"]:
+                hook["name"] = "bare-" + hook["name"]
+    return built
+
+
+async def _patch(api: Any, mode: str, number: int) -> float:
+    """One PATCH of an annotation nobody in Git owns on ``mode``'s object; seconds."""
+    body = {"metadata": {"annotations": {"bench/round": str(number)}}}
+    sent = time.perf_counter()
+    await request_json(api, "PATCH", _path(mode), body=body, content_type=MERGE_PATCH)
+    return time.perf_counter() - sent
+
+
+async def _interleaved(api: Any, patches: int) -> dict[str, list[float]]:
+    """``patches`` PATCHes of each object, one of each in turn, the order rotating every turn."""
     timings: dict[str, list[float]] = {mode: [] for mode in MODES}
-    count = 20
-    for block in range(args.blocks):
-        for mode in MODES if block % 2 == 0 else MODES[::-1]:
-            if mode == "without":
-                await uninstall(api)
-            else:
-                endpoint = Endpoint(ca_bundle=ca_pem, url=urls[mode])
-                await install(
-                    api,
-                    validating=validating_configuration(endpoint=endpoint, selection=selection),
-                    mutating=mutating_configuration(endpoint=endpoint, selection=selection),
-                )
-            await asyncio.sleep(1)  # the API server picks configurations up from its informer
-            await _block(api, 5, count)  # and its webhook client connects
-            timings[mode] += await _block(api, args.patches, count + 5)
-            count += args.patches + 5
-    await uninstall(api)
+    for number in range(patches):
+        turn = MODES[number % 3 :] + MODES[: number % 3]
+        for mode in turn:
+            timings[mode].append(await _patch(api, mode, number))
     return timings
 
 
@@ -114,9 +122,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
                 await request_json(api, "POST", "/api/v1/namespaces", body=namespace)
-                await request_json(api, "PATCH", PATH, body=managed_deployment(), content_type=APPLY_PATCH,
-                                   query={"fieldManager": contract.FIELD_MANAGER, "force": True})  # fmt: skip
-                await _block(api, 20, 0)  # warm-up: connections, caches
+                for mode in MODES:
+                    owner = {"fieldManager": contract.FIELD_MANAGER, "force": True}
+                    await request_json(
+                        api,
+                        "PATCH",
+                        _path(mode),
+                        body=managed_deployment(mode),
+                        content_type=APPLY_PATCH,
+                        query=owner,
+                    )
                 files = await asyncio.to_thread(serving_files, work)
                 ports = {"with": free_port(), "bare": free_port()}
                 servers = {
@@ -126,19 +141,23 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         "--tls-cert-file", str(files[1]), "--tls-key-file", str(files[2]),
                     ], work / "bare.log"),
                 }  # fmt: skip
-                urls = {mode: f"https://127.0.0.1:{port}" for mode, port in ports.items()}
                 async with contextlib.AsyncExitStack() as stack:
                     for mode, server in servers.items():
                         await server.start()
                         stack.push_async_callback(server.stop, grace=15)
-                        await ready(urls[mode] + "/validate", files[0], server)
-                    timings = await _blocks(api, urls, files[0].read_bytes(), args)
+                        url = f"https://127.0.0.1:{ports[mode]}"
+                        await ready(url + "/validate", files[0], server)
+                        endpoint = Endpoint(ca_bundle=files[0].read_bytes(), url=url)
+                        await install(api, **configurations(mode, endpoint))
+                    await asyncio.sleep(1)  # the API server picks configurations up from its informer
+                    await _interleaved(api, 20)  # warm-up: its webhook clients connect, caches fill
+                    timings = await _interleaved(api, args.patches)
             finally:
                 await api.close()
     p50 = {mode: statistics.median(values) * 1000 for mode, values in timings.items()}
     p99 = {mode: sorted(values)[int(0.99 * len(values))] * 1000 for mode, values in timings.items()}
     return {
-        "settings": {"patches": args.patches, "blocks": args.blocks},
+        "settings": {"patches": args.patches},
         "p50_ms": {k: round(v, 2) for k, v in p50.items()},
         "p99_ms": {k: round(v, 2) for k, v in p99.items()},
         "added_p50_ms": round(p50["with"] - p50["without"], 2),
@@ -150,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.apiserver_patch", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--patches", type=int, default=200, help="PATCHes per block")
-    parser.add_argument(
-        "--blocks", type=int, default=4, help="blocks of (without, with), every other reversed"
-    )
+    parser.add_argument("--patches", type=int, default=600, help="PATCHes of each object")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     report = asyncio.run(bench(args))

@@ -132,25 +132,26 @@ def startup_section(report: dict[str, Any]) -> list[str]:
 def patch_section(report: dict[str, Any]) -> list[str]:
     p50, p99, settings = report["p50_ms"], report["p99_ms"], report["settings"]
     bare = (
-        [f"| with a bare handler in its place (the floor) | {p50['bare']} ms | {p99['bare']} ms |",
+        [f"| a bare handler reviews it (the floor) | {p50['bare']} ms | {p99['bare']} ms |",
          f"| added by a bare handler | {report['bare_added_p50_ms']} ms | |"]
         if "bare" in p50 else []
     )  # fmt: skip
     return [
         "## Through the API server: what the webhook adds to a PATCH",
         "",
-        f"{settings['patches']} sequential PATCHes per block (an annotation Git does not own, on a managed "
-        f"Deployment, as the admin user), {settings['blocks']} rounds of blocks without the webhook "
-        "configurations, with them pointing at the real `driftwarden webhook serve` (its own process), and "
-        "with them pointing at a bare handler (`benchmarks.bare_handler`: a JSON parse and an answer, what "
-        "any Python webhook costs here), the order reversed every other round; etcd and kube-apiserver on "
-        "the same machine. Each reviewed PATCH makes the API server call the webhook twice (mutating, then "
+        f"{settings['patches']} sequential PATCHes of each of three Deployments of the same shape (an "
+        "annotation Git does not own, as the admin user), one of each in turn, the order rotating, so the "
+        "three share the machine's load moment by moment: one that driftwarden's webhook configurations "
+        "select (the real `driftwarden webhook serve`, its own process), one that the same configurations "
+        "under other names select for a bare handler (`benchmarks.bare_handler`: a JSON parse and an answer, "
+        "what any Python webhook costs here), and one no webhook selects; etcd and kube-apiserver on the "
+        "same machine. Each reviewed PATCH makes the API server call a webhook twice (mutating, then "
         "validating). Target: added p50 under 2 ms.",
         "",
         "| | p50 | p99 |",
         "| --- | --- | --- |",
-        f"| without the webhook | {p50['without']} ms | {p99['without']} ms |",
-        f"| with it (mutating + validating) | {p50['with']} ms | {p99['with']} ms |",
+        f"| no webhook selects the object | {p50['without']} ms | {p99['without']} ms |",
+        f"| driftwarden reviews it (mutating + validating) | {p50['with']} ms | {p99['with']} ms |",
         *bare,
         f"| **added by driftwarden** | **{report['added_p50_ms']} ms** | |",
         "",

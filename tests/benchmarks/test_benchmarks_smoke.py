@@ -50,7 +50,7 @@ def test_the_admission_benchmark_and_its_report_produce_their_figures(tmp_path: 
 def test_the_patch_benchmark_produces_its_figures(tmp_path: Path) -> None:
     results = tmp_path / "results"
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.apiserver_patch", "--patches", "5", "--blocks", "2",
+        [sys.executable, "-m", "benchmarks.apiserver_patch", "--patches", "5",
          "--json", str(results / "apiserver_patch.json")],
         cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL,
     )  # fmt: skip
