@@ -43,6 +43,31 @@ def _decision_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--install-namespace", default=contract.DEFAULT_INSTALL_NAMESPACE,
                         help="namespace of the auditor's service account (default %(default)s)")  # fmt: skip
+    # serve decides with these; install builds from them the condition under which the API server may
+    # skip the mutating call (webhook.registration.stamp_conditions): give both commands the same values.
+    parser.add_argument(
+        "--breakglass-user",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="user allowed through with a warning and an audit annotation (repeatable; the same for "
+        "serve and install)",
+    )
+    parser.add_argument(
+        "--breakglass-group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="group allowed through with a warning and an audit annotation (repeatable; the same for "
+        "serve and install)",
+    )
+    parser.add_argument(
+        "--default-mode",
+        default="enforce",
+        choices=contract.GUARD_MODES,
+        help="mode for objects without a driftwarden.io/guard annotation (default %(default)s; the same "
+        "for serve and install)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -93,26 +118,6 @@ def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "(default %(default)s)",
     )
     _decision_flags(serve)
-    serve.add_argument(
-        "--breakglass-user",
-        action="append",
-        default=[],
-        metavar="USER",
-        help="user allowed through with a warning and an audit annotation (repeatable)",
-    )
-    serve.add_argument(
-        "--breakglass-group",
-        action="append",
-        default=[],
-        metavar="GROUP",
-        help="group allowed through with a warning and an audit annotation (repeatable)",
-    )
-    serve.add_argument(
-        "--default-mode",
-        default="enforce",
-        choices=contract.GUARD_MODES,
-        help="mode for objects without a driftwarden.io/guard annotation (default %(default)s)",
-    )
     serve.add_argument(
         "--strict",
         action="store_true",

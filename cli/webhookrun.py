@@ -108,6 +108,9 @@ def run_install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         excluded_namespaces=_excluded_namespaces(args),
         timeout_seconds=args.timeout_seconds,
         failure_policy=args.failure_policy,
+        default_mode=args.default_mode,
+        breakglass_users=args.breakglass_user,
+        breakglass_groups=args.breakglass_group,
     )
     validating = validating_configuration(endpoint=endpoint, selection=selection)
     mutating = mutating_configuration(endpoint=endpoint, selection=selection)

@@ -32,7 +32,7 @@ from driftwarden.telemetry.tracecontext import traceparent
 from webhook.admission.decision import Decision, decide
 from webhook.admission.failsafe import contain
 from webhook.admission.limits import MAX_BODY_BYTES
-from webhook.admission.patches import drift_patch
+from webhook.admission.patches import drift_patch, unstamped
 from webhook.admission.request import AdmissionRequest, read_admission_review
 from webhook.admission.response import build_response, encode_json
 from webhook.admission.settings import DecisionSettings
@@ -140,6 +140,8 @@ def _answer(
         decision = contain(review, request.app[SETTINGS], decision)
     elif mutate:
         decision = _for_mutation(review, decision)
+    elif unstamped(review.object, decision, user=review.user_name):
+        decision = _missed_stamp(request, decision)
     _annotate(span, review, decision)
     patch: list[dict[str, Any]] | None = None
     if mutate:
@@ -148,6 +150,16 @@ def _answer(
             at=request.app[CLOCK](), traceparent=traceparent(span),
         )  # fmt: skip
     return decision, build_response(review.uid, decision, patch=patch)
+
+
+def _missed_stamp(request: web.Request, decision: Decision) -> Decision:
+    """A warned edit the mutating configuration did not send to ``/mutate``: an audit annotation and a
+    log line (at most one a minute) naming the cause; the answer is otherwise the same."""
+    request.app[FAILURES].warning(
+        "a warned edit reached /validate without its drift stamp: run `webhook install` with the same "
+        "--default-mode and --breakglass-user/--breakglass-group as `webhook serve`"
+    )
+    return replace(decision, audit_annotations={**decision.audit_annotations, "stamp": "missing"})
 
 
 def _contained(

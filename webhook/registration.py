@@ -8,6 +8,13 @@ resourceVersion and creationTimestamp), so no label selector can match them. Onl
 phase does the old Scale carry managedFields (converted from the parent's by the scale handler; the
 validating phase rebuilds Scales without them), so that hook selects, in CEL, old Scales with a
 managedFields entry of a GitOps manager, and the webhook denies there.
+
+The mutating objects hook is called only where ``/mutate`` can change something: when the default mode is
+``enforce``, an UPDATE in ``enforce`` mode by someone who is not break-glass, that leaves the drift stamp
+as it was, gets no patch and is judged by ``/validate`` alone, so a CEL condition spares it the second
+call (half the webhook calls of a guarded write; docs/benchmarks.md). The condition needs the webhook's
+default mode and break-glass users and groups: ``webhook install`` takes the same flags as ``serve``, and
+``/validate`` reports a warned edit the mutating call missed (webhook.admission.patches.unstamped).
 This module only builds dicts; installing them is ``webhook.install``'s job.
 """
 
@@ -18,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from driftwarden import contract
 from webhook.admission.profiles import Profile
 
 VALIDATING_NAME = "driftwarden-guard"
@@ -59,6 +67,9 @@ class Selection:
     excluded_namespaces: tuple[str, ...] = ()
     timeout_seconds: int = 5
     failure_policy: str = "Fail"
+    default_mode: str = "enforce"
+    breakglass_users: tuple[str, ...] = ()
+    breakglass_groups: tuple[str, ...] = ()
 
 
 def _cel_string_list(values: Sequence[str]) -> str:
@@ -109,6 +120,48 @@ def scale_conditions(selection: Selection) -> list[dict[str, str]]:
     return conditions
 
 
+def _annotated(var: str, key: str) -> str:
+    return f"(has({var}.metadata.annotations) && '{key}' in {var}.metadata.annotations)"
+
+
+def stamp_conditions(selection: Selection) -> list[dict[str, str]]:
+    """CEL conditions of the mutating objects hook: only requests ``/mutate`` may patch.
+
+    With a default mode other than ``enforce`` every request may be stamped: none. Otherwise a CREATE,
+    and an UPDATE unless all of: the stored object is in ``enforce`` mode (no ``driftwarden.io/guard``
+    annotation, or exactly ``enforce``: any other spelling is left to the webhook), it carries no
+    ``driftwarden.io/guard-allow`` (the Application's break-glass), the user is not a break-glass user or
+    in a break-glass group, and the drift stamp is unchanged. A DELETE never gets a patch. Every term is
+    guarded so that nothing evaluates to an error (which failurePolicy would turn into a refusal).
+    """
+    if selection.default_mode != "enforce":
+        return []
+    guard, allow, drift = (
+        contract.ANNOTATION_GUARD,
+        contract.ANNOTATION_GUARD_ALLOW,
+        contract.ANNOTATION_DRIFT,
+    )
+    reasons = [
+        f"({_annotated('oldObject', guard)} && oldObject.metadata.annotations['{guard}'] != 'enforce')",
+        _annotated("oldObject", allow),
+        f"{_annotated('object', drift)} != {_annotated('oldObject', drift)}",
+        f"({_annotated('object', drift)} && "
+        f"object.metadata.annotations['{drift}'] != oldObject.metadata.annotations['{drift}'])",
+    ]
+    if selection.breakglass_users:
+        reasons.append(f"request.userInfo.username in {_cel_string_list(selection.breakglass_users)}")
+    if selection.breakglass_groups:
+        groups = _cel_string_list(selection.breakglass_groups)
+        reasons.append(f"(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in {groups}))")
+    update = " || ".join(reasons)
+    return [
+        {
+            "name": "may-stamp",
+            "expression": f"request.operation == 'CREATE' || (request.operation == 'UPDATE' && ({update}))",
+        }
+    ]
+
+
 def _object_selector(selection: Selection) -> dict[str, Any]:
     if len(selection.label_keys) != 1:
         return {}  # none, or several alternatives: matchConditions select instead
@@ -130,7 +183,14 @@ def _namespace_selector(selection: Selection) -> dict[str, Any]:
 
 
 def _webhook(
-    name: str, path: str, *, endpoint: Endpoint, selection: Selection, resources: list[str], selective: bool
+    name: str,
+    path: str,
+    *,
+    endpoint: Endpoint,
+    selection: Selection,
+    resources: list[str],
+    selective: bool,
+    extra: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -156,14 +216,23 @@ def _webhook(
         match_conditions(selection)
         if selective
         else match_conditions(Selection(skip_users=selection.skip_users))
-    )
+    ) + (extra or [])
     if conditions:
         hook["matchConditions"] = conditions
     return hook
 
 
-def _objects_hook(name: str, path: str, *, endpoint: Endpoint, selection: Selection) -> dict[str, Any]:
-    return _webhook(name, path, endpoint=endpoint, selection=selection, resources=["*"], selective=True)
+def _objects_hook(
+    name: str,
+    path: str,
+    *,
+    endpoint: Endpoint,
+    selection: Selection,
+    extra: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    return _webhook(
+        name, path, endpoint=endpoint, selection=selection, resources=["*"], selective=True, extra=extra
+    )
 
 
 def _scale_hook(*, endpoint: Endpoint, selection: Selection) -> dict[str, Any]:
@@ -192,7 +261,13 @@ def mutating_configuration(*, endpoint: Endpoint, selection: Selection) -> dict[
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": MUTATING_NAME, "labels": {"app.kubernetes.io/name": "driftwarden"}},
         "webhooks": [
-            _objects_hook("objects.flag.driftwarden.io", "/mutate", endpoint=endpoint, selection=selection),
+            _objects_hook(
+                "objects.flag.driftwarden.io",
+                "/mutate",
+                endpoint=endpoint,
+                selection=selection,
+                extra=stamp_conditions(selection),
+            ),
             _scale_hook(endpoint=endpoint, selection=selection),
         ],
     }
@@ -210,8 +285,15 @@ def selection_for(
     excluded_namespaces: Sequence[str] = (),
     timeout_seconds: int = 5,
     failure_policy: str = "Fail",
+    default_mode: str = "enforce",
+    breakglass_users: Sequence[str] = (),
+    breakglass_groups: Sequence[str] = (),
 ) -> Selection:
-    """What reaches the webhook for a GitOps profile: its marker labels, else its tracking annotation."""
+    """What reaches the webhook for a GitOps profile: its marker labels, else its tracking annotation.
+
+    ``default_mode`` and the break-glass users and groups must be those ``webhook serve`` is given: they
+    say which requests the mutating call may skip (stamp_conditions).
+    """
     labels = tuple(name for _ns, name in profile.app_labels) or profile.marker_labels
     annotations = (profile.tracking_annotation,) if profile.tracking_annotation else ()
     return Selection(
@@ -222,4 +304,7 @@ def selection_for(
         excluded_namespaces=tuple(excluded_namespaces),
         timeout_seconds=timeout_seconds,
         failure_policy=failure_policy,
+        default_mode=default_mode,
+        breakglass_users=tuple(sorted(breakglass_users)),
+        breakglass_groups=tuple(sorted(breakglass_groups)),
     )

@@ -215,7 +215,8 @@ async def _webhook(stack: DevStack, env: Mapping[str, str]) -> None:
     await _wait_https(f"{stack.webhook_url}/validate", ca, proc)
     await _run(_driftwarden(
         stack, "webhook", "install", "--url", stack.webhook_url, "--ca-file", str(ca),
-        "--kubeconfig", str(stack.admin_kubeconfig),
+        "--kubeconfig", str(stack.admin_kubeconfig), "--breakglass-group", BREAKGLASS_GROUP,
+        "--default-mode", stack.settings.default_mode,
     ), what="driftwarden webhook install", env=env)  # fmt: skip
 
 

@@ -68,10 +68,15 @@ def test_the_shared_names_are_the_webhooks_own() -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_webhook_configurations_match_what_registration_builds(target: str) -> None:
     failure_policy, timeout = POLICIES[target]
+    # Built from the webhook's own serve flags: the mutating call is skipped by their default mode and
+    # break-glass lists, so configurations and Deployment must agree (docs/webhook.md).
+    (container,) = one(target, "Deployment", "driftwarden-webhook")["spec"]["template"]["spec"]["containers"]
+    serve = build_parser().parse_args(container["args"])
     selection = selection_for(
         get_profile("driftwarden"), skip_users=[contract.auditor_identity()],
         excluded_namespaces=["kube-system", contract.DEFAULT_INSTALL_NAMESPACE],
-        timeout_seconds=timeout, failure_policy=failure_policy,
+        timeout_seconds=timeout, failure_policy=failure_policy, default_mode=serve.default_mode,
+        breakglass_users=serve.breakglass_user, breakglass_groups=serve.breakglass_group,
     )  # fmt: skip
     endpoint = Endpoint(ca_bundle=b"", service_namespace=contract.DEFAULT_INSTALL_NAMESPACE,
                         service_name=contract.WEBHOOK_SERVICE)  # fmt: skip

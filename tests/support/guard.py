@@ -104,8 +104,12 @@ async def running_guard(
     default_mode: str = "enforce",
     strict: bool = False,
     provider: TracerProvider | None = None,
+    installed_mode: str | None = None,
 ) -> AsyncIterator[Guard]:
     """Serve the webhook and install its configurations; uninstall and stop on exit.
+
+    The configurations are built with ``default_mode`` as ``webhook install`` is given it, unless
+    ``installed_mode`` says otherwise (a mismatch with the webhook's own, on purpose).
 
     Spans always go to an in-memory exporter (``Guard.reviews``), and also to ``provider``'s own
     exporters when one is given (a real OTLP backend).
@@ -123,7 +127,10 @@ async def running_guard(
     app = make_app(settings, tracer=provider.get_tracer("test"))
     async with WebhookServer(app, ServerSettings(cert, key, host="127.0.0.1", port=0)) as server:
         guard = Guard(server, exporter, ca)
-        selection = selection_for(chosen, skip_users=identities, timeout_seconds=5)
+        selection = selection_for(
+            chosen, skip_users=identities, timeout_seconds=5, default_mode=installed_mode or default_mode,
+            breakglass_groups=[BREAKGLASS_GROUP],
+        )  # fmt: skip
         endpoint = Endpoint(ca_bundle=ca.cert_pem, url=guard.url)
         await install(
             admin,

@@ -136,12 +136,13 @@ async def _wait_serving(hook: InstalledWebhook, ca: bytes) -> None:
 async def install_webhook(
     plane: ControlPlane, hook: InstalledWebhook, *, failure_policy: str, timeout_seconds: int
 ) -> None:
-    """``driftwarden webhook install`` pointing at ``hook``, as the cluster's admin."""
+    """``driftwarden webhook install`` pointing at ``hook``, as the cluster's admin, with the break-glass
+    group ``installed_webhook`` serves with (install and serve take the same decision flags)."""
     assert plane.admin is not None and plane.admin.kubeconfig is not None
     code, out, err = await driftwarden(
         "webhook", "install", "--url", hook.url, "--ca-file", str(hook.ca_file),
         "--failure-policy", failure_policy, "--timeout-seconds", str(timeout_seconds),
-        "--kubeconfig", str(plane.admin.kubeconfig),
+        "--breakglass-group", BREAKGLASS_GROUP, "--kubeconfig", str(plane.admin.kubeconfig),
     )  # fmt: skip
     assert code == 0, (out, err)
 

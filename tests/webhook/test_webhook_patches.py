@@ -13,7 +13,7 @@ from driftwarden.contract import rfc3339
 from driftwarden.jsonpointer import escape
 from tests.webhook.reviews import deployment
 from webhook.admission.decision import Decision
-from webhook.admission.patches import MAX_DRIFT_FIELDS, drift_patch
+from webhook.admission.patches import MAX_DRIFT_FIELDS, drift_patch, unstamped
 
 AT = datetime(2026, 11, 27, 21, 30, 5, 123456, tzinfo=UTC)
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -127,3 +127,30 @@ def test_time_is_rfc3339_utc() -> None:
 
 def test_escape_pointer() -> None:
     assert escape("a/b~c") == "a~1b~0c"
+
+
+def test_unstamped_tells_a_warned_edit_that_reaches_validate_without_its_stamp() -> None:
+    obj = deployment()
+    assert unstamped(obj, warned(), user="jane")  # /mutate never ran on it
+    patch = drift_patch(obj, warned(), user="jane", at=AT, traceparent=TRACEPARENT)
+    assert patch is not None
+    stamped = apply_patch(obj, patch)
+    assert not unstamped(stamped, warned(), user="jane")  # /mutate ran: its stamp is there
+    assert unstamped(stamped, warned(), user="bob")  # another user's stamp is not this edit's
+    assert unstamped(stamped, warned(fields=("spec.replicas",)), user="jane")
+
+
+@pytest.mark.parametrize(
+    ("obj", "decision"),
+    [
+        pytest.param(deployment(), warned(mode="enforce", allowed=False), id="enforce"),
+        pytest.param(deployment(), warned(mode="off"), id="off"),
+        pytest.param(deployment(), warned(violation=False, reason="no-owned-fields"), id="no-violation"),
+        pytest.param(deployment(), warned(reason="gitops-identity"), id="gitops-identity"),
+        pytest.param(None, warned(), id="delete-has-no-object"),
+        pytest.param({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {}}, warned(), id="scale"),
+        pytest.param({"metadata": "garbage"}, warned(), id="garbage-metadata"),
+    ],
+)
+def test_unstamped_is_quiet_where_mutate_stamps_nothing(obj: Any, decision: Decision) -> None:
+    assert not unstamped(obj, decision, user="jane")

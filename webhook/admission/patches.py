@@ -25,7 +25,7 @@ from driftwarden.jsonpointer import escape
 from webhook.admission.decision import Decision
 from webhook.admission.messages import MAX_DRIFT_FIELDS, drift_fields
 
-__all__ = ["MAX_DRIFT_FIELDS", "JsonPatch", "drift_fields", "drift_patch"]
+__all__ = ["MAX_DRIFT_FIELDS", "JsonPatch", "drift_fields", "drift_patch", "unstamped"]
 
 JsonPatch = list[dict[str, Any]]
 
@@ -47,19 +47,43 @@ def drift_patch(
         return None
     if not stamps(decision):
         return _revert(obj, decision)
-    stamp = DriftStamp(
-        user=user,
-        at=rfc3339(at),
-        fields=drift_fields(decision.fields, decision.field_count),
-        traceparent=traceparent,
-        breakglass=decision.reason == "breakglass",
-    )
+    stamp = _stamp(decision, user=user, at=rfc3339(at), traceparent=traceparent)
     if "metadata" not in obj:
         return [_add("/metadata", {"annotations": {contract.ANNOTATION_DRIFT: stamp.encode()}})]
     metadata = obj["metadata"]
     if not isinstance(metadata, Mapping):
         return None  # nothing sane to patch; the decision itself already carries the warning
     return _annotation_patch(metadata.get("annotations"), stamp)
+
+
+def unstamped(obj: object, decision: Decision, *, user: str) -> bool:
+    """Whether ``/validate`` sees a request that ``/mutate`` would have stamped without that stamp on it.
+
+    The mutating configuration skips requests it cannot patch by a CEL condition built from the flags
+    ``webhook install`` was given (webhook.registration.stamp_conditions); when those differ from the
+    flags of ``webhook serve`` (a default mode of ``warn`` on one only, a break-glass group on one only),
+    a warned edit would go through unstamped. The edit is still warned and healed; this tells it.
+    """
+    if not isinstance(obj, Mapping) or obj.get("kind") == "Scale" or decision.reason == "gitops-identity":
+        return False
+    if not stamps(decision):
+        return False
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return False  # nothing sane to stamp: drift_patch gives no patch either
+    annotations = metadata.get("annotations")
+    existing = annotations.get(contract.ANNOTATION_DRIFT) if isinstance(annotations, Mapping) else None
+    return not _already_stamped(existing, _stamp(decision, user=user, at="", traceparent=""))
+
+
+def _stamp(decision: Decision, *, user: str, at: str, traceparent: str) -> DriftStamp:
+    return DriftStamp(
+        user=user,
+        at=at,
+        fields=drift_fields(decision.fields, decision.field_count),
+        traceparent=traceparent,
+        breakglass=decision.reason == "breakglass",
+    )
 
 
 def _annotation_patch(annotations: object, stamp: DriftStamp | str) -> JsonPatch | None:
