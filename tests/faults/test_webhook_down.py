@@ -141,7 +141,9 @@ async def test_a_killed_webhook_follows_the_failure_policy(
         await scene.bystanders_unaffected()
 
 
-@pytest.mark.parametrize(("failure_policy", "calls"), [("Fail", 1), ("Ignore", 2)])
+# Under Fail the first failed call ends the request; under Ignore each call waits out its timeout, and an
+# UPDATE in enforce mode reaches the validating hook alone (the mutating hook's may-stamp condition).
+@pytest.mark.parametrize(("failure_policy", "calls"), [("Fail", 1), ("Ignore", 1)])
 async def test_a_stalled_webhook_costs_at_most_timeout_seconds_per_call(
     scene: Scene, tmp_path: Path, failure_policy: str, calls: int
 ) -> None:
