@@ -226,7 +226,15 @@ def _collapse_leaves(node: Trie) -> None:
 
 def value_at(obj: object, path: Path) -> tuple[bool, Any]:
     """``(True, value)`` at ``path`` in ``obj``, or ``(False, None)`` when nothing is there."""
-    return Locator().value_at(obj, path)
+    current: Any = obj
+    for element in path:
+        if element[:2] != "f:":  # a list element: a Locator names the list's elements once
+            return Locator().value_at(obj, path)
+        # Map fields, the usual case (a label, an annotation, spec.replicas): dict lookups, no Locator.
+        if not (type(current) is dict or isinstance(current, Mapping)) or element[2:] not in current:
+            return False, None
+        current = current[element[2:]]
+    return True, current
 
 
 def locate(obj: object, path: Path) -> Location | None:
