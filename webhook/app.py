@@ -179,8 +179,12 @@ def _contained(
 async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
     tracer, started = request.app[TRACER], time.perf_counter()
     endpoint = "mutate" if mutate else "validate"
-    with tracer.start_as_current_span("admission.review", kind=trace.SpanKind.SERVER) as span:
-        span.set_attribute("driftwarden.endpoint", endpoint)
+    # Started, not made current: nothing under it makes spans, and attaching and detaching a context (with
+    # the context manager's generator) cost more than the span when tracing is off (issue 17).
+    span = tracer.start_span(
+        "admission.review", kind=trace.SpanKind.SERVER, attributes={"driftwarden.endpoint": endpoint}
+    )
+    try:
         try:
             review = await _read_review(request)
         except AdmissionRequestError as exc:
@@ -196,6 +200,13 @@ async def _handle(request: web.Request, *, mutate: bool) -> web.Response:
         except Exception as exc:  # a bug this input reached: a conservative answer, never a 500
             decision = _contained(request, review, decided, span, exc)
             body = build_response(review.uid, decision)
+    except BaseException as exc:  # reading the body failed or was cancelled: as start_as_current_span records
+        if span.is_recording():
+            span.record_exception(exc, escaped=True)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        span.end()
     request.app[INSTRUMENTS].record_admission(
         decision=_decision_label(decision), operation=review.operation, endpoint=endpoint,
         seconds=time.perf_counter() - started,

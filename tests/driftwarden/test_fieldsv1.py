@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from driftwarden.fieldsv1 import leaf_paths, locate, manager_entries, parse_fields_v1, value_at
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from driftwarden.fieldsv1 import (
+    element_json,
+    leaf_paths,
+    locate,
+    manager_entries,
+    parse_fields_v1,
+    value_at,
+)
 from tests.webhook.reviews import deployment
 
 
@@ -39,3 +52,23 @@ def test_locate_matches_keyed_and_set_elements_as_json_does() -> None:
     assert locate(obj, ("f:ports", 'k:{"port":1,"protocol":"UDP"}')) is None  # 1.0 is not 1 in JSON
     assert locate(obj, ("f:flags", "v:true")) == ("flags", 1)
     assert locate(obj, ("f:flags", "i:7")) is None
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    )
+)
+def test_element_json_reads_what_json_loads_reads(value: object) -> None:
+    # Issue 17: orjson first, for speed, but never another value than the stdlib's (a big integer stays one).
+    text = json.dumps(value)
+    assert repr(element_json(text)) == repr(json.loads(text))
+
+
+def test_element_json_keeps_big_integers_whole_and_refuses_what_json_refuses() -> None:
+    assert element_json('{"port":100000000000000000000000}') == {"port": 10**23}
+    assert element_json("NaN") != element_json("NaN")  # read by json.loads, as before
+    with pytest.raises(ValueError):
+        element_json("{not json")

@@ -6,7 +6,7 @@ import re
 
 import aiohttp
 import pytest
-from opentelemetry.metrics import NoOpCounter, NoOpHistogram
+from opentelemetry.metrics import NoOpHistogram, NoOpObservableCounter
 from opentelemetry.sdk.metrics import MeterProvider
 
 from devtools.jaeger import free_port
@@ -138,7 +138,7 @@ def test_an_unknown_status_gets_its_own_series(measured: tuple[Instruments, Scra
 
 def test_noop_instruments_accept_everything_and_keep_nothing() -> None:
     instruments = Instruments.noop()
-    assert isinstance(instruments.admission_requests, NoOpCounter)
+    assert isinstance(instruments.admission_requests, NoOpObservableCounter)
     assert isinstance(instruments.heal_latency, NoOpHistogram)
     instruments.record_admission(decision="allowed", operation="UPDATE", endpoint="validate", seconds=0.1)
     instruments.record_reconcile("a/b", seconds=1.0, sync="Synced", health="Healthy")
@@ -166,3 +166,18 @@ async def test_metrics_server_port_zero_is_off_and_any_other_port_serves(
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics"):
             pass
+
+
+def test_admission_counts_are_plain_numbers_the_readers_observe_cumulatively(
+    measured: tuple[Instruments, ScrapeReader],
+) -> None:
+    # Issue 17: the webhook's counter is kept as plain numbers and read when the reader collects.
+    instruments, reader = measured
+    series = 'driftwarden_admission_requests_total{decision="denied",endpoint="validate",operation="UPDATE"}'
+    denied = {"decision": "denied", "operation": "UPDATE", "endpoint": "validate"}
+    instruments.record_admission(**denied, seconds=0.001)
+    assert _samples(prometheus_text(reader))[series] == 1
+    for _ in range(2):
+        instruments.record_admission(**denied, seconds=0.001)
+    assert _samples(prometheus_text(reader))[series] == 3  # cumulative across scrapes, never reset
+    assert instruments.admission_counts.counts == {("denied", "UPDATE", "validate"): 3}

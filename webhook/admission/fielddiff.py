@@ -10,8 +10,8 @@ existence, not what others add inside it). ``owned_changes`` states the same rul
 
 Time: one walk (webhook.admission.fieldwalk), linear in the size of both objects and the trie, whatever
 they hold. It does not enter what the trie does not own (unless asked for every change); equal subtrees
-are skipped at C speed (``==``, then ``repr``, which tells ``1`` from ``true`` and ``1.0``); each list
-element is named once (driftwarden.fieldsv1.key_namer) and found in the trie by a dict lookup
+are skipped at C speed (``==``, then the JSON spelling, which tells ``1`` from ``true`` and ``1.0``);
+each list element is named once (driftwarden.fieldsv1.key_namer) and found in the trie by a dict lookup
 (driftwarden.fieldtrie.Lookup); paths are at most MAX_DIFF_DEPTH long, below which values are compared
 whole. A 3 MiB review is decided in well under 100 ms (docs/webhook.md, "Decision time").
 

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from driftwarden.fieldsv1 import Path, canonical_json, key_namer, key_names, value_element
 from driftwarden.fieldtrie import Lookup, is_leaf, node_of
 
@@ -25,6 +27,19 @@ Node = Mapping[str, Any] | None
 """The owned trie's node at a path, or None where nothing at or beneath the path is owned."""
 
 _SCALARS = (str, int, bool)
+
+
+def _spelled_alike(old: object, new: object) -> bool:
+    """Whether two values that are ``==`` are also spelled alike in JSON (``==`` says ``1 == 1.0 == true``).
+
+    orjson writes a value about seven times faster than ``repr`` and tells the same apart: ``1``, ``1.0``,
+    ``true``, ``-0.0`` and ``0.0``, and the order of keys. What it cannot write (an integer beyond 64 bits
+    from the strict decoder, a mapping that is not a dict) is compared by ``repr``, as before.
+    """
+    try:
+        return orjson.dumps(old) == orjson.dumps(new)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return repr(old) == repr(new)
 
 
 def _same(old: object, new: object) -> bool:
@@ -39,7 +54,7 @@ def _same(old: object, new: object) -> bool:
             return False
         if kind in _SCALARS:
             return True
-        return repr(old) == repr(new) or canonical_json(old) == canonical_json(new)
+        return _spelled_alike(old, new) or canonical_json(old) == canonical_json(new)
     except (RecursionError, TypeError, ValueError):
         return False  # too deep to compare: call it changed, which is the guard's safe side
 
@@ -83,7 +98,7 @@ class Walk:
 
     The loops below are written for speed (no helper call per scalar, trie lookups inline): they run
     once per field of both objects, and a review may hold a hundred thousand of them. ``loose`` says
-    that an enclosing pair of values is ``==``, so ``==`` and ``repr`` need not be asked again below it.
+    that an enclosing pair of values is ``==``, so ``==`` and the spelling need not be asked again below it.
     """
 
     def __init__(self, *, everything: bool, limit: int | None) -> None:
@@ -149,8 +164,8 @@ class Walk:
         if not loose:
             try:
                 if old == new:
-                    if repr(old) == repr(new):
-                        return  # equal, at C speed (repr tells 1 from true and 1.0, which == does not)
+                    if _spelled_alike(old, new):
+                        return  # equal, at C speed (the spelling tells 1 from true and 1.0; == does not)
                     loose = True  # equal by ==: only the spelling of some value differs inside
             except RecursionError:
                 pass  # too deep for that: compare piece by piece
@@ -285,7 +300,7 @@ class Walk:
             if not loose:
                 try:
                     if item == other:
-                        if repr(item) == repr(other):
+                        if _spelled_alike(item, other):
                             return
                         loose = True
                 except RecursionError:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from driftwarden.fieldsv1 import Path, canonical_json
+from driftwarden.fieldsv1 import Path, canonical_json, element_json
 from webhook.admission.limits import MAX_MESSAGE_BYTES, MAX_WARNING_CHARS, clip, clip_bytes, join_limited
 
 Reason = Literal[
@@ -161,7 +161,7 @@ def _render_element(element: str, *, redact_values: bool) -> str:
 
 def _render_key(raw: str, *, redact_values: bool) -> str:
     try:
-        fields = json.loads(raw)
+        fields = element_json(raw)
     except (ValueError, RecursionError):
         fields = None
     if not isinstance(fields, dict):
@@ -175,7 +175,7 @@ def _render_key(raw: str, *, redact_values: bool) -> str:
 
 def _render_value(raw: str) -> str:
     try:
-        return _render_scalar(json.loads(raw))
+        return _render_scalar(element_json(raw))
     except (ValueError, RecursionError):
         return raw
 
