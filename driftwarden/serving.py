@@ -110,7 +110,9 @@ async def serving(
     """
     extra: dict[str, Any] = {"auto_decompress": decompress}
     if limits is not None:
-        extra["keepalive_timeout"] = limits.idle_timeout
+        # The guard closes (and counts) idle connections; aiohttp's own keep-alive timer is the backstop, a
+        # second later, so the two never race for the same millisecond (uvloop's timers are in whole ms).
+        extra["keepalive_timeout"] = limits.idle_timeout + 1.0
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout, **extra
     )
