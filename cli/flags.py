@@ -40,6 +40,6 @@ def event_loop_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--event-loop",
         choices=EVENT_LOOPS,
-        help="the asyncio event loop to run on: uvloop (about a third less CPU per review, "
-        "docs/benchmarks.md) or asyncio's own (default: $DRIFTWARDEN_EVENT_LOOP, else uvloop)",
+        help="the event loop to run on: uvloop or asyncio's own (default: $DRIFTWARDEN_EVENT_LOOP, else "
+        "uvloop; docs/benchmarks.md compares them)",
     )

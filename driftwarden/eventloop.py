@@ -2,8 +2,9 @@
 
 The CLI resolves the name (``--event-loop``, else ``$DRIFTWARDEN_EVENT_LOOP``: driftwarden.settings) and
 runs the process's main coroutine with ``run``; nothing else creates a loop, sets a policy or imports
-uvloop, so every other module works on whichever loop is running. uvloop runs the webhook's reviews with
-about a third less CPU (docs/benchmarks.md); asyncio's loop stays one flag away.
+uvloop, so every other module works on whichever loop is running. uvloop does the I/O for less CPU (a
+bare aiohttp handler 6-16 % less; for the webhook the difference was within the measuring machine's
+noise: docs/benchmarks.md); asyncio's loop stays one flag away.
 """
 
 from __future__ import annotations
