@@ -35,8 +35,9 @@ from auditor.notify import Notifier, NotifierSettings
 from auditor.push.server import PushServer, PushServerSettings, make_push_app
 from auditor.reconcile import Reconciler
 from auditor.settings import AuditorSettings
+from driftwarden import eventloop
 from driftwarden.kube.client import api_client
-from driftwarden.settings import KubeAccess
+from driftwarden.settings import EVENT_LOOPS, KubeAccess
 from driftwarden.signals import stop_on_signals
 from driftwarden.telemetry.metrics import Instruments, metrics_server
 from driftwarden.telemetry.setup import Metering, meter_provider, tracer_provider
@@ -70,12 +71,16 @@ class ProcessSettings:
     console_traces: bool = False
 
 
-def run(settings: ProcessSettings, env: Mapping[str, str]) -> int:
-    """The whole process, blocking until SIGINT or SIGTERM: 0 when asked to stop, 1 when it failed."""
+def run(settings: ProcessSettings, env: Mapping[str, str], *, event_loop: str = EVENT_LOOPS[0]) -> int:
+    """The whole process, blocking until SIGINT or SIGTERM: 0 when asked to stop, 1 when it failed.
+
+    ``event_loop`` names the loop the CLI chose (driftwarden.eventloop: uvloop or asyncio's).
+    """
     tracing = tracer_provider(SERVICE_NAME, env=env, console=settings.console_traces)
     metering = meter_provider(SERVICE_NAME, env=env)
     try:
-        return asyncio.run(_until_signalled(settings, tracing.get_tracer(TRACER_NAME), metering))
+        main = _until_signalled(settings, tracing.get_tracer(TRACER_NAME), metering)
+        return eventloop.run(main, loop=event_loop)
     finally:
         metering.shutdown()  # flushes what the last moments measured and traced
         tracing.shutdown()

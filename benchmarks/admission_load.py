@@ -2,17 +2,19 @@
 costs (``make bench``; a benchmark, not a test).
 
 For each round it starts each server of ``--modes`` in turn as a child process over HTTPS (the real
-``driftwarden webhook serve`` with tracing off or on, the code of ``--baseline``, benchmarks.bare_handler,
-OPA), then a separate load-generator process (benchmarks.loadgen) that keeps N concurrent aiohttp
-connections posting a realistic AdmissionReview (a ``kubectl edit`` of a Git-managed Deployment: full
-managedFields, denied in enforce mode, sent compact as the API server sends it) for a fixed time, as fast as
-answered or at a steady ``--rate``. It reports requests/s, p50/p95/p99 latency, the server's CPU per review
-(/proc), its ratio to the bare handler's within each round, and resident memory. The order of the modes is
-reversed every other round, so a machine that drifts during the run favours none. Tracing on sends OTLP gRPC
-to a real Jaeger on loopback. Every process runs on 127.0.0.1 and stops by itself; nothing is left running.
+``driftwarden webhook serve`` with tracing off or on, on uvloop or asyncio's loop, the code of
+``--baseline``, benchmarks.bare_handler on either loop, OPA), then a separate load-generator process
+(benchmarks.loadgen) that keeps N concurrent aiohttp connections posting a realistic AdmissionReview (a
+``kubectl edit`` of a Git-managed Deployment: full managedFields, denied in enforce mode, sent compact as
+the API server sends it) for a fixed time, as fast as answered or at a steady ``--rate``. It reports
+requests/s, p50/p95/p99 latency, the server's CPU per review (/proc), its ratio to the bare handler's
+within each round (on asyncio's loop, and on uvloop when ``bare-uv`` runs), and resident memory. The order
+of the modes is reversed every other round, so a machine that drifts during the run favours none. Tracing
+on sends OTLP gRPC to a real Jaeger on loopback. Every process runs on 127.0.0.1 and stops by itself;
+nothing is left running.
 
-    python -m benchmarks.admission_load [--modes off,on,bare] [--connections 32] [--duration 15] [--rounds 6]
-        [--rate N] [--pin] [--baseline DIR] [--json out.json]
+    python -m benchmarks.admission_load [--modes off,off-aio,on,bare,bare-uv] [--connections 32]
+        [--duration 15] [--rounds 6] [--rate N] [--pin] [--baseline DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -82,11 +84,13 @@ def webhook_server(
     log: Path,
     wrapper: tuple[str, ...] = (),
     source: Path | None = None,
+    event_loop: str | None = None,
 ) -> ManagedProcess:
     """The real ``driftwarden webhook serve`` on 127.0.0.1:``port`` with exactly ``otel`` as its OTEL_*.
 
     ``wrapper`` runs it under another program (valgrind, for admission_instructions); ``source`` runs the
-    code of another checkout (``git archive main``: the before of a before-and-after in one run).
+    code of another checkout (``git archive main``: the before of a before-and-after in one run);
+    ``event_loop`` passes ``--event-loop`` (None: the command's default, or a baseline without the flag).
     """
     _ca, cert, key = files
     env = {k: v for k, v in environment().items() if not k.startswith("OTEL_")} | dict(otel)
@@ -96,7 +100,7 @@ def webhook_server(
         *wrapper,
         sys.executable, "-m", "cli.main", "webhook", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--metrics-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-        "--log-level", "warning",
+        "--log-level", "warning", *(("--event-loop", event_loop) if event_loop else ()),
     ], log)  # fmt: skip
 
 
@@ -122,20 +126,26 @@ class Placement:
                 os.sched_setaffinity(int(task.name), set(self.others))
 
 
-MODES = ("off", "on", "base", "bare", "opa")
-"""off: driftwarden, tracing off; on: tracing on (OTLP to Jaeger); base: tracing off, the code of
-``--baseline`` (a before); bare: benchmarks.bare_handler, the floor; opa: OPA serving
+MODES = ("off", "off-aio", "on", "base", "bare", "bare-uv", "opa")
+"""off: driftwarden, tracing off, on uvloop (the default loop); off-aio: the same on asyncio's loop
+(``--event-loop asyncio``); on: tracing on (OTLP to Jaeger), uvloop; base: tracing off, the code of
+``--baseline`` (a before, on its own default loop); bare: benchmarks.bare_handler on asyncio's loop, the
+floor the issue's target is measured against; bare-uv: the bare handler on uvloop; opa: OPA serving
 benchmarks/opa/admission.rego (benchmarks.opa_admission)."""
+LOOPS = {"off": "uvloop", "on": "uvloop", "off-aio": "asyncio", "bare": "asyncio", "bare-uv": "uvloop"}
+"""The event loop of each Python mode (base runs the baseline's own default)."""
+FLOORS = {"bare": "cpu_vs_bare", "bare-uv": "cpu_vs_bare_uv"}
+"""The floors each other mode's CPU per review is divided by, within each round, and the ratio's key."""
 
 
 def _server(mode: str, files: tuple[Path, Path, Path], otel: Mapping[str, str], *, port: int, log: Path,
             wrapper: tuple[str, ...], baseline: Path | None) -> tuple[ManagedProcess, str]:  # fmt: skip
     """The server of ``mode`` on ``port`` and the path the review is posted to."""
     _ca, cert, key = files
-    if mode == "bare":
-        return ManagedProcess("bare", [
+    if mode in FLOORS:
+        return ManagedProcess(mode, [
             *wrapper, sys.executable, "-m", "benchmarks.bare_handler", "--port", str(port),
-            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--event-loop", LOOPS[mode],
         ], log), "/validate"  # fmt: skip
     if mode == "opa":
         opa = opa_server(find_opa(environment()), cert=cert, key=key, port=port, log=log, wrapper=wrapper)
@@ -143,7 +153,9 @@ def _server(mode: str, files: tuple[Path, Path, Path], otel: Mapping[str, str], 
     if mode == "base" and baseline is None:
         raise SystemExit("mode base needs --baseline DIR (e.g. git archive main | tar -x -C DIR)")
     source = baseline if mode == "base" else None
-    return webhook_server(files, otel, port=port, log=log, wrapper=wrapper, source=source), "/validate"
+    server = webhook_server(files, otel, port=port, log=log, wrapper=wrapper, source=source,
+                            event_loop=LOOPS.get(mode))  # fmt: skip
+    return server, "/validate"
 
 
 async def _round(mode: str, work: Path, files: tuple[Path, Path, Path], otel: Mapping[str, str],
@@ -201,12 +213,13 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     per_round: dict[int, dict[str, float]] = {}
     for r in rounds:
         per_round.setdefault(r["round"], {})[r["mode"]] = r["server_cpu_us_per_request"]
-    for mode in ("off", "on", "base", "opa"):
-        ratios = [cpu[mode] / cpu["bare"] for cpu in per_round.values() if cpu.get("bare") and mode in cpu]
-        if ratios:
-            by_mode[mode]["cpu_vs_bare"] = round(statistics.median(ratios), 2)
-            by_mode[mode]["cpu_vs_bare_min"] = round(min(ratios), 2)
-            by_mode[mode]["cpu_vs_bare_max"] = round(max(ratios), 2)
+    for floor, key in FLOORS.items():
+        for mode in MODES:
+            ratios = [cpu[mode] / cpu[floor] for cpu in per_round.values() if cpu.get(floor) and mode in cpu]
+            if ratios and mode != floor:
+                by_mode[mode][key] = round(statistics.median(ratios), 2)
+                by_mode[mode][f"{key}_min"] = round(min(ratios), 2)
+                by_mode[mode][f"{key}_max"] = round(max(ratios), 2)
     if "off" in by_mode and "on" in by_mode:
 
         def change(key: str) -> float:
@@ -302,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = report["summary"]
     for mode in report["settings"]["modes"]:
         figures = summary[mode]
-        ratio = f", {figures['cpu_vs_bare']}x the bare handler" if "cpu_vs_bare" in figures else ""
+        ratio = "".join(
+            f", {figures[key]}x {floor}" for floor, key in FLOORS.items() if key in figures
+        )  # fmt: skip
         print(f"{mode:6}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']} ms, "
               f"p99 {figures['p99_ms']} ms, "
               f"server CPU {figures['server_cpu_us_per_request']} us/review{ratio}")  # fmt: skip

@@ -8,6 +8,10 @@ left is the cost of TLS, HTTP and JSON in Python, which the issue's target (at m
 measured against.
 
     python -m benchmarks.bare_handler --port 8443 --tls-cert-file tls.crt --tls-key-file tls.key
+        [--event-loop asyncio|uvloop]
+
+asyncio's loop is the floor's definition; uvloop (what driftwarden runs on by default) is measured beside
+it so that the comparison on the same loop is in the table too.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import ssl
 import sys
 
 from aiohttp import web
+
+from driftwarden.eventloop import loop_factory
+from driftwarden.settings import EVENT_LOOPS
 
 
 async def validate(request: web.Request) -> web.Response:
@@ -42,13 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls-cert-file", required=True)
     parser.add_argument("--tls-key-file", required=True)
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="asyncio", help="(default %(default)s)")
     args = parser.parse_args(argv)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.tls_cert_file, args.tls_key_file)
     app = web.Application(client_max_size=3 * 1024 * 1024)
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", validate)  # allowed answers carry no patch: the same handler
-    web.run_app(app, host=args.host, port=args.port, ssl_context=context, print=None, access_log=None)
+    loop = loop_factory(args.event_loop)()
+    web.run_app(
+        app, host=args.host, port=args.port, ssl_context=context, print=None, access_log=None, loop=loop
+    )
     return 0
 
 

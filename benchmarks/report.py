@@ -27,9 +27,11 @@ ADMISSION_COMMAND = (
 )
 LABELS = {
     "off": "driftwarden, tracing off",
+    "off-aio": "driftwarden, tracing off, asyncio's loop (`--event-loop asyncio`)",
     "on": "driftwarden, tracing on (OTLP to Jaeger)",
     "base": "driftwarden before issue 17 (`--baseline`: `git archive` of main)",
     "bare": "bare aiohttp handler (parse, compare `spec`, answer)",
+    "bare-uv": "bare aiohttp handler on uvloop",
     "opa": f"OPA {opa_version()} (Rego: managed label + identity)",
 }
 

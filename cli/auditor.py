@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
-from cli.flags import kube_flags, log_flags
+from cli.flags import event_loop_flag, kube_flags, log_flags
 from driftwarden import contract
 
 
@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="port of the plain-HTTP Prometheus /metrics server, 0 for none (default %(default)s)",
     )
     log_flags(run)
+    event_loop_flag(run)
     add_flags(run)
     run.set_defaults(run=run_command)
 

@@ -25,7 +25,7 @@ from auditor.settings import AuditorSettings
 from auditor.source.renderers import RenderTools
 from driftwarden import logs
 from driftwarden.errors import ConfigError
-from driftwarden.settings import cache_root, helm_path, kube_access, kubectl_path, webhook_secret
+from driftwarden.settings import cache_root, event_loop, helm_path, kube_access, kubectl_path, webhook_secret
 
 
 def default_identity() -> str:
@@ -106,5 +106,6 @@ def process_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Proces
 
 def run_auditor(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings = process_settings(args, env)
+    loop = event_loop(env, explicit=args.event_loop)
     logs.configure(level=args.log_level, fmt=args.log_format)
-    return process.run(settings, env)
+    return process.run(settings, env, event_loop=loop)

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from driftwarden.settings import LOG_FORMATS, LOG_LEVELS
+from driftwarden.settings import EVENT_LOOPS, LOG_FORMATS, LOG_LEVELS
 
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 """What a subcommand's ``run`` default is: parsed flags and the environment snapshot in, an exit code out."""
@@ -32,4 +32,14 @@ def log_flags(parser: argparse.ArgumentParser) -> None:
         default="text",
         choices=LOG_FORMATS,
         help="text lines, or one JSON object per line for a log collector (default %(default)s)",
+    )
+
+
+def event_loop_flag(parser: argparse.ArgumentParser) -> None:
+    """``--event-loop`` of the serving processes (driftwarden.eventloop; resolved by settings.event_loop)."""
+    parser.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        help="the event loop to run on: uvloop or asyncio's own (default: $DRIFTWARDEN_EVENT_LOOP, else "
+        "uvloop; docs/benchmarks.md compares them)",
     )

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
-from cli.flags import kube_flags, log_flags
+from cli.flags import event_loop_flag, kube_flags, log_flags
 from driftwarden import contract
 from driftwarden.connections import ConnectionLimits
 from webhook.admission.profiles import PROFILES
@@ -125,6 +125,7 @@ def _register_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     serve.add_argument("--console-traces", action="store_true", help="also print spans to stdout")
     log_flags(serve)
+    event_loop_flag(serve)
     serve.set_defaults(run=run, webhook_command="serve")
 
 

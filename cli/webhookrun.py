@@ -14,10 +14,11 @@ import asyncio
 from collections.abc import Mapping
 
 from cli.flags import Command
-from driftwarden import contract, logs
+from driftwarden import contract, eventloop, logs
 from driftwarden.connections import ConnectionLimits
 from driftwarden.errors import ConfigError, DriftwardenError
 from driftwarden.probe import check_answers
+from driftwarden.settings import event_loop
 from driftwarden.signals import stop_on_signals
 from webhook.admission.profiles import get_profile
 from webhook.admission.settings import make_settings
@@ -35,6 +36,7 @@ def _gitops_users(args: argparse.Namespace) -> list[str]:
 
 
 def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    loop = event_loop(env, explicit=args.event_loop)
     logs.configure(level=args.log_level, fmt=args.log_format)
     settings = WebhookSettings(
         decision=make_settings(
@@ -62,7 +64,7 @@ def run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         with stop_on_signals() as stop:
             await serve(settings, stop=stop)
 
-    asyncio.run(serve_until_signalled())
+    eventloop.run(serve_until_signalled(), loop=loop)
     return 0
 
 

@@ -4,7 +4,8 @@ Adapter over asyncio's public protocol API. ``ConnectionGuard`` is the protocol 
 created with; each accepted socket gets a ``_Guarded`` protocol that counts it from ``accept()`` on, does
 the TLS handshake itself (``loop.start_tls``, so the handshake has a deadline and a failed one frees its
 slot at once), and then hands the connection to the application's protocol (aiohttp's), watching the
-bytes both ways:
+bytes both ways. It works alike on asyncio's loop and on uvloop, which reads a new connection before
+``start_tls`` can run: the bytes it reads then are handed to the TLS protocol once it is in place.
 
 - **idle**: between requests, at most ``idle_timeout`` (longer than the 90 s for which the API server's
   Go client keeps an idle connection, so the server never closes one the client is about to reuse);
@@ -28,7 +29,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,11 @@ class _Guarded(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._tls: asyncio.Task[None] | None = None
         self._tail = b""
+        self._hello: list[bytes] | None = []  # raw bytes read before start_tls took over (None after)
         self._early: list[bytes] = []  # what the client sent with its handshake, before start_tls returned
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        raw = transport
-        assert isinstance(raw, asyncio.Transport)
+        raw = cast(asyncio.Transport, transport)  # uvloop's transports are no subclasses of asyncio's
         self.raw = raw
         if not self.guard.admit(self):
             self.state = "closed"
@@ -146,17 +147,26 @@ class _Guarded(asyncio.Protocol):
         if context is None:
             self._begin(raw)
             return
-        raw.pause_reading()  # nothing reaches this protocol before the handshake
+        # asyncio's loop then reads nothing until start_tls; uvloop starts reading when this method returns,
+        # whatever it asked, so the ClientHello can arrive here first: data_received keeps it for TLS.
+        raw.pause_reading()
         self._tls = self.loop.create_task(self._handshake(raw, context), name="tls-handshake")
 
     async def _handshake(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
         limits = self.guard.limits
+        hello, self._hello = b"".join(self._hello or ()), None
+        # start_tls puts the TLS protocol on ``raw`` and schedules its connection_made and then the resumed
+        # reading; this callback, scheduled first, runs right after it put it there: the bytes read too
+        # early reach the TLS protocol before any later ones, kept until its handshake starts.
+        replay = self.loop.call_soon(_replay, raw, hello) if hello else None
         try:
             tls = await self.loop.start_tls(
                 raw, self, context, server_side=True,
                 ssl_handshake_timeout=limits.handshake_timeout, ssl_shutdown_timeout=limits.handshake_timeout,
             )  # fmt: skip
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError, RuntimeError) as exc:
+            if replay is not None:
+                replay.cancel()
             # A failed handshake is the client's business (a wrong CA, no client certificate, a scan):
             # counted, never logged per connection.
             self.guard.stats.failed_handshakes += 1
@@ -179,7 +189,10 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.app is None:
-            if self.state == "handshake":
+            if self._hello is not None and self.raw is not None:  # the client's first TLS bytes (uvloop)
+                self._hello.append(data)
+                self.raw.pause_reading()  # now it takes: the rest waits for the TLS protocol
+            elif self.state == "handshake":
                 self._early.append(data)
             return
         self.last_active = self.loop.time()
@@ -253,6 +266,25 @@ class _Guarded(asyncio.Protocol):
         elif self.state in ("headers", "body"):
             self.guard.stats.timed_out += 1
             self.close(graceful=False)
+
+
+def _replay(raw: asyncio.Transport, data: bytes) -> None:
+    """Give ``data`` to the protocol now on ``raw`` (the TLS one) the way a transport gives bytes.
+
+    Both loops' TLS protocols are buffered protocols (``get_buffer``/``buffer_updated``; uvloop's is not a
+    subclass of asyncio's, so it is told by its methods, as uvloop itself tells it) and keep what they get
+    before their ``connection_made`` in their incoming buffer, read when the handshake starts.
+    """
+    protocol: Any = raw.get_protocol()
+    if raw.is_closing() or not hasattr(protocol, "buffer_updated"):
+        return  # closed meanwhile, or start_tls never took over (still this guard): nobody to hand them to
+    view = memoryview(data)
+    while view:
+        buffer = protocol.get_buffer(len(view))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        protocol.buffer_updated(size)
+        view = view[size:]
 
 
 class _Watched(asyncio.Transport):

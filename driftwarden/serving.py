@@ -110,7 +110,9 @@ async def serving(
     """
     extra: dict[str, Any] = {"auto_decompress": decompress}
     if limits is not None:
-        extra["keepalive_timeout"] = limits.idle_timeout
+        # The guard closes (and counts) idle connections; aiohttp's own keep-alive timer is the backstop, a
+        # second later, so the two never race for the same millisecond (uvloop's timers are in whole ms).
+        extra["keepalive_timeout"] = limits.idle_timeout + 1.0
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout, **extra
     )
@@ -154,7 +156,8 @@ def lean_tls_buffers(size: int = TLS_READ_BUFFER) -> None:
     asyncio allocates (and touches) that buffer for each connection as it opens, so idle connections cost
     about 280 KiB each; with 32 KiB they cost a fifth of that (docs/security.md has the figures). A read
     larger than the buffer just takes two reads. It is the protocol class's public class attribute, set
-    once by a process's composition root, never per connection.
+    once by a process's composition root, never per connection. On uvloop it changes nothing and nothing is
+    needed: uvloop's TLS protocol mallocs its buffer untouched, so only the pages reads write are resident.
     """
     asyncio.sslproto.SSLProtocol.max_size = size
 

@@ -71,6 +71,20 @@ LOG_FORMATS = ("text", "json")
 """What ``driftwarden.logs`` writes: text lines, or one JSON object per line for a log collector."""
 
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+"""The event loops a serving process can run on (driftwarden.eventloop); the first is the default."""
+
+
+def event_loop(env: Mapping[str, str], *, explicit: str | None = None) -> str:
+    """``--event-loop``, else ``$DRIFTWARDEN_EVENT_LOOP``, else ``uvloop``; a ConfigError for another name."""
+    name = explicit or env.get("DRIFTWARDEN_EVENT_LOOP") or EVENT_LOOPS[0]
+    if name not in EVENT_LOOPS:
+        raise ConfigError(
+            f"unknown event loop {name!r} ($DRIFTWARDEN_EVENT_LOOP): use one of {', '.join(EVENT_LOOPS)}"
+        )
+    return name
+
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 """Where Kubernetes mounts a pod's service-account token and the cluster's CA (``token``, ``ca.crt``)."""
 

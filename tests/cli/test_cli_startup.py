@@ -21,7 +21,7 @@ import pytest
 from cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("aiohttp", "kubernetes_asyncio", "opentelemetry", "git", "cryptography")
+HEAVY = ("aiohttp", "kubernetes_asyncio", "opentelemetry", "git", "cryptography", "uvloop")
 
 PROBE = """
 import json, sys

@@ -4,7 +4,7 @@ webhook require it. Anything else that reaches the port (no certificate, one fro
 server calling the webhook under a host name it has no credentials for) fails the TLS handshake.
 
 A second, bare control plane is started for this (etcd and kube-apiserver with the extra flag), as
-docs/security.md describes for production.
+docs/security.md describes for production. The webhook runs once on each event loop (uvloop, asyncio's).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from certs.pki import CertRequest, KeyPair, issue, new_ca
 from devtools.controlplane import ControlPlane, ControlPlaneSettings
 from driftwarden.kube.client import api_client_for
 from tests.support.guard import apply, deployment, managed, serving_pair
+from tests.support.loops import served_on
 from tests.webhook.reviews import admission_review
 from webhook.admission.profiles import get_profile
 from webhook.admission.settings import make_settings
@@ -74,7 +75,10 @@ def write_admission_configuration(workdir: Path, *, host: str, cert: Path, key: 
 
 
 @pytest.fixture
-async def setup(control_plane_settings: ControlPlaneSettings, tmp_path: Path) -> AsyncIterator[Setup]:
+async def setup(
+    control_plane_settings: ControlPlaneSettings, tmp_path: Path, loop_name: str
+) -> AsyncIterator[Setup]:
+    """The webhook on each event loop (its own thread, tests.support.loops), and an API server calling it."""
     now = dt.datetime.now(dt.UTC)
     # The CA that signs the API server's webhook client certificate, and nothing else.
     caller_ca = new_ca("driftwarden-webhook-callers", now=now, validity=DAY)
@@ -86,9 +90,12 @@ async def setup(control_plane_settings: ControlPlaneSettings, tmp_path: Path) ->
         (tmp_path / name).write_bytes(data)
     serving_ca, cert, key = serving_pair(tmp_path / "serving")
     settings = make_settings(gitops_identities=[GITOPS])
-    app = make_app(settings, tracer=TracerProvider().get_tracer("test"))
     served = ServerSettings(cert, key, host="127.0.0.1", port=0, client_ca_file=tmp_path / "caller-ca.crt")
-    async with WebhookServer(app, served) as server:
+
+    def webhook() -> WebhookServer:
+        return WebhookServer(make_app(settings, tracer=TracerProvider().get_tracer("test")), served)
+
+    with served_on(loop_name, webhook) as server:
         config = write_admission_configuration(
             tmp_path,
             host=f"127.0.0.1:{server.port}",

@@ -1,26 +1,30 @@
 """Connection hygiene on the admission port (driftwarden.connections through webhook.server): handshake,
 header, body and idle deadlines, a bounded number of connections, and one log line at the limit.
 
-The server runs in-process with short deadlines; clients are plain asyncio TLS streams that misbehave on
-purpose. The 1,000-idle-connections figure is measured on the real command in test_webhook_idle_load.py.
+The server runs in-process with short deadlines, on each event loop (uvloop and asyncio's, in a thread of
+its own: tests.support.loops); clients are plain asyncio TLS streams that misbehave on purpose. The
+1,000-idle-connections figure is measured on the real command in test_webhook_idle_load.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from driftwarden.connections import ConnectionLimits
+from driftwarden.connections import ConnectionLimits, GuardStats
 from driftwarden.serving import LogThrottle, throttle_loop_errors
 from tests.support.guard import serving_pair
+from tests.support.loops import served_on
+from tests.support.waiting import eventually
 from tests.webhook.reviews import admission_review
 from webhook.admission.settings import make_settings
 from webhook.app import make_app
@@ -54,14 +58,29 @@ class Served:
         await reader.readexactly(length)
         return status
 
+    async def settled(self, check: Callable[[GuardStats, int], bool]) -> None:
+        """Wait (a second at most) until ``check(stats, open connections)`` holds: the server runs in its
+        own thread, and a failed handshake is counted a moment after the TLS layer closed the socket."""
+        guard = self.server.guard
+
+        async def holds() -> bool:
+            return check(guard.stats, len(guard.connections))
+
+        with contextlib.suppress(TimeoutError):  # the assertions after it say what did not hold
+            await eventually(holds, seconds=1.0, every=0.01)
+
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+def served(tmp_path: Path, loop_name: str) -> Iterator[Served]:
+    """The webhook's server on each event loop (in its own thread); the clients stay on the test's loop."""
     ca, cert, key = serving_pair(tmp_path)
-    app = make_app(make_settings(), tracer=TracerProvider().get_tracer("test"))
     settings = ServerSettings(cert, key, host="127.0.0.1", port=0, limits=SHORT)
-    async with WebhookServer(app, settings) as server:
-        yield Served(server, ssl.create_default_context(cadata=ca.cert_pem.decode()))
+
+    def server() -> WebhookServer:  # made on the server's loop
+        return WebhookServer(make_app(make_settings(), tracer=TracerProvider().get_tracer("test")), settings)
+
+    with served_on(loop_name, server) as running:
+        yield Served(running, ssl.create_default_context(cadata=ca.cert_pem.decode()))
 
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
@@ -83,6 +102,16 @@ async def closed_while(reader: asyncio.StreamReader, feed: Callable[[], Awaitabl
         return await closed_within(reader, 5)
     finally:
         feeding.cancel()
+
+
+async def test_every_fresh_connection_completes_its_handshake(served: Served) -> None:
+    """Many new TLS connections in a row, each answered: a ClientHello that arrives before the guard has
+    started TLS (uvloop reads right after ``connection_made``) still reaches the TLS layer."""
+    for _ in range(60):
+        reader, writer = await served.connect()
+        assert (await served.review(reader, writer)).startswith(b"HTTP/1.1 200")
+        writer.close()
+    assert served.server.guard.stats.failed_handshakes == 0
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(served: Served) -> None:
@@ -140,8 +169,23 @@ async def test_a_client_that_never_starts_tls_is_dropped_after_the_handshake_tim
     reader, writer = await asyncio.open_connection("127.0.0.1", served.server.port)  # no TLS at all
     took = await closed_within(reader, 5)
     assert took < SHORT.handshake_timeout + 1.0
+    await served.settled(lambda stats, open_: stats.failed_handshakes == 1 and open_ == 0)
     assert served.server.guard.stats.failed_handshakes == 1
     assert not served.server.guard.connections  # its slot is free again
+    writer.close()
+
+
+async def test_a_client_speaking_plain_http_fails_its_handshake_at_once_and_frees_its_slot(
+    served: Served,
+) -> None:
+    """Its first bytes are no ClientHello: the TLS layer (fed them by the guard on uvloop) refuses them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.server.port)  # no TLS at all
+    writer.write(b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 2\r\n\r\n{}")
+    took = await closed_within(reader, 5)
+    assert took < SHORT.handshake_timeout  # refused, not timed out
+    await served.settled(lambda stats, open_: stats.failed_handshakes == 1 and open_ == 0)
+    assert served.server.guard.stats.failed_handshakes == 1
+    assert not served.server.guard.connections
     writer.close()
 
 

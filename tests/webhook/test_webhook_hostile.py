@@ -1,5 +1,5 @@
 """The hostile-input suite: Hypothesis strategies for every class of hostile review, sent over HTTPS to the
-real ``driftwarden webhook serve`` (one process for the module).
+real ``driftwarden webhook serve`` (one process for the module on each event loop: uvloop, asyncio's).
 
 Classes: deep nesting, huge keys, odd unicode (lone surrogates, NUL, RTL marks, byte-order marks), duplicate
 JSON keys, wrong types, wrong encodings and content types, planted and stripped managedFields. Invariants,
@@ -57,8 +57,9 @@ examples = settings(
 
 
 @pytest.fixture(scope="module")
-def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookProcess]:
-    with webhook_process(tmp_path_factory.mktemp("hostile")) as served:
+def webhook(tmp_path_factory: pytest.TempPathFactory, loop_name: str) -> Iterator[WebhookProcess]:
+    """The real process on each event loop (``--event-loop``): the suite runs once on each."""
+    with webhook_process(tmp_path_factory.mktemp("hostile"), "--event-loop", loop_name) as served:
         yield served
 
 
