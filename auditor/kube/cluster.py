@@ -10,7 +10,6 @@ core's job, ``auditor.sync.changeset``) and must not log object contents.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -115,7 +114,8 @@ class Cluster:
         """
         ref = ObjectRef.from_manifest(manifest) if named else _unnamed_ref(manifest)
         resource = await self.mapper.resource_of(ref)
-        body = copy.deepcopy(dict(manifest))
+        # Only metadata is changed here (and by ``replace``); the rest is shared, as nothing changes it.
+        body = {**manifest, "metadata": dict(manifest.get("metadata") or {})}
         if not resource.namespaced:
             body["metadata"].pop("namespace", None)
             ref = ObjectRef(ref.group, ref.version, ref.kind, "", ref.name)
