@@ -178,24 +178,6 @@ async def _dry_run(
     return result
 
 
-async def _compared(
-    cluster: Cluster,
-    app: Application,
-    manifest: Manifest,
-    live: Mapping[str, Any] | None,
-    *,
-    cache: DryRunCache | None,
-    creatable: frozenset[str],
-) -> ObjectDiff | str:
-    """One object's diff, or why its dry run was refused; the dry run's answer is let go at once, so a
-    pass over many objects never holds all their answers."""
-    dry = await _dry_run(cluster, app, manifest, live, cache=cache, creatable=creatable)
-    if isinstance(dry, str):
-        return dry
-    strict = app.sync_policy.enabled(STRICT_OPTION)
-    return strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
-
-
 T = TypeVar("T")
 
 
@@ -264,20 +246,26 @@ async def compare(
     listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
     lives = await _all(_live_for(cluster, m, listed) for m in desired)
     creatable = _namespaces(app, desired)
-    compared = await _all(
-        _compared(cluster, app, m, live, cache=cache, creatable=creatable)
-        for m, live in zip(desired, lives, strict=True)
-    )
+    strict = app.sync_policy.enabled(STRICT_OPTION)
+
+    async def compared(manifest: Manifest, live: Mapping[str, Any] | None) -> ObjectDiff | str:
+        # Diffed as soon as it answers, and the answer let go: a pass never holds all of its answers.
+        dry = await _dry_run(cluster, app, manifest, live, cache=cache, creatable=creatable)
+        if isinstance(dry, str):
+            return dry
+        return strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
+
+    found_all = await _all(compared(m, live) for m, live in zip(desired, lives, strict=True))
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
     failures = {
         ObjectRef.from_manifest(m).key: found
-        for m, found in zip(desired, compared, strict=True)
+        for m, found in zip(desired, found_all, strict=True)
         if isinstance(found, str)
     }
     diffs = [
         failed_diff(m, live) if isinstance(found, str) else found
-        for m, found, live in zip(desired, compared, lives, strict=True)
+        for m, found, live in zip(desired, found_all, lives, strict=True)
     ]
     diffs += [diff_object(None, obj, ignore=app.ignore_differences) for obj in leftovers]
     live_objects = [obj for obj in lives if obj is not None] + leftovers
