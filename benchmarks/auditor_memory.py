@@ -5,7 +5,10 @@ sync and self-heal), the real ``driftwarden auditor run`` as its service account
 is Synced, then ``--settle`` seconds more (its watches are listed and open); RSS is read from
 ``/proc/<pid>/status`` then, and its peak (VmHWM) over the whole start. Target: under 300 MB at 10,000.
 
-    python -m benchmarks.auditor_memory [--objects 1000,10000] [--apps 20] [--json out.json]
+With ``--heap DIR`` the auditor runs under tracemalloc (``benchmarks.heapdump``) and, once measured,
+writes where its memory is to ``DIR/heap-N.txt`` (top lines, files, live objects by type).
+
+    python -m benchmarks.auditor_memory [--objects 1000,10000] [--apps 20] [--json out.json] [--heap DIR]
 """
 
 from __future__ import annotations
