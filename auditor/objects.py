@@ -2,7 +2,8 @@
 ``ResourceKey`` themselves are the kernel's, ``driftwarden.objectref``).
 
 Pure helpers over plain manifest dicts. This module must not do I/O, log, talk to Kubernetes or mutate
-its inputs: every function that changes a manifest returns a new dict.
+its inputs: every function that changes a manifest returns a new dict (``stamp_copy`` stamps the copy its
+caller has just made, to spare a second deep copy per object and pass).
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ def stamp(
 ) -> dict[str, Any]:
     """A copy of ``manifest`` carrying the app label, tracking-id and guard annotations of the contract,
     and the break-glass lists of ``spec.guard.allow`` when there are any (for the webhook to read)."""
+    return stamp_copy(copy.deepcopy(dict(manifest)), app=app, guard_mode=guard_mode, allow=allow)
+
+
+def stamp_copy(
+    out: dict[str, Any], *, app: AppKey, guard_mode: str, allow: GuardAllow | None = None
+) -> dict[str, Any]:
+    """``stamp`` on ``out`` itself, a copy the caller has just made and owns (one deep copy, not two)."""
     if guard_mode not in GUARD_MODES:
         raise PermanentError(f"guard mode {guard_mode!r} is not one of {', '.join(GUARD_MODES)}")
     if len(app.name) > MAX_LABEL_VALUE:
@@ -117,8 +125,7 @@ def stamp(
             f"Application name {app.name!r} is longer than {MAX_LABEL_VALUE} characters and cannot be "
             f"used as the {LABEL_APP} label value"
         )
-    ref = ObjectRef.from_manifest(manifest)
-    out = copy.deepcopy(dict(manifest))
+    ref = ObjectRef.from_manifest(out)
     meta = out.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), LABEL_APP: app.name}
     meta["annotations"] = {

@@ -18,6 +18,7 @@ It must not call the heal, and must not apply or prune anything in a pass that f
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -125,6 +126,7 @@ class Reconciler:
         self.ledger = ledger
         self.tracer = clients.tracer
         self.dry_runs = DryRunCache()
+        self._comparing = asyncio.Semaphore(clients.settings.comparisons_at_once)
 
     async def render(self, app: Application, *, revision: str | None = None) -> Rendered:
         """Resolve the revision (span ``git.fetch``), then render that commit (span ``render``)."""
@@ -186,9 +188,10 @@ class Reconciler:
                 app = parse_application(obj)
                 if reasons := refusals(app):
                     raise InvalidSpecError("; ".join(reasons))
-                rendered = await self.render(app, revision=revision)
-                hooks = self.split(app, rendered).hooks
-                comparison = await self.compare(app, rendered, previous, prune=prune)
+                async with self._comparing:  # bounded: each holds all of its Application's objects
+                    rendered = await self.render(app, revision=revision)
+                    hooks = self.split(app, rendered).hooks
+                    comparison = await self.compare(app, rendered, previous, prune=prune)
             except DriftwardenError as exc:
                 span.record_exception(exc)
                 span.set_status(trace.Status(trace.StatusCode.ERROR, shorten(str(exc), SPAN_LIMIT)))

@@ -28,11 +28,17 @@ class AuditorSettings:
     retry_max: float = 300.0
     wave_timeout: float = 300.0
     """Seconds a sync waits for one wave's resources to become healthy and its hooks to end."""
+    comparisons_at_once: int = 4
+    """Applications rendered and compared at the same time (Argo CD's status processors); the others
+    wait their turn. Each comparison holds every object of its Application (rendered, stamped, live), so
+    this bounds the auditor's memory when many Applications start at once; a sync's waves do not wait."""
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
             raise ConfigError(f"poll interval must be positive, not {self.poll_interval}")
         if self.wave_timeout <= 0:
             raise ConfigError(f"wave timeout must be positive, not {self.wave_timeout}")
+        if self.comparisons_at_once < 1:
+            raise ConfigError(f"comparisons at once must be at least 1, not {self.comparisons_at_once}")
         if not 0 < self.retry_initial <= self.retry_max:
             raise ConfigError("retry backoff needs 0 < initial <= max")

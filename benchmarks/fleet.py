@@ -156,8 +156,13 @@ class Fleet:
         await asyncio.gather(*jobs)
 
     @contextlib.asynccontextmanager
-    async def auditor_process(self, *extra: str) -> AsyncIterator[asyncio.subprocess.Process]:
-        """``driftwarden auditor run`` as its service account, stopped (SIGTERM) when the block ends."""
+    async def auditor_process(
+        self, *extra: str, runner: tuple[str, ...] = ("-m", "cli.main")
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
+        """``driftwarden auditor run`` as its service account, stopped (SIGTERM) when the block ends.
+
+        ``runner``: how Python runs the CLI (``benchmarks.heapdump`` wraps it to say where memory goes).
+        """
         creds = await service_account_credentials(
             self.admin, INSTALL_NS, contract.AUDITOR_SERVICE_ACCOUNT,
             server=self.plane.url, ca_file=self.plane.pki.serving_ca_file, expiration_seconds=24 * 3600,
@@ -172,7 +177,7 @@ class Fleet:
         ]  # fmt: skip
         with (self.work / "auditor.log").open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cli.main", *argv, cwd=ROOT, env=env, stdout=log, stderr=log
+                sys.executable, *runner, *argv, cwd=ROOT, env=env, stdout=log, stderr=log
             )
         try:
             yield proc

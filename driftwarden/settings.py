@@ -90,6 +90,30 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 @dataclass(frozen=True)
+class ProxyEnvironment:
+    """The proxy a command was started with: ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` (the lower-case
+    spelling wins when both are set, as in Python's urllib and curl), read once by ``proxy_environment``.
+
+    The Kubernetes clients use it (``driftwarden.kube.client``) instead of looking the variables and
+    ``~/.netrc`` up again for every request, which aiohttp does when a session trusts the environment.
+    """
+
+    https: str = ""
+    http: str = ""
+    no_proxy: str = ""
+
+
+def proxy_environment(env: Mapping[str, str]) -> ProxyEnvironment:
+    """The proxy variables of ``env`` (empty strings for those not set)."""
+
+    def read(name: str) -> str:
+        lower = env.get(name.lower())
+        return (lower if lower is not None else env.get(name.upper(), "")).strip()
+
+    return ProxyEnvironment(read("HTTPS_PROXY"), read("HTTP_PROXY"), read("NO_PROXY"))
+
+
+@dataclass(frozen=True)
 class KubeAccess:
     """Where a command's Kubernetes credentials come from, resolved once by ``kube_access``.
 
@@ -105,6 +129,7 @@ class KubeAccess:
     service_host: str = ""
     service_port: str = ""
     service_account_dir: Path = SERVICE_ACCOUNT_DIR
+    proxies: ProxyEnvironment = ProxyEnvironment()
 
     @property
     def in_cluster(self) -> bool:
@@ -129,10 +154,11 @@ def kube_access(
     ``~/.kube/config`` to the pod's account; driftwarden's processes run in pods, where a stray file should
     not outrank the identity the manifests bind.
     """
+    proxies = proxy_environment(env)
     if kubeconfig is not None:
         if not kubeconfig.is_file():
             raise ConfigError(f"kubeconfig {kubeconfig} does not exist or is not a file (--kubeconfig)")
-        return KubeAccess("--kubeconfig", (kubeconfig,), context)
+        return KubeAccess("--kubeconfig", (kubeconfig,), context, proxies=proxies)
     listed = [Path(entry).expanduser() for entry in env.get("KUBECONFIG", "").split(os.pathsep) if entry]
     if listed:
         present = tuple(path for path in listed if path.is_file())  # kubectl skips missing ones too
@@ -141,7 +167,7 @@ def kube_access(
             raise ConfigError(
                 f"kubeconfig {names} ($KUBECONFIG) does not exist; fix KUBECONFIG or pass --kubeconfig"
             )
-        return KubeAccess("$KUBECONFIG", present, context)
+        return KubeAccess("$KUBECONFIG", present, context, proxies=proxies)
     account = Path(env.get("DRIFTWARDEN_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR)
     host = env.get("KUBERNETES_SERVICE_HOST", "")
     if host and (account / "token").is_file():
@@ -150,10 +176,11 @@ def kube_access(
                 f"--context {context} needs a kubeconfig; the in-cluster service account has no contexts "
                 "(pass --kubeconfig too)"
             )
-        return KubeAccess("in-cluster", (), None, host, env.get("KUBERNETES_SERVICE_PORT", "443"), account)
+        port = env.get("KUBERNETES_SERVICE_PORT", "443")
+        return KubeAccess("in-cluster", (), None, host, port, account, proxies)
     home = (Path(env["HOME"]) if env.get("HOME") else Path.home()) / ".kube" / "config"
     if home.is_file():
-        return KubeAccess("~/.kube/config", (home,), context)
+        return KubeAccess("~/.kube/config", (home,), context, proxies=proxies)
     pod = f"no service-account token in {account}" if host else "not in a pod (KUBERNETES_SERVICE_HOST unset)"
     raise ConfigError(
         f"no Kubernetes credentials: pass --kubeconfig FILE or set KUBECONFIG ({home} does not exist; {pod})"

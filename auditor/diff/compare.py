@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from auditor.application import Application
+from auditor.compact import Packed, fingerprint, pack, unpack
 from auditor.diff.failures import DRY_RUN_FAILED, failed_diff, failure_reason, namespace_hint, skip_failed
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, SyncStatus, diff_object, sync_status
 from auditor.health import Health, aggregate, deletion_message, resource_health
 from auditor.kube.cluster import Cluster, NamespaceNotFoundError
 from auditor.kube.discovery import UnknownKindError
-from auditor.objects import fill_namespace, ignore_extraneous, stamp
+from auditor.objects import fill_namespace, ignore_extraneous, stamp_copy
 from auditor.sync.changeset import ChangeSet, build_changeset
 from auditor.sync.replace import immutable, refused_write, write_mode
 from auditor.sync.takeover import STRICT_OPTION, kubectl_managers
@@ -90,41 +89,39 @@ def desired_objects(
     for manifest in manifests:
         placed = fill_namespace(manifest, app.destination.namespace, cluster_scoped=cluster_scoped)
         allow = GuardAllow(app.guard.allow_users, app.guard.allow_groups)
-        out.append(stamp(placed, app=app.key, guard_mode=app.guard.mode, allow=allow))
+        out.append(stamp_copy(placed, app=app.key, guard_mode=app.guard.mode, allow=allow))  # a new copy
     return tuple(out)
-
-
-def _digest(obj: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 class DryRunCache:
     """Dry-run results by object, valid while neither what Git says nor the live object changed.
 
     It keeps a full pass's cost from growing with objects that did not change: those are answered from
-    here, and only changed ones are dry-run again.
+    here, and only changed ones are dry-run again. Each result is kept packed (auditor.compact: compact
+    JSON, about an eighth of the dicts' memory for a small object) and unpacked on a hit.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[ResourceKey, tuple[str, str, dict[str, Any]]] = {}
+        self._entries: dict[ResourceKey, tuple[bytes, bytes, Packed]] = {}
         self.hits = 0
 
     @staticmethod
-    def _versions(manifest: Manifest, live: Mapping[str, Any] | None) -> tuple[str, str]:
+    def _versions(manifest: Manifest, live: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
         # The live side is keyed by its normalised content, not its resourceVersion: controllers write
         # status (and bookkeeping annotations) all the time, which changes nothing a dry run answers.
-        return _digest(manifest), _digest(normalize(live)) if live is not None else ""
+        return fingerprint(manifest), fingerprint(normalize(live)) if live is not None else b""
 
     def get(self, manifest: Manifest, live: Mapping[str, Any] | None) -> dict[str, Any] | None:
         entry = self._entries.get(ObjectRef.from_manifest(manifest).key)
         if entry is None or live is None or entry[:2] != self._versions(manifest, live):
             return None
         self.hits += 1
-        return entry[2]
+        return unpack(entry[2])
 
     def put(self, manifest: Manifest, live: Mapping[str, Any] | None, result: dict[str, Any]) -> None:
         if live is not None:
-            self._entries[ObjectRef.from_manifest(manifest).key] = (*self._versions(manifest, live), result)
+            key = ObjectRef.from_manifest(manifest).key
+            self._entries[key] = (*self._versions(manifest, live), pack(result))
 
 
 def _namespaces(app: Application, desired: Sequence[Manifest]) -> frozenset[str]:
@@ -181,6 +178,22 @@ async def _dry_run(
     return result
 
 
+T = TypeVar("T")
+
+
+async def _all(steps: Iterable[Awaitable[T]]) -> list[T]:
+    """Every step's result in order; when one fails the others are cancelled (not left running on their
+    own while the pass is retried) and its error is raised."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _live_for(
     cluster: Cluster, manifest: Manifest, listed: Mapping[ResourceKey, dict[str, Any]]
 ) -> dict[str, Any] | None:
@@ -231,27 +244,28 @@ async def compare(
     desired = desired_objects(app, manifests, cluster_scoped=cluster.mapper.is_cluster_scoped)
     managed = await _list_managed(cluster, app, _kinds(desired, recorded_resources))
     listed = {ObjectRef.from_manifest(obj).key: obj for obj in managed}
-    lives = await asyncio.gather(*(_live_for(cluster, m, listed) for m in desired))
+    lives = await _all(_live_for(cluster, m, listed) for m in desired)
     creatable = _namespaces(app, desired)
-    dry_runs = await asyncio.gather(
-        *(
-            _dry_run(cluster, app, m, live, cache=cache, creatable=creatable)
-            for m, live in zip(desired, lives, strict=True)
-        )
-    )
+    strict = app.sync_policy.enabled(STRICT_OPTION)
+
+    async def compared(manifest: Manifest, live: Mapping[str, Any] | None) -> ObjectDiff | str:
+        # Diffed as soon as it answers, and the answer let go: a pass never holds all of its answers.
+        dry = await _dry_run(cluster, app, manifest, live, cache=cache, creatable=creatable)
+        if isinstance(dry, str):
+            return dry
+        return strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
+
+    found_all = await _all(compared(m, live) for m, live in zip(desired, lives, strict=True))
     wanted = {ObjectRef.from_manifest(m).key for m in desired}
     leftovers = [obj for obj in managed if ObjectRef.from_manifest(obj).key not in wanted]
-    strict = app.sync_policy.enabled(STRICT_OPTION)
     failures = {
-        ObjectRef.from_manifest(m).key: dry
-        for m, dry in zip(desired, dry_runs, strict=True)
-        if isinstance(dry, str)
+        ObjectRef.from_manifest(m).key: found
+        for m, found in zip(desired, found_all, strict=True)
+        if isinstance(found, str)
     }
     diffs = [
-        failed_diff(m, live)
-        if isinstance(dry, str)
-        else strict_diff(diff_object(dry, live, ignore=app.ignore_differences), live, strict=strict)
-        for m, dry, live in zip(desired, dry_runs, lives, strict=True)
+        failed_diff(m, live) if isinstance(found, str) else found
+        for m, found, live in zip(desired, found_all, lives, strict=True)
     ]
     diffs += [diff_object(None, obj, ignore=app.ignore_differences) for obj in leftovers]
     live_objects = [obj for obj in lives if obj is not None] + leftovers

@@ -59,21 +59,26 @@ def normalize(obj: Mapping[str, Any]) -> dict[str, Any]:
 
     Idempotent: ``normalize(normalize(x)) == normalize(x)``.
     """
-    out = copy.deepcopy(dict(obj))
-    out.pop("status", None)
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        for field in NOISE_METADATA:
-            meta.pop(field, None)
-        annotations = meta.get("annotations")
-        if isinstance(annotations, dict):
-            for key in NOISE_ANNOTATIONS:
-                annotations.pop(key, None)
-        for field in ("labels", "annotations"):
-            if field in meta and not meta[field]:
-                del meta[field]
+    # What is dropped is never copied: managedFields and status are most of a small object.
+    out = {
+        key: _metadata(value) if key == "metadata" and isinstance(value, dict) else copy.deepcopy(value)
+        for key, value in obj.items()
+        if key != "status"
+    }
     if is_secret(out):
         _secret_data(out)
+    return out
+
+
+def _metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    out = {key: copy.deepcopy(value) for key, value in meta.items() if key not in NOISE_METADATA}
+    annotations = out.get("annotations")
+    if isinstance(annotations, dict):
+        for key in NOISE_ANNOTATIONS:
+            annotations.pop(key, None)
+    for field in ("labels", "annotations"):
+        if field in out and not out[field]:
+            del out[field]
     return out
 
 

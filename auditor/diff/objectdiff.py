@@ -59,7 +59,8 @@ def comparable(
     ``field_sets`` are the fieldsV1 sets of the managers the rules name (managedFieldsManagers).
     """
     normal = normalize(obj)
-    return remove_locations(normal, ignored_locations(normal, rules, field_sets))
+    locations = ignored_locations(normal, rules, field_sets)
+    return remove_locations(normal, locations) if locations else normal  # normal is a copy already
 
 
 def _differs(a: Any, b: Any) -> bool:

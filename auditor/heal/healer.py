@@ -20,14 +20,16 @@ and it heals only toward what the ledger says: never toward a manifest it render
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from opentelemetry.trace import Link
 
 from auditor.application import Application
 from auditor.clients import AuditorClients
+from auditor.compact import fingerprint
 from auditor.diff.compare import strict_diff
 from auditor.diff.normalize import normalize
 from auditor.diff.objectdiff import ObjectDiff, diff_object
@@ -72,6 +74,31 @@ def _link(stamp: DriftStamp | None) -> list[Link]:
     return [Link(context)] if context is not None else []
 
 
+class KeyedLocks:
+    """One lock per object while a check holds or waits for it, none kept for the others (10,000 objects
+    watched would otherwise keep 10,000 locks)."""
+
+    def __init__(self) -> None:
+        self._held: dict[ResourceKey, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: ResourceKey) -> AsyncIterator[None]:
+        lock, users = self._held.get(key) or (asyncio.Lock(), 0)
+        self._held[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[key]
+            if users == 1:
+                del self._held[key]
+            else:
+                self._held[key] = (lock, users - 1)
+
+
 class Healer:
     """Heals managed objects as their watch events arrive; ``run`` watches each kind the ledger wants.
 
@@ -86,10 +113,11 @@ class Healer:
         self.tracer = clients.tracer
         self.book = HealBook()
         self.holds = Holds(clients, ledger, self.recheck)
-        self._locks: dict[ResourceKey, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self.watches = KindWatches(ledger, self._watch)
-        self._shapes: dict[ResourceKey, dict[str, Any] | None] = {}
-        """Each object as last seen, normalised: events that change nothing Git could own are skipped."""
+        self._shapes: dict[ResourceKey, bytes | None] = {}
+        """Each object as last seen, normalised (its fingerprint): events that change nothing Git could own
+        are skipped."""
         self.heals = 0
         self.checks = 0
 
@@ -120,15 +148,14 @@ class Healer:
         if desired is None:
             return
         version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-        shape = normalize(obj) if kind != "DELETED" else None
+        shape = fingerprint(normalize(obj)) if kind != "DELETED" else None
         before, self._shapes[ref.key] = self._shapes.get(ref.key), shape
         if kind != "DELETED" and self.ledger.is_own(ref.key, version):
             return  # our own write coming back
         if shape is not None and shape == before and drift_stamp(obj) is None:
             return  # only status or bookkeeping changed (controllers write status all the time)
         self.checks += 1
-        lock = self._locks.setdefault(ref.key, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(ref.key):
             try:
                 seen = self.clients.monotonic()
                 await self._check(ref, None if kind == "DELETED" else obj, desired, seen=seen)
@@ -140,7 +167,7 @@ class Healer:
         desired = self.ledger.desired(ref.key)
         if desired is None:
             return
-        async with self._locks.setdefault(ref.key, asyncio.Lock()):
+        async with self._locks.hold(ref.key):
             await self._check(ref, await self.cluster.get(ref), desired, seen=self.clients.monotonic())
 
     async def _check(

@@ -1,7 +1,8 @@
 """List-then-watch of any Kubernetes collection, resumed after a dropped connection, relisted after 410 Gone.
 
 Thin adapter over the API server's watch protocol (``?watch=true``, one JSON event per line) using the
-same authenticated ``ApiClient`` as every other call. It delivers events to a handler and knows nothing
+same authenticated ``ApiClient`` as every other call; lists come in pages (``limit``/``continue``), so a
+large collection is never decoded all at once. It delivers events to a handler and knows nothing
 about what they mean. Connection failures are retried with backoff, from the last resourceVersion seen,
 so an edit made while disconnected is delivered once the API server is back.
 """
@@ -64,11 +65,14 @@ class Informer:
         label_selector: str = "",
         watch_timeout: int = 300,
         retry_max: float = 5.0,
+        page_size: int = 500,
     ) -> None:
         self.api, self.path = api, path
         self.label_selector = label_selector
         self.watch_timeout = watch_timeout
         self.retry_max = retry_max
+        self.page_size = page_size
+        """Objects per page of a list (client-go's reflector lists 500 at a time)."""
         self.resource_version = ""
         self.relists = 0
 
@@ -77,14 +81,35 @@ class Informer:
         return {**query, **extra}
 
     async def _relist(self, handler: Handler) -> None:
-        listed = await request_json(self.api, "GET", self.path, query=self._query(), request_timeout=30)
-        kind, api_version = _item_kind(str(listed.get("kind", ""))), str(listed.get("apiVersion", ""))
-        self.resource_version = str((listed.get("metadata") or {}).get("resourceVersion", ""))
+        # In pages, as client-go's reflector lists: only one page of objects is decoded and alive at a
+        # time while the handler runs, however many the collection holds. Every page comes from the first
+        # one's snapshot, so the watch resumes from its resourceVersion; an expired continue token is a
+        # 410 (ResourceExpiredError), and ``run`` lists again from the start.
+        version, token = "", ""
+        while True:
+            query = self._query(limit=str(self.page_size), **({"continue": token} if token else {}))
+            try:
+                listed = await request_json(self.api, "GET", self.path, query=query, request_timeout=30)
+            except KubeError as exc:
+                if exc.status == 410:
+                    expired = f"list {self.path}: continue token expired"
+                    raise ResourceExpiredError(expired, status=410) from exc
+                raise
+            kind, api_version = _item_kind(str(listed.get("kind", ""))), str(listed.get("apiVersion", ""))
+            meta = listed.get("metadata") or {}
+            version = version or str(meta.get("resourceVersion", ""))
+            token = str(meta.get("continue") or "")
+            items = listed.pop("items", None) or []
+            items.reverse()
+            while items:  # each item is let go once handled
+                item = items.pop()
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", api_version)
+                await handler("ADDED", item)
+            if not token:
+                break
+        self.resource_version = version
         self.relists += 1
-        for item in listed.get("items") or []:
-            item.setdefault("kind", kind)
-            item.setdefault("apiVersion", api_version)
-            await handler("ADDED", item)
 
     async def _watch(self, handler: Handler) -> None:
         query = self._query(

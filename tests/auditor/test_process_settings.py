@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from auditor.process import ProcessSettings, ServeOptions
+from auditor.settings import AuditorSettings
 from cli.auditorrun import process_settings, settings_from
 from cli.main import build_parser
 from driftwarden.errors import ConfigError
@@ -53,3 +54,10 @@ def test_the_wave_timeout_is_a_flag_and_must_be_positive() -> None:
     assert settings_from(args, {"DRIFTWARDEN_CACHE": "/c"}).wave_timeout == 45.0
     with pytest.raises(ConfigError, match="wave timeout must be positive"):
         settings_from(build_parser().parse_args(["auditor", "run", "--wave-timeout", "0"]), {})
+
+
+def test_comparisons_at_once_are_bounded_and_at_least_one(tmp_path: Path) -> None:
+    assert AuditorSettings(git_cache=tmp_path).comparisons_at_once == 4
+    assert AuditorSettings(git_cache=tmp_path, comparisons_at_once=1).comparisons_at_once == 1
+    with pytest.raises(ConfigError, match="comparisons at once must be at least 1"):
+        AuditorSettings(git_cache=tmp_path, comparisons_at_once=0)

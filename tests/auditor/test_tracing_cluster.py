@@ -7,6 +7,8 @@ server is scraped over real HTTP.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -23,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from auditor.kube.cluster import Cluster
+from auditor.ledger import Ledger
 from auditor.reconcile import Reconciler
 from devtools.controlplane import ControlPlane
 from devtools.controlplane.plane import free_port
@@ -284,3 +287,26 @@ async def test_metrics_after_passes_are_scraped_from_the_auditors_metrics_server
     assert f'driftwarden_app_sync_status{{app="{app}",status="Synced"}} 0' in text
     assert f'driftwarden_app_health_status{{app="{app}",status="Healthy"}} 1' in text
     assert "# TYPE driftwarden_reconcile_duration_seconds histogram" in text
+
+
+async def test_passes_render_and_compare_no_more_applications_at_once_than_the_setting_says(
+    traced: Traced, clients: Clients, git_repo: Callable[..., GitRepo]
+) -> None:
+    repo = git_repo({"apps/web/config.yaml": CONFIG.format(color="blue")})
+    bundle = traced.reconciler.clients
+    one = Reconciler(
+        dataclasses.replace(bundle, settings=dataclasses.replace(bundle.settings, comparisons_at_once=1)),
+        Ledger(),
+    )
+    apps = [await _app(clients, repo) for _ in range(3)]
+    await asyncio.gather(*(one.run(obj) for obj, _, _ in apps))
+
+    windows = []
+    for root in traced.finished("auditor.reconcile"):
+        steps = [s for s in traced.children(root) if s.name in ("git.fetch", "render", "diff")]
+        assert [s.name for s in _in_order(steps)] == ["git.fetch", "render", "diff"]
+        windows.append((min(s.start_time or 0 for s in steps), max(s.end_time or 0 for s in steps)))
+    windows.sort()
+    assert len(windows) == 3
+    # One at a time: each Application's fetch, render and diff end before the next one's begin.
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(windows))

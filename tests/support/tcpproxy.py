@@ -3,7 +3,9 @@
 It sits in front of a real server (the kube-apiserver, a ``git daemon``) and forwards bytes both ways
 untouched, so TLS runs end to end between the real client and the real server; only time and connections
 are faulted. It runs in the test's own event loop, and every connection's pumps are tasks it cancels on
-``stop``. Test-only: nothing here knows about Kubernetes or Git.
+``stop``. ``ConnectProxy`` is the same as an HTTP proxy: it reads a ``CONNECT host:port`` request first
+(what a client configured with ``HTTPS_PROXY`` sends) and records it. Test-only: nothing here knows about
+Kubernetes or Git.
 """
 
 from __future__ import annotations
@@ -62,11 +64,16 @@ class TcpProxy:
         return cut
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._forward(reader, writer, self.target)
+
+    async def _forward(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: tuple[str, int]
+    ) -> None:
         if self.refusing:
             writer.transport.abort()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await asyncio.open_connection(*target)
         except OSError:
             writer.transport.abort()
             return
@@ -90,3 +97,37 @@ class TcpProxy:
             self._writers.discard(sink)
             with contextlib.suppress(OSError, RuntimeError):
                 sink.close()
+
+
+class ConnectProxy(TcpProxy):
+    """An HTTP proxy for TLS: ``CONNECT host:port``, answered 200, then bytes both ways to that target.
+
+    ``requests`` holds each CONNECT's request line and headers (lower-case names), in order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{self.url}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.transport.abort()
+            return
+        fields = (line.partition(":") for line in head[1:] if line)
+        headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+        self.requests.append((head[0], headers))
+        method, authority = [*head[0].split(" "), "", ""][:2]
+        host, _, port = authority.rpartition(":")
+        if method != "CONNECT" or not port.isdigit():
+            writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+            return
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await self._forward(reader, writer, (host.strip("[]"), int(port)))
