@@ -86,7 +86,7 @@ bench: venv control-plane jaeger opa
 	@rm -rf $(BASELINE_DIR)
 	@if [ -n "$(BASELINE)" ]; then mkdir $(BASELINE_DIR) && git archive "$(BASELINE)" | tar -x -C $(BASELINE_DIR); fi
 	$(BIN)/python -m benchmarks.admission_load --pin --connections 16 --duration 10 --rounds 4 \
-		--modes $(if $(BASELINE),base$(comma))off,on,bare,opa $(if $(BASELINE),--baseline $(BASELINE_DIR)) \
+		--modes $(if $(BASELINE),base$(comma))off,off-aio,on,bare,bare-uv,opa $(if $(BASELINE),--baseline $(BASELINE_DIR)) \
 		--json benchmarks/results/admission.json
 	@rm -rf $(BASELINE_DIR)
 	$(BIN)/python -m benchmarks.admission_load --pin --connections 16 --duration 10 --rounds 2 --rate 1000 \

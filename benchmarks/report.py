@@ -22,7 +22,7 @@ from benchmarks.opa_admission import opa_version
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMISSION_COMMAND = (
-    "python -m benchmarks.admission_load --modes off,on,base,bare,opa --pin --baseline DIR "
+    "python -m benchmarks.admission_load --modes base,off,off-aio,on,bare,bare-uv,opa --pin --baseline DIR "
     "--json benchmarks/results/admission.json"
 )
 LABELS = {
