@@ -20,7 +20,7 @@ help:
 	@echo "make bench          admission CPU per review vs a bare handler and OPA, tracing off vs on, CLI start-up;"
 	@echo "                    writes docs/benchmarks.md and benchmarks/results/ (BASELINE=main adds a before)"
 	@echo "make opa            build the pinned OPA (benchmarks and their smoke test) into ~/.cache/driftwarden"
-	@echo "make bench-instructions  the same comparison in instructions per review (valgrind callgrind)"
+	@echo "make bench-instructions  instructions per review (valgrind callgrind): tracing, event loops, bare handler"
 	@echo "make lint           ruff check, ruff format --check, import-linter layer contracts"
 	@echo "make typecheck      mypy --strict on the packages"
 	@echo "make pytest         the test suite only"
@@ -101,7 +101,10 @@ bench: venv control-plane jaeger opa
 
 bench-instructions: venv jaeger
 	@command -v valgrind >/dev/null || { echo "error: valgrind is needed (apt-get install -y valgrind)"; exit 2; }
-	$(BIN)/python -m benchmarks.admission_instructions
+	@mkdir -p benchmarks/results
+	$(BIN)/python -m benchmarks.admission_instructions --requests 100 --warmup 30 \
+		--json benchmarks/results/admission_instructions.json
+	$(BIN)/python -m benchmarks.report
 
 constraints: venv
 	@{ echo "# Pinned versions of every Python package driftwarden and its dev tools install (pip constraints)."; \
