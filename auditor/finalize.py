@@ -24,6 +24,7 @@ from auditor.kube.discovery import UnknownKindError
 from auditor.objects import AppKey, delete_disabled
 from auditor.sync.changeset import KIND_ORDER, stage_of
 from driftwarden import contract
+from driftwarden.cancellation import stop_if_cancelled
 from driftwarden.errors import TemporaryError
 from driftwarden.objectref import ObjectRef
 
@@ -155,4 +156,5 @@ async def guarded(work: Callable[[], Awaitable[Any]], what: str, *, retry: float
             log.warning("%s: %s; trying again", what, exc)
         except Exception:
             log.exception("%s failed; trying again", what)
+        stop_if_cancelled()  # asked to stop while a library swallowed it: do not try again
         await asyncio.sleep(retry)

@@ -33,6 +33,7 @@ from auditor.heal.healer import Healer
 from auditor.objects import AppKey
 from auditor.reconcile import PassResult, Reconciler
 from driftwarden import contract
+from driftwarden.cancellation import stop_if_cancelled
 from driftwarden.errors import TemporaryError
 from driftwarden.kube.rest import resource_path
 from driftwarden.kube.watch import Informer
@@ -143,8 +144,10 @@ class AuditorLoop:
         self.cleanups[key] = asyncio.create_task(finalize.guarded(work, what), name=what)
 
     async def _wait(self, worker: _Worker, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancellation (driftwarden.cancellation).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await worker.wake.wait()
         worker.wake.clear()
 
     async def _work(self, worker: _Worker) -> None:
@@ -154,12 +157,14 @@ class AuditorLoop:
             # seen by it; a wake left set would run a second, identical pass right after (issue 16).
             worker.wake.clear()
             after = await self._pass(worker)
+            stop_if_cancelled()  # a cancellation a library swallowed during the pass still stops the worker
             if after == _TEMPORARY:
                 await self._wait(worker, delay)
                 delay = min(delay * 3, self.settings.retry_max)
             else:
                 delay = self.settings.retry_initial
                 await self._wait(worker, self.settings.poll_interval if after is None else after)
+            stop_if_cancelled()
 
     async def _pass(self, worker: _Worker) -> float | None:
         """One guarded pass: ``_TEMPORARY`` when it failed in a way that trying again soon may fix,

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from auditor.kube.discovery import UnknownKindError
 from auditor.ledger import Ledger
 from auditor.objects import GroupKind
+from driftwarden.cancellation import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ class KindWatches:
                     log.exception("watch of %s failed; retrying with back-off", _name(group, kind))
             else:
                 failures = 0  # it ended on its own after working: start again at once
+                stop_if_cancelled()  # ended because a library swallowed our cancellation: stop
                 continue
+            stop_if_cancelled()
             await asyncio.sleep(backoff(failures, initial=self.initial, cap=self.cap))
 
 

@@ -143,6 +143,21 @@ async def running_guard(
             await uninstall(admin)
 
 
+@contextlib.asynccontextmanager
+async def guard_for_people(
+    admin: client.ApiClient, workdir: Path, *, people: Sequence[str]
+) -> AsyncIterator[Guard]:
+    """``running_guard`` in front of a cluster where ``people`` are cluster-admins (RBAC never hides
+    what admission decides) and the auditor acts with its ClusterRole from manifests/, never admin."""
+    from tests.support.auditor import install_crd_and_rbac  # the auditor's stack, only here
+
+    await ensure_namespace(admin, AUDITOR_NS)
+    await grant_cluster_admin(admin, users=people)
+    await install_crd_and_rbac(admin)
+    async with running_guard(admin, workdir) as running:
+        yield running
+
+
 async def ensure_namespace(admin: client.ApiClient, name: str) -> None:
     with contextlib.suppress(ApiException):
         await client.CoreV1Api(admin).create_namespace(

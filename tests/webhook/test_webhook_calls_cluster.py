@@ -24,7 +24,6 @@ from devtools.controlplane import ControlPlane
 from driftwarden import contract
 from driftwarden.contract import DriftStamp, GuardAllow
 from driftwarden.kube.client import api_client_for
-from tests.support.auditor import install_crd_and_rbac
 from tests.support.clients import Clients
 from tests.support.guard import (
     AUDITOR_NS,
@@ -33,7 +32,7 @@ from tests.support.guard import (
     apply,
     deployment,
     ensure_namespace,
-    grant_cluster_admin,
+    guard_for_people,
     managed,
     running_guard,
     wait_for_guard,
@@ -51,10 +50,8 @@ async def guard(
 ) -> AsyncIterator[Guard]:
     assert control_plane.admin is not None
     admin = api_client_for(control_plane.admin)
-    await ensure_namespace(admin, AUDITOR_NS)
-    await grant_cluster_admin(admin, users=["alice", "bob", "carol"])
-    await install_crd_and_rbac(admin)  # the auditor acts with its ClusterRole from manifests/, never admin
-    async with running_guard(admin, tmp_path_factory.mktemp("calls")) as running:
+    people = ["alice", "bob", "carol"]
+    async with guard_for_people(admin, tmp_path_factory.mktemp("calls"), people=people) as running:
         yield running
     await admin.close()
 
