@@ -31,6 +31,7 @@ from certs.plan import (
 )
 from certs.policy import Policy, ServingNames
 from certs.store import CertStore, Snapshot
+from driftwarden.cancellation import stop_if_cancelled
 from driftwarden.errors import KubeError, TemporaryError
 
 log = logging.getLogger("driftwarden.certs")
@@ -148,5 +149,8 @@ async def watch(
             upcoming = report.next_due or report.waiting_until
             if upcoming is not None:
                 delay = max(min(delay, upcoming - clock()), dt.timedelta(0))
+        stop_if_cancelled()  # a cancellation a library swallowed during the run still ends the loop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay.total_seconds())
+            # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancellation.
+            async with asyncio.timeout(delay.total_seconds()):
+                await stop.wait()
